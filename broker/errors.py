@@ -1,0 +1,138 @@
+"""Errors raised by the broker itself: authentication, access rights, the request envelope."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AccessDenied",
+    "AuditUnavailable",
+    "BadRequest",
+    "CitizenUnauthenticated",
+    "DigestMismatch",
+    "Error",
+    "RegistryError",
+    "Replay",
+    "SignatureInvalid",
+    "SignatureMissing",
+    "SignatureStale",
+    "SubjectMismatch",
+    "UnknownClient",
+    "UnknownService",
+]
+
+
+class Error(Exception):
+    """Base of the broker's errors; each subclass is one stable problem type."""
+
+    problem_type: ClassVar[str] = "broker-error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Broker error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.title
+        super().__init__(self.detail)
+
+
+class BadRequest(Error):
+    """The request envelope is malformed (a missing or ill-formed header, a body that is not JSON)."""
+
+    problem_type = "bad-request"
+    status = 400
+    title = "Malformed request"
+
+
+class SignatureMissing(Error):
+    """The request carries no HTTP message signature."""
+
+    problem_type = "signature-missing"
+    status = 401
+    title = "Request is not signed"
+
+
+class SignatureInvalid(Error):
+    """The signature does not verify, names an unknown key, or does not cover what it must."""
+
+    problem_type = "signature-invalid"
+    status = 401
+    title = "Request signature is invalid"
+
+
+class DigestMismatch(Error):
+    """The body does not match its Content-Digest, or the digest is missing or unsupported."""
+
+    problem_type = "digest-mismatch"
+    status = 400
+    title = "Content-Digest does not match the body"
+
+
+class SignatureStale(Error):
+    """The signature's ``created`` time lies outside the allowed clock skew."""
+
+    problem_type = "signature-stale"
+    status = 401
+    title = "Signature created outside the allowed time window"
+
+
+class Replay(Error):
+    """This ``X-Road-Id`` was already used by this client inside the replay window."""
+
+    problem_type = "replay"
+    status = 409
+    title = "Request id already used"
+
+
+class UnknownClient(Error):
+    """The ``X-Road-Client`` is not a registered subsystem."""
+
+    problem_type = "unknown-client"
+    status = 401
+    title = "Unknown client"
+
+
+class UnknownService(Error):
+    """The service id names no registered service."""
+
+    problem_type = "unknown-service"
+    status = 404
+    title = "Unknown service"
+
+
+class AccessDenied(Error):
+    """The registry does not grant this client this service (deny by default)."""
+
+    problem_type = "access-denied"
+    status = 403
+    title = "Client has no access right to this service"
+
+
+class SubjectMismatch(Error):
+    """The person in the request or the answer is not the consent's subject."""
+
+    problem_type = "subject-mismatch"
+    status = 403
+    title = "Request is not about the consent's subject"
+
+
+class AuditUnavailable(Error):
+    """The audit record could not be made durable, so the exchange fails closed."""
+
+    problem_type = "audit-unavailable"
+    status = 503
+    title = "Audit log unavailable"
+
+
+class CitizenUnauthenticated(Error):
+    """The citizen's ID token is missing, invalid or expired."""
+
+    problem_type = "citizen-unauthenticated"
+    status = 401
+    title = "Citizen sign-in required"
+
+
+class RegistryError(Error):
+    """The registry file is invalid; the message names the file, the entry and the problem."""
+
+    problem_type = "registry-invalid"
+    status = 500
+    title = "Registry is invalid"
