@@ -6,7 +6,6 @@ from typing import ClassVar
 
 __all__ = [
     "AccessDenied",
-    "AuditUnavailable",
     "BadRequest",
     "CitizenUnauthenticated",
     "DigestMismatch",
@@ -112,14 +111,6 @@ class SubjectMismatch(Error):
     problem_type = "subject-mismatch"
     status = 403
     title = "Request is not about the consent's subject"
-
-
-class AuditUnavailable(Error):
-    """The audit record could not be made durable, so the exchange fails closed."""
-
-    problem_type = "audit-unavailable"
-    status = 503
-    title = "Audit log unavailable"
 
 
 class CitizenUnauthenticated(Error):
