@@ -10,12 +10,12 @@ __all__ = [
     "CitizenUnauthenticated",
     "DigestMismatch",
     "Error",
+    "InvalidKey",
     "RegistryError",
     "Replay",
     "SignatureInvalid",
     "SignatureMissing",
     "SignatureStale",
-    "SubjectMismatch",
     "UnknownClient",
     "UnknownService",
 ]
@@ -34,7 +34,7 @@ class Error(Exception):
 
 
 class BadRequest(Error):
-    """The request envelope is malformed (a missing or ill-formed header, a body that is not JSON)."""
+    """The request envelope is malformed: an ill-formed header, a body that is not JSON."""
 
     problem_type = "bad-request"
     status = 400
@@ -105,20 +105,20 @@ class AccessDenied(Error):
     title = "Client has no access right to this service"
 
 
-class SubjectMismatch(Error):
-    """The person in the request or the answer is not the consent's subject."""
-
-    problem_type = "subject-mismatch"
-    status = 403
-    title = "Request is not about the consent's subject"
-
-
 class CitizenUnauthenticated(Error):
     """The citizen's ID token is missing, invalid or expired."""
 
     problem_type = "citizen-unauthenticated"
     status = 401
     title = "Citizen sign-in required"
+
+
+class InvalidKey(Error):
+    """A key or key file is malformed, not Ed25519, or holds what it must not (``d`` in public)."""
+
+    problem_type = "key-invalid"
+    status = 500
+    title = "Key is invalid"
 
 
 class RegistryError(Error):

@@ -1,0 +1,29 @@
+"""Consent: requests, the citizen's decisions, consents and their tokens, and the exchange checks.
+
+Modules: ``errors`` (one class per problem type), ``tokens`` (issue and verify consent tokens),
+``checks`` (what a verified token allows), ``models`` and ``store`` (the lifecycle in a database).
+This package never imports ``broker`` or ``fastapi``.
+"""
+
+from __future__ import annotations
+
+from consent.checks import check_exchange, check_subject_in
+from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
+from consent.store import ConsentStore, install
+from consent.tokens import ConsentClaims, Grant, Purpose, TokenIssuer, TokenVerifier
+
+__all__ = [
+    "Consent",
+    "ConsentClaims",
+    "ConsentRequest",
+    "ConsentStatus",
+    "ConsentStore",
+    "Grant",
+    "Purpose",
+    "RequestStatus",
+    "TokenIssuer",
+    "TokenVerifier",
+    "check_exchange",
+    "check_subject_in",
+    "install",
+]

@@ -1,0 +1,62 @@
+"""The audit log's write lock: one appender at a time across threads, processes and nodes.
+
+Sequence numbers are assigned by reading the tail inside the lock, so the lock must be held
+from the transaction's first statement, before that read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine
+
+__all__ = ["write_transaction"]
+
+# Constant key of the PostgreSQL advisory lock that serialises appends: b"simpulAU" as a bigint.
+_PG_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(8316298516690125141)"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the audit write lock; commits on normal exit, else rolls back."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        with engine.connect() as conn, _driver_begin_disabled(conn), conn.begin():
+            # RESERVED lock now rather than at the first write: the tail read below it must
+            # already be the one no other writer can move (busy_timeout covers the wait).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+    elif dialect == "postgresql":
+        with engine.connect() as conn:
+            # READ COMMITTED takes a fresh snapshot per statement, so the tail read after the
+            # lock sees the previous holder's commit (REPEATABLE READ would not).
+            conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                conn.exec_driver_sql(_PG_LOCK_SQL)
+                yield conn
+    else:
+        raise ValueError(f"the audit log supports sqlite and postgresql, not {dialect}")
+
+
+@contextmanager
+def _driver_begin_disabled(conn: Connection) -> Iterator[None]:
+    """Stop the sqlite3 driver from emitting its own (deferred) BEGIN on this connection only.
+
+    This is SQLAlchemy's documented recipe for controlling BEGIN with pysqlite ("Enabling
+    Non-Legacy SQLite Transactional Modes": ``isolation_level = None``, then emit BEGIN
+    yourself; sqlite3 still issues COMMIT and ROLLBACK correctly), scoped to one checkout and
+    undone afterwards: the engine is shared with other code and its pooled connections
+    predate us, so a ``connect`` hook would neither reach them nor leave the rest alone.
+    """
+    raw: Any = conn.connection.driver_connection
+    previous = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        yield
+    finally:
+        # A connection closed by a failure is discarded by the pool anyway.
+        with suppress(sqlite3.Error):
+            raw.isolation_level = previous

@@ -1,0 +1,297 @@
+"""Where records live: the ``audit_records`` table, its append-only guard, and reads.
+
+The table is append-only at the database level: triggers refuse UPDATE and DELETE (and
+TRUNCATE on PostgreSQL; on SQLite also an INSERT that is not the next sequence number, which
+closes INSERT OR REPLACE). They stop mistakes and ordinary SQL access; whoever can drop a
+trigger (the table's owner) can drop the table too, which is what the hash chain and the
+verifier are for. On PostgreSQL the broker should therefore not connect as the owner.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    select,
+)
+
+from audit._lock import write_transaction
+from audit.records import AuditRecord
+
+__all__ = [
+    "audit_records",
+    "count",
+    "install",
+    "iter_rows",
+    "metadata",
+    "read_records",
+    "record_from_row",
+    "record_values",
+    "records_for_subject",
+    "tail",
+    "tail_in",
+]
+
+metadata = MetaData()
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    # Assigned by the writer inside its lock, never by a sequence (sequences leave gaps).
+    # BIGINT on PostgreSQL; INTEGER on SQLite, where it is the 64-bit rowid.
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("time", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("xroad_id", Text, nullable=False),
+    Column("client", Text, nullable=False),
+    Column("service", Text),
+    Column("officer", Text),
+    Column("issue", Text),
+    Column("purpose", Text),
+    Column("consent_id", Text),
+    Column("subject_ref", Text),
+    Column("decision", Text, nullable=False),
+    Column("reason", Text),
+    Column("status", Integer, nullable=False),
+    Column("request_hash", Text),
+    Column("response_hash", Text),
+    Column("released_fields", Text, nullable=False),  # canonical JSON array
+    Column("latency_us", BigInteger, nullable=False),
+    Column("leaf_hash", Text, nullable=False),
+    Column("chain_hash", Text, nullable=False),
+    # (x, seq): a citizen's or a consent's records come newest first straight off the index.
+    Index("ix_audit_records_subject_ref_seq", "subject_ref", "seq"),
+    Index("ix_audit_records_consent_id_seq", "consent_id", "seq"),
+    Index("ix_audit_records_xroad_id", "xroad_id"),
+    Index("ix_audit_records_time", "time"),
+)
+
+_SQLITE_TRIGGERS: Final = (
+    """CREATE TRIGGER IF NOT EXISTS audit_records_no_update
+    BEFORE UPDATE ON audit_records
+    BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_records_no_delete
+    BEFORE DELETE ON audit_records
+    BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END""",
+    # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
+    # recursive_triggers is on), so an insert must take exactly the next sequence number.
+    """CREATE TRIGGER IF NOT EXISTS audit_records_next_seq
+    BEFORE INSERT ON audit_records
+    WHEN NEW.seq IS NOT coalesce((SELECT max(seq) FROM audit_records), 0) + 1
+    BEGIN SELECT RAISE(ABORT, 'audit_records is append-only: seq must be the next one'); END""",
+)
+
+_PG_FUNCTION: Final = """
+CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'audit_records is append-only';
+END
+$fn$"""
+
+# (name, timing, level): TRUNCATE triggers exist only per statement.
+_PG_TRIGGERS: Final = (
+    ("audit_records_no_update", "BEFORE UPDATE", "ROW"),
+    ("audit_records_no_delete", "BEFORE DELETE", "ROW"),
+    ("audit_records_no_truncate", "BEFORE TRUNCATE", "STATEMENT"),
+)
+
+
+def _pg_trigger_sql(name: str, timing: str, level: str) -> list[str]:
+    create = (
+        f"CREATE TRIGGER {name} {timing} ON audit_records "
+        f"FOR EACH {level} EXECUTE FUNCTION audit_records_append_only()"
+    )
+    return [
+        # CREATE OR REPLACE TRIGGER needs PostgreSQL 14; this works from 11 on.
+        f"""DO $do$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                           WHERE tgname = '{name}' AND tgrelid = 'audit_records'::regclass) THEN
+                {create};
+            END IF;
+        END $do$""",  # noqa: S608 - only this module's constant names go in
+        # ALWAYS: still fires with session_replication_role = replica, the usual bypass.
+        f"ALTER TABLE audit_records ENABLE ALWAYS TRIGGER {name}",
+    ]
+
+
+def install(engine: Engine) -> None:
+    """Create the table, its indexes and the append-only triggers; safe to run again.
+
+    Runs under the writers' lock, so nodes starting together do not race each other.
+    """
+    with write_transaction(engine) as conn:
+        metadata.create_all(conn)
+        if conn.dialect.name == "sqlite":
+            for statement in _SQLITE_TRIGGERS:
+                conn.exec_driver_sql(statement)
+        else:
+            conn.exec_driver_sql(_PG_FUNCTION)
+            for trigger in _PG_TRIGGERS:
+                for statement in _pg_trigger_sql(*trigger):
+                    conn.exec_driver_sql(statement)
+
+
+def count(engine: Engine) -> int:
+    """How many records the table holds (a full count; :func:`tail` is the cheap size)."""
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(audit_records)) or 0)
+
+
+def tail(engine: Engine) -> tuple[int, str] | None:
+    """The last record's ``(seq, chain_hash)``, or None while the log is empty."""
+    with engine.connect() as conn:
+        return tail_in(conn)
+
+
+def tail_in(conn: Connection) -> tuple[int, str] | None:
+    """:func:`tail` inside an open transaction (the writer's, under its lock)."""
+    row = conn.execute(
+        select(audit_records.c.seq, audit_records.c.chain_hash)
+        .order_by(audit_records.c.seq.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row.seq), str(row.chain_hash))
+
+
+def read_records(
+    engine: Engine, *, start: int = 1, limit: int | None = None, page_size: int = 1000
+) -> Iterator[AuditRecord]:
+    """Records in sequence order from ``start``, at most ``limit`` of them.
+
+    Streams a page at a time, each page its own short read, so walking a large log keeps
+    neither the log in memory nor a transaction open (which would stall SQLite checkpoints).
+    Raises ValueError on a row that is not a well-formed record.
+    """
+    for row in iter_rows(engine, start=start, limit=limit, page_size=page_size):
+        yield record_from_row(row)
+
+
+def records_for_subject(
+    engine: Engine, subject_ref: str, *, limit: int = 50, before_seq: int | None = None
+) -> list[AuditRecord]:
+    """A citizen's records, newest first; page on with ``before_seq`` = the last seq seen."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    query = select(audit_records).where(audit_records.c.subject_ref == subject_ref)
+    if before_seq is not None:
+        query = query.where(audit_records.c.seq < before_seq)
+    query = query.order_by(audit_records.c.seq.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [record_from_row(dict(row)) for row in conn.execute(query).mappings()]
+
+
+def iter_rows(
+    engine: Engine, *, start: int = 1, limit: int | None = None, page_size: int = 1000
+) -> Iterator[Mapping[str, Any]]:
+    """Raw rows in sequence order (for the verifier, which must see malformed rows too)."""
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    remaining = limit
+    next_seq = start
+    while remaining is None or remaining > 0:
+        size = page_size if remaining is None else min(page_size, remaining)
+        query = (
+            select(audit_records)
+            .where(audit_records.c.seq >= next_seq)
+            .order_by(audit_records.c.seq)
+            .limit(size)
+        )
+        with engine.connect() as conn:
+            page = [dict(row) for row in conn.execute(query).mappings()]
+        yield from page
+        if len(page) < size:
+            return
+        next_seq = int(page[-1]["seq"]) + 1
+        if remaining is not None:
+            remaining -= len(page)
+
+
+def record_values(record: AuditRecord) -> dict[str, object]:
+    """The column values of ``record``."""
+    return {
+        "seq": record.seq,
+        "time": record.time,
+        "event": record.event,
+        "xroad_id": record.xroad_id,
+        "client": record.client,
+        "service": record.service,
+        "officer": record.officer,
+        "issue": record.issue,
+        "purpose": record.purpose,
+        "consent_id": record.consent_id,
+        "subject_ref": record.subject_ref,
+        "decision": record.decision,
+        "reason": record.reason,
+        "status": record.status,
+        "request_hash": record.request_hash,
+        "response_hash": record.response_hash,
+        "released_fields": _encode_fields(record.released_fields),
+        "latency_us": record.latency_us,
+        "leaf_hash": record.leaf_hash,
+        "chain_hash": record.chain_hash,
+    }
+
+
+def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
+    """The record a row holds; ValueError or TypeError if the row is not a well-formed one."""
+    return AuditRecord(
+        event=row["event"],
+        xroad_id=row["xroad_id"],
+        client=row["client"],
+        service=row["service"],
+        officer=row["officer"],
+        issue=row["issue"],
+        purpose=row["purpose"],
+        consent_id=row["consent_id"],
+        subject_ref=row["subject_ref"],
+        decision=row["decision"],
+        reason=row["reason"],
+        status=row["status"],
+        request_hash=row["request_hash"],
+        response_hash=row["response_hash"],
+        released_fields=_decode_fields(row["released_fields"]),
+        latency_us=row["latency_us"],
+        seq=row["seq"],
+        time=row["time"],
+        leaf_hash=row["leaf_hash"],
+        chain_hash=row["chain_hash"],
+    )
+
+
+def _encode_fields(fields: tuple[str, ...]) -> str:
+    # Canonical JSON as in records.canonical_json (a list of strings has no keys to sort).
+    return json.dumps(list(fields), separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode_fields(text: object) -> tuple[str, ...]:
+    if not isinstance(text, str):
+        raise TypeError("released_fields must be JSON text")
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("released_fields is not JSON") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("released_fields must be a JSON array of strings")
+    fields = tuple(items)
+    # Only the canonical spelling is accepted, so the stored text itself cannot drift.
+    if _encode_fields(fields) != text:
+        raise ValueError("released_fields is not canonical JSON")
+    return fields

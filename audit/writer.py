@@ -1,0 +1,200 @@
+"""Appending to the log: group commit, so concurrent exchanges share one durable transaction.
+
+Every batch runs the same steps whoever calls it: take the write lock, read the tail inside
+it, number the records from the tail on, hash and chain them, insert them in one statement,
+commit. Nothing about the tail is kept in memory, so several writers (threads, processes,
+broker nodes) can share one database, and a writer recovers from a failed batch by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, insert
+
+from audit._lock import write_transaction
+from audit.errors import AuditUnavailable
+from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time, seal
+from audit.store import audit_records, record_values, tail_in
+
+__all__ = ["AuditLog", "append_now"]
+
+_FAILED = "the audit record could not be written"
+_NOT_RUNNING = "the audit writer is not running"
+
+
+def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+    """Append ``entries`` in one transaction and return their records once committed.
+
+    The synchronous path for the CLI and tests; :class:`AuditLog` batches through the same
+    code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
+    """
+    try:
+        return _write_batch(engine, entries)
+    except Exception as exc:
+        raise AuditUnavailable(_FAILED) from exc
+
+
+def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+    if not entries:
+        return []
+    with write_transaction(engine) as conn:
+        last = tail_in(conn)
+        seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
+        time = format_time(datetime.now(UTC))
+        records = []
+        for entry in entries:
+            seq += 1
+            record = seal(entry, seq=seq, time=time, previous_chain_hash=previous)
+            previous = record.chain_hash
+            records.append(record)
+        conn.execute(insert(audit_records), [record_values(record) for record in records])
+    return records
+
+
+@dataclass(slots=True)
+class _Pending:
+    entry: AuditEntry
+    future: asyncio.Future[AuditRecord]
+    arrived: float
+
+
+class AuditLog:
+    """The broker's asynchronous audit writer (group commit).
+
+    One background task takes queued entries, up to ``max_batch`` of them or whatever
+    arrived within ``max_delay`` seconds of the first, and writes them in one transaction
+    on a worker thread. :meth:`append` returns only after its record is committed; if the
+    batch fails, every entry in it fails with :class:`AuditUnavailable` and the writer
+    carries on with the next batch.
+    """
+
+    def __init__(self, engine: Engine, *, max_batch: int = 512, max_delay: float = 0.002) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_delay < 0:
+            raise ValueError("max_delay must not be negative")
+        self._engine = engine
+        self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._batches_written = 0
+        self._records_written = 0
+
+    @property
+    def batches_written(self) -> int:
+        """How many batches (transactions) this writer has committed."""
+        return self._batches_written
+
+    @property
+    def records_written(self) -> int:
+        """How many records this writer has committed."""
+        return self._records_written
+
+    async def start(self) -> None:
+        """Start the background writer task."""
+        if self._task is not None:
+            raise RuntimeError("the audit writer is already running")
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+        self._accepting = True
+
+    async def stop(self) -> None:
+        """Stop taking entries, write every one already queued, then end the task."""
+        task, self._task = self._task, None
+        self._accepting = False
+        if task is None:
+            return
+        if task.done():  # the writer was killed; it failed whatever it held on the way out
+            if not task.cancelled():
+                task.result()  # a crash surfaces here
+            return
+        self._queue.put_nowait(None)  # after everything queued so far: the queue is FIFO
+        await task
+
+    async def append(self, entry: AuditEntry) -> AuditRecord:
+        """Append ``entry``; return its record once the record is durable.
+
+        Raises :class:`AuditUnavailable` if it could not be written or the writer is not
+        running. If the caller is cancelled, the entry is still written: it happened.
+        """
+        if not self._accepting:
+            raise AuditUnavailable(_NOT_RUNNING)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AuditRecord] = loop.create_future()
+        self._queue.put_nowait(_Pending(entry, future, loop.time()))
+        return await future
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        batch: list[_Pending] = []
+        try:
+            stopping = False
+            while not stopping:
+                first = await self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                wait = first.arrived + self._max_delay - asyncio.get_running_loop().time()
+                if wait > 0 and self._queue.qsize() < self._max_batch - 1:
+                    await asyncio.sleep(wait)
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                await self._write(batch)
+        finally:
+            # Reached early only if the task itself is cancelled: nobody may wait forever. A
+            # batch cancelled mid-write may still commit in its thread; failing closed can
+            # over-report (a record for a refused exchange), never under-report.
+            self._accepting = False
+            for pending in batch:
+                _fail(pending.future, None)
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None:
+                    _fail(item.future, None)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            records = await asyncio.to_thread(
+                _write_batch, self._engine, [pending.entry for pending in batch]
+            )
+        except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+            for pending in batch:
+                _fail(pending.future, exc)
+            return
+        self._batches_written += 1
+        self._records_written += len(records)
+        for pending, record in zip(batch, records, strict=True):
+            if not pending.future.done():  # a cancelled caller has gone; its record stays
+                pending.future.set_result(record)
+
+
+def _fail(future: asyncio.Future[AuditRecord], cause: BaseException | None) -> None:
+    if future.done():
+        return
+    # One exception per waiter: a shared instance would collect every waiter's traceback.
+    error = AuditUnavailable(_FAILED if cause is not None else _NOT_RUNNING)
+    error.__cause__ = cause
+    future.set_exception(error)

@@ -1,0 +1,185 @@
+"""The ``simpul`` command: serve, sandbox, demo, audit, keys, registry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="simpul",
+    help="Simpul: a consent-gated data-exchange broker for government agencies.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="Inspect and verify the audit log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Ed25519 keys as JWK.", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="The registry of members, services and access rights.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.add_typer(registry_app, name="registry")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default SIMPUL_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SIMPUL_PORT)")] = None,
+) -> None:
+    """Run the broker (configured by SIMPUL_* environment variables)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from broker.app import create_app
+    from broker.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"simpul: configuration refused: {messages}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+class Backend(StrEnum):
+    """Which sandbox backend to run."""
+
+    dukcapil = "dukcapil"
+    capil = "capil"
+
+
+@app.command()
+def sandbox(
+    backend: Annotated[Backend | None, typer.Option(help="Run one backend (default: both)")] = None,
+    port: Annotated[int, typer.Option(help="Port for a single backend")] = 8101,
+    dukcapil_port: Annotated[int, typer.Option(help="Dukcapil port when running both")] = 8101,
+    capil_port: Annotated[int, typer.Option(help="Civil registry port when running both")] = 8102,
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+) -> None:
+    """Run the synthetic agency backends (Dukcapil-style KTP/KK; a regional birth registry)."""
+    import uvicorn
+
+    from adapters.sandbox import create_capil_app, create_dukcapil_app, generate
+
+    population = generate()
+    factories = {"dukcapil": create_dukcapil_app, "capil": create_capil_app}
+    if backend is not None:
+        uvicorn.run(factories[backend.value](population), host=host, port=port, log_level="warning")
+        return
+
+    async def both() -> None:
+        servers = [
+            uvicorn.Server(
+                uvicorn.Config(factories[name](population), host=host, port=p, log_level="warning")
+            )
+            for name, p in (("dukcapil", dukcapil_port), ("capil", capil_port))
+        ]
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    typer.echo(f"Dukcapil sandbox on {host}:{dukcapil_port}, birth registry on {host}:{capil_port}")
+    asyncio.run(both())
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep keys, registry, logs and databases here for inspection"),
+    ] = None,
+) -> None:
+    """Play the whole story on real processes; exit 0 only if every step behaved."""
+    from broker.demo import run_demo
+
+    raise typer.Exit(run_demo(data_dir))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: Annotated[
+        str,
+        typer.Option("--database", help="Audit database URL, e.g. sqlite:///simpul-data/audit.db"),
+    ],
+) -> None:
+    """Walk the whole log; exit 1 naming the first bad sequence number."""
+    from audit import verify_log
+    from broker.db import create_db_engine
+
+    engine = create_db_engine(database)
+    try:
+        report = verify_log(engine)
+    finally:
+        engine.dispose()
+    if report.ok:
+        typer.echo(f"audit log OK: {report.records} records, hash chain intact")
+        return
+    typer.echo(
+        f"audit log BROKEN at seq {report.first_bad_seq}: {report.problem} "
+        f"({report.records} records read)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    path: Annotated[Path, typer.Argument(help="Where to write the private JWK (mode 0600)")],
+    kid: Annotated[str | None, typer.Option(help="Key id (default: RFC 7638 thumbprint)")] = None,
+) -> None:
+    """Create an Ed25519 key; prints its public JWK for the registry."""
+    from broker.keys import generate_key, public_jwk, save_private_jwk
+
+    if path.exists():
+        typer.echo(f"simpul: {path} exists; refusing to overwrite a key", err=True)
+        raise typer.Exit(2)
+    key = generate_key(kid)
+    save_private_jwk(key, path)
+    typer.echo(json.dumps(public_jwk(key)))
+
+
+@keys_app.command("public")
+def keys_public(path: Annotated[Path, typer.Argument(help="A private JWK file")]) -> None:
+    """Print the public JWK of a private key file."""
+    from broker.keys import load_private_jwk, public_jwk
+
+    typer.echo(json.dumps(public_jwk(load_private_jwk(path))))
+
+
+@registry_app.command("check")
+def registry_check(path: Annotated[Path, typer.Argument(help="Registry TOML file")]) -> None:
+    """Validate a registry file the way the broker does at start-up."""
+    from adapters import ADAPTER_NAMES
+    from broker.errors import RegistryError
+    from broker.registry import load_registry
+    from schemas import SCHEMA_CODES
+
+    try:
+        registry = load_registry(path, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_NAMES)
+    except RegistryError as exc:
+        typer.echo(f"simpul: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{path}: OK ({len(registry.subsystems)} subsystems, {len(registry.services)} services)"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

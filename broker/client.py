@@ -1,0 +1,208 @@
+"""A consumer's client for Simpul: signs every request, verifies every signed answer.
+
+Agency systems written in Python use this; the demo and the end-to-end tests do too.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc.jwk import OKPKey
+
+from broker.keys import jwk_to_public_key, to_private_key
+from broker.signatures import (
+    CONSENT_REQUEST_COMPONENTS,
+    REQUEST_COMPONENTS,
+    request_hash,
+    sign_request,
+    verify_response,
+)
+
+__all__ = ["ExchangeResult", "SimpulClient", "SimpulClientError"]
+
+
+class SimpulClientError(Exception):
+    """The broker answered something this client cannot accept (e.g. a bad signature)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeResult:
+    """An exchange's outcome: the record on success, the problem type on refusal."""
+
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+    @property
+    def ok(self) -> bool:
+        """Whether data was released."""
+        return self.status == 200
+
+    @property
+    def problem_type(self) -> str | None:
+        """The stable problem slug of a refusal (from ``X-Road-Error``)."""
+        return self.headers.get("x-road-error")
+
+    @property
+    def audit_seq(self) -> int | None:
+        """The audit log sequence number of this exchange."""
+        seq = self.headers.get("x-simpul-audit-seq")
+        return int(seq) if seq else None
+
+
+class SimpulClient:
+    """Signs requests as ``client_id`` with ``key``; verifies answers with the broker's keys."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client_id: str,
+        key: OKPKey,
+        http: httpx.Client | None = None,
+        verify_responses: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._key = key
+        self._private = to_private_key(key)
+        self._http = http or httpx.Client(timeout=30.0)
+        self._verify_responses = verify_responses
+        self._broker_keys: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> SimpulClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        components: Sequence[str] = REQUEST_COMPONENTS,
+        xroad_id: str | None = None,
+    ) -> httpx.Response:
+        """Sign and send one request. Low level: tests use it to build bad requests."""
+        url = self.base_url + path
+        headers = {
+            "X-Road-Client": self.client_id,
+            "X-Road-Id": xroad_id or str(uuid.uuid4()),
+            "Content-Type": "application/json",
+            **(extra_headers or {}),
+        }
+        signed = sign_request(
+            method=method,
+            url=url,
+            headers=headers,
+            body=body,
+            key=self._private,
+            key_id=str(self._key.kid),
+            components=components,
+        )
+        return self._http.request(method, url, content=body, headers=signed)
+
+    def request_consent(
+        self,
+        *,
+        subject_nik: str,
+        grants: Sequence[Mapping[str, Any]],
+        purpose: Mapping[str, str],
+        procedure_ref: str,
+        valid_for_seconds: int = 30 * 86_400,
+    ) -> dict[str, Any]:
+        """Ask the citizen for consent; returns the PENDING consent request."""
+        body = json.dumps(
+            {
+                "subject_nik": subject_nik,
+                "grants": list(grants),
+                "purpose": dict(purpose),
+                "procedure_ref": procedure_ref,
+                "valid_for_seconds": valid_for_seconds,
+            }
+        ).encode()
+        response = self.send(
+            "POST", "/v1/consent-requests", body, components=CONSENT_REQUEST_COMPONENTS
+        )
+        return self._json(response, expect=201)
+
+    def consent_request(self, request_id: str) -> dict[str, Any]:
+        """Poll a consent request; an APPROVED one carries ``consent_token``."""
+        response = self.send(
+            "GET", f"/v1/consent-requests/{request_id}", components=CONSENT_REQUEST_COMPONENTS
+        )
+        return self._json(response, expect=200)
+
+    def fetch(
+        self,
+        service_id: str,
+        query: Mapping[str, Any],
+        *,
+        consent_token: str,
+        officer: str | None = None,
+        issue: str | None = None,
+    ) -> ExchangeResult:
+        """One exchange. Refusals come back as results with a problem type, not exceptions."""
+        body = json.dumps(dict(query)).encode()
+        extra = {"Consent-Token": consent_token}
+        if officer:
+            extra["X-Road-UserId"] = officer
+        if issue:
+            extra["X-Road-Issue"] = issue
+        path = f"/r1/{service_id}"
+        response = self.send("POST", path, body, extra_headers=extra)
+        if self._verify_responses:
+            self._check_signature(response)
+        return ExchangeResult(
+            status=response.status_code,
+            body=response.json() if response.content else {},
+            headers={k.lower(): v for k, v in response.headers.items()},
+        )
+
+    def _check_signature(self, response: httpx.Response) -> None:
+        request = response.request
+        expected = request_hash(
+            method=request.method,
+            url=str(request.url),
+            headers=list(request.headers.items()),
+            body=request.content,
+        )
+        keys = self._jwks()
+        try:
+            verify_response(
+                status=response.status_code,
+                headers=list(response.headers.items()),
+                body=response.content,
+                expected_request_hash=expected,
+                resolve_key=lambda kid: jwk_to_public_key(keys[kid]) if kid in keys else None,
+            )
+        except Exception as exc:
+            raise SimpulClientError(f"broker response signature refused: {exc}") from exc
+
+    def _jwks(self) -> dict[str, Any]:
+        if self._broker_keys is None:
+            doc = self._http.get(self.base_url + "/.well-known/jwks.json").json()
+            self._broker_keys = {k["kid"]: k for k in doc["keys"]}
+        return self._broker_keys
+
+    @staticmethod
+    def _json(response: httpx.Response, *, expect: int) -> dict[str, Any]:
+        if response.status_code != expect:
+            raise SimpulClientError(
+                f"{response.request.method} {response.request.url.path}: "
+                f"HTTP {response.status_code} {response.text[:300]}"
+            )
+        data: dict[str, Any] = response.json()
+        return data

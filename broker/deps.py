@@ -1,0 +1,30 @@
+"""FastAPI dependencies, as ``Annotated`` aliases that build on each other."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from broker.citizen import Citizen
+from broker.errors import CitizenUnauthenticated
+from broker.runtime import Broker
+
+__all__ = ["BrokerDep", "CitizenDep"]
+
+
+def _broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    return broker
+
+
+BrokerDep = Annotated[Broker, Depends(_broker)]
+
+
+def _citizen(broker: BrokerDep, authorization: Annotated[str | None, Header()] = None) -> Citizen:
+    if broker.citizens is None:
+        raise CitizenUnauthenticated("no citizen identity provider is configured")
+    return broker.citizens.verify(authorization)
+
+
+CitizenDep = Annotated[Citizen, Depends(_citizen)]

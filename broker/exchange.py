@@ -1,0 +1,273 @@
+"""The exchange pipeline: design.md's nine steps for ``POST /r1/{service id}``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit import AuditEntry, AuditLog, subject_ref
+from audit.errors import AuditUnavailable
+from broker.auth import RequestAuthenticator, claimed_headers, header
+from broker.context import Adapters
+from broker.errors import BadRequest
+from broker.logs import get_logger
+from broker.problems import InternalError, Problem, problem_body
+from broker.registry import Registry
+from broker.signatures import (
+    REQUEST_COMPONENTS,
+    REQUEST_COMPONENTS_WITHOUT_CONSENT,
+    request_hash,
+    sign_response,
+)
+from consent import ConsentStore, TokenVerifier, check_exchange, check_subject_in
+from schemas import SchemaSet
+
+__all__ = ["ExchangeRequest", "ExchangeResponse", "ExchangeService", "record_subjects"]
+
+_log = get_logger("simpul.exchange")
+
+_JSON = "application/json"
+_PROBLEM = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRequest:
+    """An incoming exchange as the HTTP layer saw it."""
+
+    service_id: str
+    method: str
+    url: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeResponse:
+    """What goes back on the wire: status, headers (signed) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Trail:
+    """What the audit record will say; filled in as each step passes."""
+
+    xroad_id: str
+    client: str
+    service: str
+    officer: str | None
+    issue: str | None
+    purpose: str | None = None
+    consent_id: str | None = None
+    subject_ref: str | None = None
+    released: tuple[str, ...] = field(default_factory=tuple)
+
+
+def record_subjects(code: str, record: Mapping[str, Any]) -> list[str]:
+    """The NIKs of the people a record is about: who may consent to its release."""
+    if code == "ktp":
+        return [record["nik"]]
+    if code == "kk":
+        return [member["nik"] for member in record["anggota"]]
+    if code == "akta-lahir":
+        people = [record["anak"], record.get("ayah") or {}, record.get("ibu") or {}]
+        return [p["nik"] for p in people if p.get("nik")]
+    return []
+
+
+class ExchangeService:
+    """Runs one exchange end to end; every outcome, refusals included, is audited."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        authenticator: RequestAuthenticator,
+        schemas: SchemaSet,
+        adapters: Adapters,
+        tokens: TokenVerifier,
+        consents: ConsentStore,
+        audit: AuditLog,
+        subject_secret: bytes,
+        signing_key: Any,
+        signing_kid: str,
+    ) -> None:
+        self._registry = registry
+        self._auth = authenticator
+        self._schemas = schemas
+        self._adapters = adapters
+        self._tokens = tokens
+        self._consents = consents
+        self._audit = audit
+        self._subject_secret = subject_secret
+        self._key = signing_key
+        self._kid = signing_kid
+
+    async def handle(self, request: ExchangeRequest) -> ExchangeResponse:
+        """Run the pipeline and return the signed answer or the signed refusal."""
+        started = time.perf_counter()
+        client, xroad_id = claimed_headers(request.headers)
+        trail = _Trail(
+            xroad_id=xroad_id,
+            client=client,
+            service=request.service_id[:255],
+            officer=_short(header(request.headers, "x-road-userid")),
+            issue=_short(header(request.headers, "x-road-issue")),
+        )
+        req_hash = _request_hash_or_none(request)
+        problem: Problem | None = None
+        body: bytes
+        try:
+            body = await self._run(request, trail)
+            status = 200
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an audited refusal
+            problem = exc if isinstance(exc, Problem) else InternalError()
+            if problem is not exc:
+                _log.exception("exchange_failed", xroad_id=xroad_id)
+            else:
+                _log.info("exchange_refused", xroad_id=xroad_id, reason=problem.problem_type)
+            status = problem.status
+            body = problem_body(problem, instance=xroad_id or None)
+            trail.released = ()
+
+        entry = AuditEntry(
+            event="exchange",
+            xroad_id=trail.xroad_id,
+            client=trail.client,
+            service=trail.service,
+            officer=trail.officer,
+            issue=trail.issue,
+            purpose=trail.purpose,
+            consent_id=trail.consent_id,
+            subject_ref=trail.subject_ref,
+            decision="refused" if problem else "allowed",
+            reason=problem.problem_type if problem else None,
+            status=status,
+            request_hash=req_hash,
+            response_hash=hashlib.sha256(body).hexdigest(),
+            released_fields=trail.released,
+            latency_us=int((time.perf_counter() - started) * 1_000_000),
+        )
+        try:
+            record = await self._audit.append(entry)
+        except AuditUnavailable as exc:
+            # Fail closed: without a durable record nothing is released, not even a refusal.
+            _log.error("audit_unavailable", xroad_id=xroad_id)
+            body = problem_body(exc, instance=xroad_id or None)
+            return self._signed(exc.status, body, _PROBLEM, xroad_id, req_hash, seq=None)
+        media = _PROBLEM if problem else _JSON
+        return self._signed(status, body, media, xroad_id, req_hash, seq=record.seq)
+
+    def _signed(
+        self,
+        status: int,
+        body: bytes,
+        media_type: str,
+        xroad_id: str,
+        req_hash: str | None,
+        *,
+        seq: int | None,
+    ) -> ExchangeResponse:
+        headers = {"Content-Type": media_type, "X-Road-Id": xroad_id}
+        if seq is not None:
+            headers["X-Simpul-Audit-Seq"] = str(seq)
+        if media_type == _PROBLEM:
+            problem_type = json.loads(body)["type"].rsplit(":", 1)[-1]
+            headers["X-Road-Error"] = problem_type
+        signed = sign_response(
+            status=status,
+            headers=headers,
+            body=body,
+            request_hash=req_hash,
+            key=self._key,
+            key_id=self._kid,
+        )
+        return ExchangeResponse(status=status, headers=signed, body=body)
+
+    async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
+        # 1. Who is calling, with a registered key, never twice.
+        # Without a Consent-Token header there is nothing to cover; the consent step then
+        # refuses with consent-missing rather than a confusing signature error.
+        has_token = header(request.headers, "consent-token") is not None
+        caller = self._auth.authenticate(
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body,
+            components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
+        )
+        # 2. Access rights, deny by default.
+        service = self._registry.service(request.service_id)
+        self._registry.require_access(caller.client_id, service.id)
+
+        query = _json_object(request.body)
+        plausible_nik = query.get("nik")
+        if isinstance(plausible_nik, str) and len(plausible_nik) == 16 and plausible_nik.isdigit():
+            trail.subject_ref = subject_ref(plausible_nik, self._subject_secret)
+
+        # 3. Consent: the token itself, then its live status in the store.
+        claims = self._tokens.verify(header(request.headers, "consent-token"))
+        trail.consent_id = claims.jti
+        trail.purpose = claims.purpose.code
+        trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
+
+        # 4. The request against the service's schema (before its fields are trusted).
+        self._schemas.validate_request(service.schema, query)
+        requested = query.get("fields")
+        released = check_exchange(
+            claims,
+            client_id=caller.client_id,
+            client_jkt=caller.jkt,
+            service_id=service.id,
+            subject_nik=query.get("nik") if isinstance(query.get("nik"), str) else None,
+            fields=requested if isinstance(requested, list) else None,
+        )
+        # Live: a revoked or paused consent stops this very request.
+        self._consents.require_active(claims.jti)
+
+        # 5. The owning agency's backend, through its adapter.
+        lookup = {k: v for k, v in query.items() if k != "fields"}
+        record = await self._adapters.for_service(service).fetch(service.schema, lookup)
+
+        # 6. Never pass on an answer that breaks the contract.
+        self._schemas.validate_response(service.schema, record)
+        check_subject_in(claims, record_subjects(service.schema, record))
+        if claims.max_uses is not None:
+            # Counted only once the answer is good, atomically: two requests racing for the
+            # last use cannot both win.
+            self._consents.record_use(claims.jti)
+
+        # 7. Release only what the consent grants (and the consumer asked for).
+        minimised = {name: record[name] for name in released if name in record}
+        trail.released = tuple(minimised)
+        return json.dumps(minimised, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _request_hash_or_none(request: ExchangeRequest) -> str | None:
+    """The hash that binds the answer to the request; None when the request is not even signed."""
+    try:
+        return request_hash(
+            method=request.method, url=request.url, headers=request.headers, body=request.body
+        )
+    except Exception:  # noqa: BLE001 - an unsigned request is refused later, and still audited
+        return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest("the body is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
+
+
+def _short(value: str | None) -> str | None:
+    return value[:255] if value else None

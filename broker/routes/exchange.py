@@ -1,0 +1,38 @@
+"""``POST /r1/{service id}``: one data exchange."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from broker.deps import BrokerDep
+from broker.exchange import ExchangeRequest
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["exchange"])
+
+
+@router.post(
+    "/r1/{service_id:path}",
+    summary="Fetch a citizen's record from the owning agency, with consent",
+    responses={
+        200: {"description": "The consented fields, signed by the broker"},
+        400: {"description": "Malformed or schema-invalid request (problem+json)"},
+        401: {"description": "Signature or consent token refused (problem+json)"},
+        403: {"description": "Access right or consent refused (problem+json)"},
+        502: {"description": "Backend failed or answered invalid data (problem+json)"},
+        503: {"description": "Audit log unavailable: nothing released (problem+json)"},
+    },
+)
+async def exchange(service_id: str, request: Request, broker: BrokerDep) -> Response:
+    """Run the exchange pipeline; the body is the JSON query of the service's request schema."""
+    outcome = await broker.exchange.handle(
+        ExchangeRequest(
+            service_id=service_id,
+            method=request.method,
+            url=str(request.url),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            body=await request.body(),
+        )
+    )
+    return Response(content=outcome.body, status_code=outcome.status, headers=outcome.headers)

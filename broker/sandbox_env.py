@@ -1,0 +1,262 @@
+"""A whole sandbox world on loopback: keys, registry, two agency backends and a broker,
+each a real process. The demo plays its story on it; the end-to-end tests use it too."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from joserfc.jwk import OKPKey
+
+from adapters.sandbox.idp import DevIdentityProvider
+from broker.keys import generate_key, load_private_jwk, public_jwk, save_private_jwk
+from broker.registry import write_registry
+
+__all__ = ["PERMIT_OFFICE", "TAX_OFFICE", "SandboxWorld", "free_port"]
+
+PERMIT_OFFICE = "ID/GOV/DPMPTSP-DKI/perizinan"
+TAX_OFFICE = "ID/GOV/BAPENDA-DKI/pajak"
+KTP = "ID/GOV/DUKCAPIL/adminduk/ktp"
+KK = "ID/GOV/DUKCAPIL/adminduk/kk"
+AKTA = "ID/GOV/DISDUKCAPIL-JKS/capil/akta-lahir"
+CITIZEN_AUDIENCE = "simpul-citizen"
+
+
+def free_port() -> int:
+    """A loopback port nobody is listening on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _key(path: Path, kid: str) -> OKPKey:
+    if path.exists():
+        return load_private_jwk(path)
+    key = generate_key(kid)
+    save_private_jwk(key, path)
+    return key
+
+
+def registry_data(
+    *, permit_key: OKPKey, tax_key: OKPKey, dukcapil_url: str, capil_url: str
+) -> dict[str, Any]:
+    """The demo registry: two providers, two consumers, three services, a purpose catalogue."""
+    return {
+        "instance": "ID",
+        "members": [
+            {
+                "class": "GOV",
+                "code": "DUKCAPIL",
+                "name": "Direktorat Jenderal Kependudukan dan Pencatatan Sipil",
+                "subsystems": [{"code": "adminduk", "keys": []}],
+            },
+            {
+                "class": "GOV",
+                "code": "DISDUKCAPIL-JKS",
+                "name": "Suku Dinas Kependudukan dan Pencatatan Sipil Kota Jakarta Selatan",
+                "subsystems": [{"code": "capil", "keys": []}],
+            },
+            {
+                "class": "GOV",
+                "code": "DPMPTSP-DKI",
+                "name": "Dinas Penanaman Modal dan PTSP Provinsi DKI Jakarta",
+                "subsystems": [{"code": "perizinan", "keys": [public_jwk(permit_key)]}],
+            },
+            {
+                "class": "GOV",
+                "code": "BAPENDA-DKI",
+                "name": "Badan Pendapatan Daerah Provinsi DKI Jakarta",
+                "subsystems": [{"code": "pajak", "keys": [public_jwk(tax_key)]}],
+            },
+        ],
+        "services": [
+            {
+                "id": KTP,
+                "schema": "ktp",
+                "adapter": "dukcapil",
+                "backend": dukcapil_url,
+                "timeout": 2.0,
+                "clients": [PERMIT_OFFICE],
+            },
+            {
+                "id": KK,
+                "schema": "kk",
+                "adapter": "dukcapil",
+                "backend": dukcapil_url,
+                "timeout": 2.0,
+                "clients": [PERMIT_OFFICE],
+            },
+            {
+                "id": AKTA,
+                "schema": "akta-lahir",
+                "adapter": "capil",
+                "backend": capil_url,
+                "timeout": 2.0,
+                "clients": [PERMIT_OFFICE],
+            },
+        ],
+        "purposes": [
+            {
+                "code": "perizinan-berusaha",
+                "text_id": "Verifikasi identitas pemohon perizinan berusaha",
+                "text_en": "Verifying the identity of a business-permit applicant",
+                "legal_basis": (
+                    "PP 5/2021 tentang Penyelenggaraan Perizinan Berusaha Berbasis Risiko"
+                ),
+            },
+        ],
+    }
+
+
+@dataclass
+class SandboxWorld:
+    """Keys, registry and processes under one data directory."""
+
+    data_dir: Path
+    permit_key: OKPKey
+    tax_key: OKPKey
+    idp: DevIdentityProvider
+    dukcapil_port: int
+    capil_port: int
+    broker_port: int
+    subject_secret: str
+    _procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, data_dir: Path) -> SandboxWorld:
+        """Write keys and the registry into ``data_dir`` (keys are reused if present)."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        keys = data_dir / "keys"
+        keys.mkdir(exist_ok=True)
+        _key(data_dir / "broker-key.jwk", "simpul-broker-1")
+        permit = _key(keys / "dpmptsp-dki.jwk", "dpmptsp-dki-1")
+        tax = _key(keys / "bapenda-dki.jwk", "bapenda-dki-1")
+        idp_key = _key(keys / "dev-idp.jwk", "dev-idp-1")
+        idp = DevIdentityProvider(key=idp_key)
+        (data_dir / "idp-jwks.json").write_text(json.dumps(idp.jwks(), indent=2))
+        world = cls(
+            data_dir=data_dir,
+            permit_key=permit,
+            tax_key=tax,
+            idp=idp,
+            dukcapil_port=free_port(),
+            capil_port=free_port(),
+            broker_port=free_port(),
+            subject_secret=secrets.token_hex(32),
+        )
+        write_registry(
+            data_dir / "registry.toml",
+            registry_data(
+                permit_key=permit,
+                tax_key=tax,
+                dukcapil_url=f"http://127.0.0.1:{world.dukcapil_port}",
+                capil_url=f"http://127.0.0.1:{world.capil_port}",
+            ),
+        )
+        return world
+
+    @property
+    def broker_url(self) -> str:
+        """Where the broker listens."""
+        return f"http://127.0.0.1:{self.broker_port}"
+
+    @property
+    def audit_database_url(self) -> str:
+        """The broker's audit log."""
+        return f"sqlite:///{self.data_dir / 'audit.db'}"
+
+    def broker_env(self) -> dict[str, str]:
+        """The ``SIMPUL_*`` environment the broker process runs with."""
+        return {
+            "SIMPUL_ENVIRONMENT": "dev",
+            "SIMPUL_DATA_DIR": str(self.data_dir),
+            "SIMPUL_SUBJECT_HASH_SECRET": self.subject_secret,
+            "SIMPUL_CITIZEN_IDP_ISSUER": self.idp.issuer,
+            "SIMPUL_CITIZEN_IDP_JWKS_FILE": str(self.data_dir / "idp-jwks.json"),
+            "SIMPUL_CITIZEN_AUDIENCE": CITIZEN_AUDIENCE,
+            "SIMPUL_HOST": "127.0.0.1",
+            "SIMPUL_PORT": str(self.broker_port),
+            "SIMPUL_LOG_LEVEL": "warning",
+        }
+
+    def citizen_token(self, nik: str, name: str | None = None) -> str:
+        """A dev-IdP ID token for the citizen with ``nik``."""
+        return self.idp.id_token(nik=nik, name=name, audience=CITIZEN_AUDIENCE)
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        """Start both backends and the broker; return once all three answer."""
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        cli = [sys.executable, "-m", "broker.cli"]
+        self._spawn(
+            "dukcapil",
+            [*cli, "sandbox", "--backend", "dukcapil", "--port", str(self.dukcapil_port)],
+            logs,
+        )
+        self._spawn(
+            "capil", [*cli, "sandbox", "--backend", "capil", "--port", str(self.capil_port)], logs
+        )
+        self._spawn("broker", [*cli, "serve"], logs, env=self.broker_env())
+        deadline = time.monotonic() + timeout
+        for name, url in (
+            ("dukcapil", f"http://127.0.0.1:{self.dukcapil_port}/healthz"),
+            ("capil", f"http://127.0.0.1:{self.capil_port}/healthz"),
+            ("broker", f"{self.broker_url}/healthz"),
+        ):
+            self._wait(name, url, deadline)
+
+    def _spawn(
+        self, name: str, argv: list[str], logs: Path, env: dict[str, str] | None = None
+    ) -> None:
+        log = (logs / f"{name}.log").open("ab")
+        proc_env = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=proc_env)  # noqa: S603 - our own CLI
+        self._procs.append((name, proc, log))
+
+    def _wait(self, name: str, url: str, deadline: float) -> None:
+        proc = next(p for n, p, _ in self._procs if n == name)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / name}.log"
+                )
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{name} did not become ready at {url}")
+
+    def stop(self) -> None:
+        """Stop every process: SIGTERM, then SIGKILL for any that linger."""
+        for _, proc, _ in self._procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc, log in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        self._procs.clear()
+
+    def __enter__(self) -> SandboxWorld:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,406 @@
+"""The consent store: requests, the citizen's decisions, consents and their live status.
+
+SQLAlchemy Core on a sync Engine. Every state change is a conditional UPDATE whose row count
+says whether this caller made it, so two racing decisions cannot both win.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from consent._tables import (
+    consent_from_row,
+    consent_requests,
+    consent_values,
+    consents,
+    install,
+    metadata,
+    request_from_row,
+    request_values,
+)
+from consent._validation import (
+    DEFAULT_REQUEST_TTL_SECONDS,
+    MAX_REQUEST_TTL_SECONDS,
+    MAX_VALIDITY_SECONDS,
+    checked_grants,
+    checked_jkt,
+    checked_nik,
+    checked_positive,
+    checked_purpose,
+    checked_text,
+)
+from consent.errors import (
+    ConsentExhausted,
+    ConsentExpired,
+    ConsentNotActive,
+    ConsentNotFound,
+    ConsentNotYetValid,
+    ConsentRequestNotFound,
+    ConsentRequestNotPending,
+    ConsentRevoked,
+    Error,
+)
+from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
+from consent.tokens import Grant, Purpose, TokenIssuer
+
+__all__ = [
+    "DEFAULT_REQUEST_TTL_SECONDS",
+    "MAX_REQUEST_TTL_SECONDS",
+    "MAX_VALIDITY_SECONDS",
+    "Consent",
+    "ConsentRequest",
+    "ConsentStatus",
+    "ConsentStore",
+    "RequestStatus",
+    "install",
+    "metadata",
+]
+
+_LIVE = (ConsentStatus.ACTIVE, ConsentStatus.PAUSED)
+
+
+def _unix_now() -> int:
+    return int(time.time())
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _inactive(consent: Consent) -> Error:
+    """The error that explains why ``consent`` (not ACTIVE) allows nothing."""
+    if consent.status is ConsentStatus.REVOKED:
+        return ConsentRevoked()
+    if consent.status is ConsentStatus.EXPIRED:
+        return ConsentExpired()
+    return ConsentNotActive(f"consent is {consent.status.value.lower()}")
+
+
+class ConsentStore:
+    """Consent requests and consents in a database; ``issuer`` signs the consents' tokens."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        issuer: TokenIssuer,
+        clock: Callable[[], int] = _unix_now,
+    ) -> None:
+        self._engine = engine
+        self._issuer = issuer
+        self._clock = clock
+
+    # --- the client's side ---
+
+    def create_request(
+        self,
+        *,
+        client_id: str,
+        client_jkt: str,
+        subject_nik: str,
+        grants: Sequence[Grant],
+        purpose: Purpose,
+        procedure_ref: str,
+        valid_for_seconds: int,
+        request_ttl_seconds: int = DEFAULT_REQUEST_TTL_SECONDS,
+        max_uses: int | None = None,
+    ) -> ConsentRequest:
+        """Record a PENDING request; raises ConsentRequestInvalid if it is malformed."""
+        valid_for = checked_positive("valid_for_seconds", valid_for_seconds, MAX_VALIDITY_SECONDS)
+        ttl = checked_positive("request_ttl_seconds", request_ttl_seconds, MAX_REQUEST_TTL_SECONDS)
+        now = self._clock()
+        request = ConsentRequest(
+            id=str(uuid.uuid4()),
+            client_id=checked_text("client_id", client_id, 255),
+            client_jkt=checked_jkt(client_jkt),
+            subject_nik=checked_nik(subject_nik),
+            grants=checked_grants(grants),
+            purpose=checked_purpose(purpose),
+            procedure_ref=checked_text("procedure_ref", procedure_ref, 255),
+            consent_not_before=now,
+            consent_expires_at=now + valid_for,
+            # deciding after the consent would have ended is pointless, so the deadline is capped
+            expires_at=min(now + ttl, now + valid_for),
+            max_uses=None if max_uses is None else checked_positive("max_uses", max_uses),
+            status=RequestStatus.PENDING,
+            created_at=now,
+            decided_at=None,
+            consent_id=None,
+        )
+        with self._engine.begin() as conn:
+            conn.execute(insert(consent_requests).values(request_values(request)))
+        return request
+
+    def get_request(self, request_id: str, *, client_id: str) -> ConsentRequest:
+        """The client's own request (another client's is ConsentRequestNotFound, not denied)."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(consent_requests).where(
+                    consent_requests.c.id == request_id, consent_requests.c.client_id == client_id
+                )
+            ).first()
+            if row is None:
+                raise ConsentRequestNotFound()
+            return self._settle_request(conn, request_from_row(row), now)
+
+    def get_consent(self, consent_id: str, *, client_id: str) -> Consent:
+        """The client's own consent, whatever its status (for handing out its token)."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = self._consent_row(conn, consent_id)
+            if row is None or row.client_id != client_id:
+                raise ConsentNotFound()
+            return self._settle_consent(conn, consent_from_row(row), now)
+
+    def token_for(self, consent: Consent) -> str:
+        """The consent's token, re-issued from its stored claims (byte-identical every time)."""
+        return self._issuer.issue(consent.claims(self._issuer.issuer))
+
+    # --- the citizen's side ---
+
+    def list_requests(
+        self, *, subject_nik: str, status: RequestStatus | str | None = None
+    ) -> list[ConsentRequest]:
+        """The citizen's requests, newest first, optionally only those in ``status``.
+
+        ``status`` is compared as it stands after deadlines are applied (a PENDING request
+        past its deadline is listed as EXPIRED).
+        """
+        now = self._clock()
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(consent_requests)
+                .where(consent_requests.c.subject_nik == subject_nik)
+                .order_by(consent_requests.c.created_at.desc(), consent_requests.c.id)
+            ).all()
+            requests = [self._settle_request(conn, request_from_row(row), now) for row in rows]
+        return [r for r in requests if status is None or r.status == status]
+
+    def approve(self, request_id: str, *, subject_nik: str) -> Consent:
+        """Approve the citizen's own PENDING request: creates the ACTIVE consent, exactly once."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            request = self._own_request(conn, request_id, subject_nik, now)
+            if request.status is RequestStatus.PENDING:
+                consent = _consent_for(request, now)
+                if self._decide(conn, request, RequestStatus.APPROVED, now, consent.id):
+                    conn.execute(insert(consents).values(consent_values(consent)))
+                    return consent
+        # Outside the transaction: a request found past its deadline stays EXPIRED.
+        raise ConsentRequestNotPending(f"consent request is {_status_word(request)}")
+
+    def reject(self, request_id: str, *, subject_nik: str) -> ConsentRequest:
+        """Reject the citizen's own PENDING request."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            request = self._own_request(conn, request_id, subject_nik, now)
+            if request.status is RequestStatus.PENDING and self._decide(
+                conn, request, RequestStatus.REJECTED, now, None
+            ):
+                return replace(request, status=RequestStatus.REJECTED, decided_at=now)
+        raise ConsentRequestNotPending(f"consent request is {_status_word(request)}")
+
+    def list_consents(self, *, subject_nik: str) -> list[Consent]:
+        """The citizen's consents, newest first."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(consents)
+                .where(consents.c.subject_nik == subject_nik)
+                .order_by(consents.c.iat.desc(), consents.c.id)
+            ).all()
+            return [self._settle_consent(conn, consent_from_row(row), now) for row in rows]
+
+    def revoke(self, consent_id: str, *, subject_nik: str) -> Consent:
+        """Revoke the citizen's own consent; revoking one already ended changes nothing."""
+        return self._change(consent_id, subject_nik, sources=_LIVE, target=ConsentStatus.REVOKED)
+
+    def pause(self, consent_id: str, *, subject_nik: str) -> Consent:
+        """Pause the citizen's own ACTIVE consent (idempotent); an ended one cannot be paused."""
+        consent = self._change(
+            consent_id, subject_nik, sources=(ConsentStatus.ACTIVE,), target=ConsentStatus.PAUSED
+        )
+        if consent.status is not ConsentStatus.PAUSED:
+            raise _inactive(consent)
+        return consent
+
+    def resume(self, consent_id: str, *, subject_nik: str) -> Consent:
+        """Make the citizen's own PAUSED consent ACTIVE again (idempotent)."""
+        consent = self._change(
+            consent_id, subject_nik, sources=(ConsentStatus.PAUSED,), target=ConsentStatus.ACTIVE
+        )
+        if consent.status is not ConsentStatus.ACTIVE:
+            raise _inactive(consent)
+        return consent
+
+    # --- every exchange ---
+
+    def require_active(self, consent_id: str, *, now: int | None = None) -> Consent:
+        """The live check on every exchange: the consent exists, is ACTIVE, valid and not used up.
+
+        A consent found past its ``exp`` is marked EXPIRED on the way.
+        """
+        at = self._clock() if now is None else now
+        with self._engine.begin() as conn:
+            row = self._consent_row(conn, consent_id)
+            if row is None:
+                raise ConsentNotFound()
+            consent = self._settle_consent(conn, consent_from_row(row), at)
+        if consent.status is not ConsentStatus.ACTIVE:
+            raise _inactive(consent)
+        if at < consent.nbf:
+            raise ConsentNotYetValid()
+        if consent.max_uses is not None and consent.use_count >= consent.max_uses:
+            raise ConsentExhausted()
+        return consent
+
+    def record_use(self, consent_id: str, *, now: int | None = None) -> Consent:
+        """Count one use of an ACTIVE consent, atomically refusing one past ``max_uses``.
+
+        Needed only for consents with ``max_uses``; the count is kept for all.
+        """
+        at = self._clock() if now is None else now
+        c = consents.c
+        with self._engine.begin() as conn:
+            counted = conn.execute(
+                update(consents)
+                .where(
+                    c.id == consent_id,
+                    c.status == ConsentStatus.ACTIVE.value,
+                    c.nbf <= at,
+                    c.exp > at,
+                    (c.max_uses.is_(None)) | (c.use_count < c.max_uses),
+                )
+                .values(use_count=c.use_count + 1)
+            ).rowcount
+            row = self._consent_row(conn, consent_id) if counted == 1 else None
+        if row is None:
+            self.require_active(consent_id, now=at)  # raises the precise reason
+            raise ConsentExhausted()  # it was usable when checked: lost a race for the last use
+        return consent_from_row(row)
+
+    # --- internals ---
+
+    def _own_request(
+        self, conn: Connection, request_id: str, subject_nik: str, now: int
+    ) -> ConsentRequest:
+        row = conn.execute(
+            select(consent_requests).where(consent_requests.c.id == request_id)
+        ).first()
+        if row is None or not _same(row.subject_nik, subject_nik):
+            raise ConsentRequestNotFound()
+        return self._settle_request(conn, request_from_row(row), now)
+
+    @staticmethod
+    def _consent_row(conn: Connection, consent_id: str) -> Row[Any] | None:
+        return conn.execute(select(consents).where(consents.c.id == consent_id)).first()
+
+    @staticmethod
+    def _settle_request(conn: Connection, request: ConsentRequest, now: int) -> ConsentRequest:
+        """Mark a PENDING request past its deadline EXPIRED; return it as it now stands."""
+        if request.status is not RequestStatus.PENDING or now < request.expires_at:
+            return request
+        conn.execute(
+            update(consent_requests)
+            .where(
+                consent_requests.c.id == request.id,
+                consent_requests.c.status == RequestStatus.PENDING.value,
+            )
+            .values(status=RequestStatus.EXPIRED.value, decided_at=now)
+        )
+        return replace(request, status=RequestStatus.EXPIRED, decided_at=now)
+
+    @staticmethod
+    def _settle_consent(conn: Connection, consent: Consent, now: int) -> Consent:
+        """Mark a live consent past its ``exp`` EXPIRED; return it as it now stands."""
+        if consent.status not in _LIVE or now < consent.exp:
+            return consent
+        conn.execute(
+            update(consents)
+            .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
+            .values(status=ConsentStatus.EXPIRED.value, status_changed_at=now)
+        )
+        return replace(consent, status=ConsentStatus.EXPIRED, status_changed_at=now)
+
+    @staticmethod
+    def _decide(
+        conn: Connection,
+        request: ConsentRequest,
+        status: RequestStatus,
+        now: int,
+        consent_id: str | None,
+    ) -> bool:
+        # The WHERE on status and deadline is the lock: of two racing decisions one matches.
+        c = consent_requests.c
+        result = conn.execute(
+            update(consent_requests)
+            .where(
+                c.id == request.id,
+                c.status == RequestStatus.PENDING.value,
+                c.expires_at > now,
+            )
+            .values(status=status.value, decided_at=now, consent_id=consent_id)
+        )
+        return result.rowcount == 1
+
+    def _change(
+        self,
+        consent_id: str,
+        subject_nik: str,
+        *,
+        sources: tuple[ConsentStatus, ...],
+        target: ConsentStatus,
+    ) -> Consent:
+        """Move the citizen's own consent from one of ``sources`` to ``target``, if it is in one."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = self._consent_row(conn, consent_id)
+            if row is None or not _same(row.subject_nik, subject_nik):
+                raise ConsentNotFound()
+            consent = self._settle_consent(conn, consent_from_row(row), now)
+            if consent.status not in sources:
+                return consent
+            changed = conn.execute(
+                update(consents)
+                .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
+                .values(status=target.value, status_changed_at=now)
+            ).rowcount
+            if changed == 1:
+                return replace(consent, status=target, status_changed_at=now)
+            row = self._consent_row(conn, consent_id)  # changed meanwhile: report what it is now
+        return consent_from_row(row) if row is not None else consent
+
+
+def _status_word(request: ConsentRequest) -> str:
+    if request.status is RequestStatus.PENDING:
+        return "already decided"  # it was PENDING when read, and lost the race
+    return request.status.value.lower()
+
+
+def _consent_for(request: ConsentRequest, now: int) -> Consent:
+    return Consent(
+        id=str(uuid.uuid4()),
+        request_id=request.id,
+        client_id=request.client_id,
+        client_jkt=request.client_jkt,
+        subject_nik=request.subject_nik,
+        grants=request.grants,
+        purpose=request.purpose,
+        procedure_ref=request.procedure_ref,
+        iat=now,
+        # consent cannot be valid before it is given; it ends when the request said it would
+        nbf=max(now, request.consent_not_before),
+        exp=request.consent_expires_at,
+        max_uses=request.max_uses,
+        use_count=0,
+        status=ConsentStatus.ACTIVE,
+        status_changed_at=now,
+    )

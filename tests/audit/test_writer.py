@@ -1,0 +1,297 @@
+"""Appending: group commit, gap-free numbering, durability, and failing closed."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, exc
+
+from audit.errors import AuditUnavailable
+from audit.store import count, read_records, tail
+from audit.verify import verify_log
+from audit.writer import AuditLog, append_now
+from tests.audit._factories import database_path, make_entry, raw_sqlite, sqlite_engine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def second_engine(engine: Engine) -> Iterator[Engine]:
+    """Another engine on the same file: what a second broker process would hold."""
+    other = sqlite_engine(database_path(engine))
+    try:
+        yield other
+    finally:
+        other.dispose()
+
+
+def _block_inserts(engine: Engine) -> None:
+    with raw_sqlite(engine) as conn:
+        conn.execute(
+            "CREATE TRIGGER block BEFORE INSERT ON audit_records "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+
+
+def _unblock_inserts(engine: Engine) -> None:
+    with raw_sqlite(engine) as conn:
+        conn.execute("DROP TRIGGER block")
+
+
+def _hide_table(engine: Engine) -> None:
+    with raw_sqlite(engine) as conn:
+        conn.execute("ALTER TABLE audit_records RENAME TO audit_records_away")
+
+
+def _restore_table(engine: Engine) -> None:
+    with raw_sqlite(engine) as conn:
+        conn.execute("ALTER TABLE audit_records_away RENAME TO audit_records")
+
+
+SABOTAGE = [
+    pytest.param(_block_inserts, _unblock_inserts, exc.IntegrityError, id="inserts-refused"),
+    pytest.param(_hide_table, _restore_table, exc.OperationalError, id="table-gone"),
+]
+
+
+class TestAppendNow:
+    def test_numbers_from_one_and_chains(self, installed: Engine) -> None:
+        records = append_now(installed, [make_entry(i) for i in range(3)])
+        assert [record.seq for record in records] == [1, 2, 3]
+        assert records[1].chain_hash != records[2].chain_hash
+        assert list(read_records(installed)) == records
+
+    def test_continues_from_the_tail(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(1)])
+        (record,) = append_now(installed, [make_entry(2)])
+        assert record.seq == 2
+        assert verify_log(installed).ok
+
+    def test_one_batch_shares_one_time(self, installed: Engine) -> None:
+        records = append_now(installed, [make_entry(i) for i in range(5)])
+        assert len({record.time for record in records}) == 1
+
+    def test_nothing_to_append_writes_nothing(self, installed: Engine) -> None:
+        assert append_now(installed, []) == []
+        assert tail(installed) is None
+
+    def test_without_the_table_it_fails_closed(self, engine: Engine) -> None:
+        with pytest.raises(AuditUnavailable) as caught:
+            append_now(engine, [make_entry(1)])
+        assert isinstance(caught.value.__cause__, exc.OperationalError)
+        assert caught.value.status == 503
+        assert caught.value.problem_type == "audit-unavailable"
+
+
+class TestLifecycle:
+    async def test_append_before_start_is_refused(self, installed: Engine) -> None:
+        with pytest.raises(AuditUnavailable, match="not running"):
+            await AuditLog(installed).append(make_entry(1))
+        assert count(installed) == 0
+
+    async def test_append_after_stop_is_refused(self, installed: Engine) -> None:
+        log = AuditLog(installed)
+        await log.start()
+        await log.stop()
+        with pytest.raises(AuditUnavailable, match="not running"):
+            await log.append(make_entry(1))
+        assert count(installed) == 0
+
+    async def test_start_twice_is_an_error(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            with pytest.raises(RuntimeError, match="already running"):
+                await log.start()
+
+    async def test_can_restart_after_stop(self, installed: Engine) -> None:
+        log = AuditLog(installed)
+        async with log:
+            await log.append(make_entry(1))
+        async with log:
+            record = await log.append(make_entry(2))
+        assert record.seq == 2
+
+    async def test_stop_drains_what_is_queued(self, installed: Engine) -> None:
+        log = AuditLog(installed, max_batch=7)
+        await log.start()
+        tasks = [asyncio.create_task(log.append(make_entry(i))) for i in range(50)]
+        await asyncio.sleep(0)  # let every task queue its entry
+        await log.stop()
+        assert all(task.done() for task in tasks)
+        assert sorted(task.result().seq for task in tasks) == list(range(1, 51))
+        assert count(installed) == 50
+
+    async def test_a_killed_writer_leaves_no_caller_waiting(self, installed: Engine) -> None:
+        log = AuditLog(installed, max_delay=10)
+        await log.start()
+        waiting = [asyncio.create_task(log.append(make_entry(i))) for i in range(3)]
+        await asyncio.sleep(0.01)  # the writer holds the first entry, the rest are queued
+        task = log._task  # white box: nothing public kills the writer, but the loop might
+        assert task is not None
+        task.cancel()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(outcome, AuditUnavailable) for outcome in outcomes)
+        with pytest.raises(AuditUnavailable):
+            await log.append(make_entry(9))
+        await log.stop()  # nothing left to drain, and no error out of shutdown
+
+    @pytest.mark.parametrize(("max_batch", "max_delay"), [(0, 0.001), (1, -0.1)])
+    def test_settings_are_checked(
+        self, installed: Engine, max_batch: int, max_delay: float
+    ) -> None:
+        with pytest.raises(ValueError, match="max_"):
+            AuditLog(installed, max_batch=max_batch, max_delay=max_delay)
+
+
+class TestGroupCommit:
+    async def test_500_concurrent_appends_are_numbered_1_to_500(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            records = await asyncio.gather(*(log.append(make_entry(i)) for i in range(500)))
+        # Queued in call order, numbered in queue order.
+        assert [record.seq for record in records] == list(range(1, 501))
+        assert [record.entry for record in records] == [make_entry(i) for i in range(500)]
+        assert count(installed) == 500
+        assert verify_log(installed).records == 500
+        assert log.records_written == 500
+        assert 1 <= log.batches_written <= 5  # grouped: not one transaction per record
+
+    async def test_batches_never_exceed_max_batch(self, installed: Engine) -> None:
+        async with AuditLog(installed, max_batch=50) as log:
+            await asyncio.gather(*(log.append(make_entry(i)) for i in range(500)))
+        assert log.batches_written >= 10
+        assert verify_log(installed).ok
+
+    async def test_sequential_appends_each_commit(self, installed: Engine) -> None:
+        async with AuditLog(installed, max_delay=0) as log:
+            seqs = [(await log.append(make_entry(i))).seq for i in range(5)]
+        assert seqs == [1, 2, 3, 4, 5]
+        assert log.batches_written == 5
+
+    async def test_returned_record_is_already_durable(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            record = await log.append(make_entry(1))
+            # A fresh connection from another engine sees it: it is committed, not cached.
+            with second_engine(installed) as other:
+                assert list(read_records(other)) == [record]
+
+    async def test_a_cancelled_caller_still_gets_its_record_written(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed, max_delay=0.05) as log:
+            doomed = asyncio.create_task(log.append(make_entry(1)))
+            await asyncio.sleep(0)
+            doomed.cancel()
+            kept = await log.append(make_entry(2))
+        assert doomed.cancelled()
+        assert kept.seq == 2
+        assert [record.entry for record in read_records(installed)] == [make_entry(1), kept.entry]
+
+
+class TestFailClosed:
+    @pytest.mark.parametrize(("sabotage", "repair", "cause"), SABOTAGE)
+    async def test_a_failed_batch_fails_every_entry_and_the_writer_recovers(
+        self,
+        installed: Engine,
+        sabotage: object,
+        repair: object,
+        cause: type[Exception],
+    ) -> None:
+        assert callable(sabotage)
+        assert callable(repair)
+        async with AuditLog(installed) as log:
+            before = await log.append(make_entry(0))
+            sabotage(installed)
+            outcomes = await asyncio.gather(
+                *(log.append(make_entry(i)) for i in range(1, 21)), return_exceptions=True
+            )
+            assert all(isinstance(outcome, AuditUnavailable) for outcome in outcomes)
+            assert all(isinstance(outcome.__cause__, cause) for outcome in outcomes)
+            assert len({id(outcome) for outcome in outcomes}) == 20  # one error per waiter
+            repair(installed)
+            after = await log.append(make_entry(21))
+        assert (before.seq, after.seq) == (1, 2)  # the failed batch left no trace, no gap
+        assert verify_log(installed).records == 2
+
+    async def test_append_now_fails_closed_and_writes_nothing(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(0)])
+        _block_inserts(installed)
+        with pytest.raises(AuditUnavailable) as caught:
+            append_now(installed, [make_entry(1), make_entry(2)])
+        assert isinstance(caught.value.__cause__, exc.IntegrityError)
+        _unblock_inserts(installed)
+        assert count(installed) == 1
+
+    async def test_the_detail_names_no_cause(self, installed: Engine) -> None:
+        _block_inserts(installed)
+        async with AuditLog(installed) as log:
+            with pytest.raises(AuditUnavailable) as caught:
+                await log.append(make_entry(1))
+        assert "disk on fire" not in caught.value.detail
+
+
+class TestSeveralWriters:
+    async def test_two_engines_on_one_file_stay_gap_free(self, installed: Engine) -> None:
+        with second_engine(installed) as other:
+            async with (
+                AuditLog(installed, max_batch=8) as first,
+                AuditLog(other, max_batch=8) as second,
+            ):
+                records = await asyncio.gather(
+                    *((first if i % 2 else second).append(make_entry(i)) for i in range(400))
+                )
+        assert sorted(record.seq for record in records) == list(range(1, 401))
+        assert first.batches_written > 1
+        assert second.batches_written > 1
+        report = verify_log(installed)
+        assert report.ok
+        assert report.records == 400
+
+    def test_two_processes_stay_gap_free(self, installed: Engine, tmp_path: Path) -> None:
+        ready, go = tmp_path / "ready", tmp_path / "go"
+        script = textwrap.dedent(
+            f"""
+            import pathlib, time
+            from audit.writer import append_now
+            from tests.audit._factories import make_entry, sqlite_engine
+            engine = sqlite_engine("{database_path(installed)}")
+            append_now(engine, [make_entry(0, client="warm-up")])  # warm, like the parent
+            pathlib.Path("{ready}").touch()
+            while not pathlib.Path("{go}").exists():
+                time.sleep(0.001)
+            for i in range(150):
+                append_now(engine, [make_entry(i, client="child"), make_entry(i, client="child")])
+                time.sleep(0.0005)  # a broker does other work between batches
+            """
+        )
+        append_now(installed, [make_entry(0)])
+        child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+        written = 1
+        try:
+            while not ready.exists():
+                assert child.poll() is None, "the child process ended early"
+                time.sleep(0.005)
+            go.touch()
+            # Keep appending for as long as the child does, so the two really contend.
+            while child.poll() is None or written < 150:
+                append_now(installed, [make_entry(written)])
+                written += 1
+        finally:
+            assert child.wait(timeout=60) == 0
+        report = verify_log(installed)
+        assert (report.ok, report.records) == (True, written + 301)
+        records = list(read_records(installed))
+        child_seqs = [r.seq for r in records if r.client == "child"]
+        assert len(child_seqs) == 300
+        between = [
+            r.seq
+            for r in records
+            if r.client not in ("child", "warm-up") and min(child_seqs) < r.seq < max(child_seqs)
+        ]
+        assert between, "the two processes never interleaved, so nothing was tested"
