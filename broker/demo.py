@@ -60,7 +60,7 @@ def _refused(result: ExchangeResult, problem: str) -> tuple[bool, str]:
 
 def run_demo(data_dir: Path | None = None, console: Console | None = None) -> int:
     """Play the story; return 0 only if every step behaved as expected."""
-    console = console or Console()
+    console = console or Console(width=max(Console().width, 132))
     if data_dir is None:
         with tempfile.TemporaryDirectory(prefix="simpul-demo-") as tmp:
             return _play(Path(tmp), console)

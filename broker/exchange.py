@@ -202,14 +202,17 @@ class ExchangeService:
             body=request.body,
             components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
         )
-        # 2. Access rights, deny by default.
-        service = self._registry.service(request.service_id)
-        self._registry.require_access(caller.client_id, service.id)
-
+        trail.client = caller.client_id
         query = _json_object(request.body)
+        # The body is signed, so the person it names can find this attempt in their access
+        # log even when it is refused below.
         plausible_nik = query.get("nik")
         if isinstance(plausible_nik, str) and len(plausible_nik) == 16 and plausible_nik.isdigit():
             trail.subject_ref = subject_ref(plausible_nik, self._subject_secret)
+
+        # 2. Access rights, deny by default.
+        service = self._registry.service(request.service_id)
+        self._registry.require_access(caller.client_id, service.id)
 
         # 3. Consent: the token itself, then its live status in the store.
         claims = self._tokens.verify(header(request.headers, "consent-token"))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -134,8 +135,13 @@ class SandboxWorld:
     _procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, data_dir: Path) -> SandboxWorld:
-        """Write keys and the registry into ``data_dir`` (keys are reused if present)."""
+    def create(
+        cls, data_dir: Path, *, extra_services: Sequence[Mapping[str, Any]] = ()
+    ) -> SandboxWorld:
+        """Write keys and the registry into ``data_dir`` (keys are reused if present).
+
+        ``extra_services`` are appended to the registry (tests add one whose backend is down).
+        """
         data_dir.mkdir(parents=True, exist_ok=True)
         keys = data_dir / "keys"
         keys.mkdir(exist_ok=True)
@@ -155,15 +161,14 @@ class SandboxWorld:
             broker_port=free_port(),
             subject_secret=secrets.token_hex(32),
         )
-        write_registry(
-            data_dir / "registry.toml",
-            registry_data(
-                permit_key=permit,
-                tax_key=tax,
-                dukcapil_url=f"http://127.0.0.1:{world.dukcapil_port}",
-                capil_url=f"http://127.0.0.1:{world.capil_port}",
-            ),
+        data = registry_data(
+            permit_key=permit,
+            tax_key=tax,
+            dukcapil_url=f"http://127.0.0.1:{world.dukcapil_port}",
+            capil_url=f"http://127.0.0.1:{world.capil_port}",
         )
+        data["services"].extend(dict(service) for service in extra_services)
+        write_registry(data_dir / "registry.toml", data)
         return world
 
     @property

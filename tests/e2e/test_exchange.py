@@ -1,0 +1,572 @@
+"""The exchange over real HTTP between real processes: the story, and every refusal cause.
+
+Each refusal must come back with its own problem type (and ``X-Road-Error``), signed by the
+broker, and leave an audit record that says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import OKPKey
+from sqlalchemy import Engine
+
+from broker.client import ExchangeResult, SimpulClient
+from broker.keys import thumbprint, to_private_key
+from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
+from broker.signatures import REQUEST_COMPONENTS, REQUEST_COMPONENTS_WITHOUT_CONSENT, sign_request
+from schemas.identifiers import make_nik
+from tests.e2e.conftest import (
+    AKTA,
+    KK,
+    KTP,
+    KTP_FIELDS,
+    OFFLINE,
+    TAX_OFFICE,
+    Granted,
+    audit_for,
+    forge,
+    grant,
+    revoke,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _result(response: httpx.Response) -> ExchangeResult:
+    return ExchangeResult(
+        status=response.status_code,
+        body=response.json() if response.content else {},
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
+
+
+def assert_refused(
+    engine: Engine, result: ExchangeResult, xroad_id: str, problem: str, status: int
+) -> None:
+    """The refusal names its cause on the wire and in the audit log."""
+    assert result.status == status, result.body
+    assert result.problem_type == problem, result.body
+    assert result.headers["content-type"].startswith("application/problem+json")
+    assert result.body["type"] == f"urn:simpul:problem:{problem}"
+    assert result.body["status"] == status
+    records = audit_for(engine, xroad_id)
+    assert records, f"no audit record for {xroad_id}"
+    last = records[-1]
+    assert last.decision == "refused"
+    assert last.reason == problem
+    assert last.status == status
+    assert last.released_fields == ()
+    assert result.audit_seq == last.seq
+
+
+@pytest.fixture(scope="module")
+def citizen(people: Any) -> Any:
+    """The demo citizen: a Jakarta adult with KTP, KK and akta."""
+    return people.demo_citizen()
+
+
+@pytest.fixture(scope="module")
+def granted(world: SandboxWorld, office: SimpulClient, citizen: Any) -> Granted:
+    """An ACTIVE consent for KTP (name, birth date, address), KK and akta."""
+    return grant(
+        world,
+        office,
+        citizen.nik,
+        ((KTP, KTP_FIELDS), (KK, ("no_kk", "anggota")), (AKTA, ("no_akta", "anak"))),
+    )
+
+
+class TestAllowed:
+    def test_ktp_releases_exactly_the_granted_fields(
+        self, office: SimpulClient, granted: Granted, audit_engine: Engine
+    ) -> None:
+        xroad_id = str(uuid.uuid4())
+        response = office.send(
+            "POST",
+            f"/r1/{KTP}",
+            json.dumps({"nik": granted.nik}).encode(),
+            extra_headers={"Consent-Token": granted.token, "X-Road-UserId": "petugas-7"},
+            xroad_id=xroad_id,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert sorted(body) == sorted(KTP_FIELDS)
+        assert response.headers["x-road-id"] == xroad_id
+        assert len(response.headers["x-road-request-hash"]) == 64
+        (record,) = audit_for(audit_engine, xroad_id)
+        assert record.decision == "allowed"
+        assert record.officer == "petugas-7"
+        assert record.consent_id == granted.consent_id
+        assert sorted(record.released_fields) == sorted(KTP_FIELDS)
+        assert str(record.seq) == response.headers["x-simpul-audit-seq"]
+
+    def test_subset_of_fields_on_request(self, office: SimpulClient, granted: Granted) -> None:
+        result = office.fetch(
+            KTP, {"nik": granted.nik, "fields": ["nama"]}, consent_token=granted.token
+        )
+        assert result.ok
+        assert list(result.body) == ["nama"]
+
+    @pytest.mark.parametrize(
+        ("service", "query", "fields"),
+        [
+            (KK, "nik", ["anggota", "no_kk"]),
+            (AKTA, "nik", ["anak", "no_akta"]),
+        ],
+    )
+    def test_kk_and_akta(
+        self,
+        office: SimpulClient,
+        granted: Granted,
+        service: str,
+        query: str,
+        fields: list[str],
+    ) -> None:
+        result = office.fetch(service, {query: granted.nik}, consent_token=granted.token)
+        assert result.ok, result.body
+        assert sorted(result.body) == fields
+
+    def test_kk_by_number(self, office: SimpulClient, granted: Granted, people: Any) -> None:
+        no_kk = people.household_of(granted.nik).no_kk
+        result = office.fetch(KK, {"no_kk": no_kk}, consent_token=granted.token)
+        assert result.ok, result.body
+        assert granted.nik in [m["nik"] for m in result.body["anggota"]]
+
+    def test_response_signature_is_checked_by_the_client(
+        self, world: SandboxWorld, granted: Granted
+    ) -> None:
+        # A client holding a different "broker" key must refuse the genuine answer.
+        with SimpulClient(
+            base_url=world.broker_url, client_id=PERMIT_OFFICE, key=world.permit_key
+        ) as client:
+            impostor = OKPKey.generate_key("Ed25519", parameters={"kid": "simpul-broker-1"})
+            client._broker_keys = {"simpul-broker-1": impostor.as_dict(private=False)}
+            with pytest.raises(Exception, match="signature refused"):
+                client.fetch(KTP, {"nik": granted.nik}, consent_token=granted.token)
+
+
+Send = Callable[..., tuple[ExchangeResult, str]]
+
+
+@pytest.fixture
+def send(office: SimpulClient) -> Send:
+    """Send one signed exchange as the permit office; returns the result and its X-Road-Id."""
+
+    def _send(
+        service: str,
+        query: dict[str, Any],
+        token: str | None,
+        *,
+        client: SimpulClient | None = None,
+    ) -> tuple[ExchangeResult, str]:
+        xroad_id = str(uuid.uuid4())
+        sender = client or office
+        extra = {"Consent-Token": token} if token is not None else {}
+        response = sender.send(
+            "POST",
+            f"/r1/{service}",
+            json.dumps(query).encode(),
+            extra_headers=extra,
+            components=REQUEST_COMPONENTS
+            if token is not None
+            else REQUEST_COMPONENTS_WITHOUT_CONSENT,
+            xroad_id=xroad_id,
+        )
+        return _result(response), xroad_id
+
+    return _send
+
+
+class TestAuthenticationRefusals:
+    def _signed(
+        self, world: SandboxWorld, granted: Granted, **overrides: Any
+    ) -> tuple[str, dict[str, str], bytes]:
+        url = f"{world.broker_url}/r1/{KTP}"
+        body = json.dumps({"nik": granted.nik}).encode()
+        headers = {
+            "X-Road-Client": PERMIT_OFFICE,
+            "X-Road-Id": str(uuid.uuid4()),
+            "Consent-Token": granted.token,
+            "Content-Type": "application/json",
+        }
+        signed = sign_request(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            key=to_private_key(world.permit_key),
+            key_id=str(world.permit_key.kid),
+            components=REQUEST_COMPONENTS,
+            **overrides,
+        )
+        return url, signed, body
+
+    def test_missing_signature(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        xroad_id = str(uuid.uuid4())
+        response = httpx.post(
+            f"{world.broker_url}/r1/{KTP}",
+            content=json.dumps({"nik": granted.nik}),
+            headers={
+                "X-Road-Client": PERMIT_OFFICE,
+                "X-Road-Id": xroad_id,
+                "Consent-Token": granted.token,
+            },
+        )
+        assert_refused(audit_engine, _result(response), xroad_id, "signature-missing", 401)
+
+    def test_key_not_registered_for_the_client(
+        self, world: SandboxWorld, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        # The tax office's key, claiming to be the permit office.
+        with SimpulClient(
+            base_url=world.broker_url, client_id=PERMIT_OFFICE, key=world.tax_key
+        ) as liar:
+            result, xroad_id = send(KTP, {"nik": granted.nik}, granted.token, client=liar)
+        assert_refused(audit_engine, result, xroad_id, "signature-invalid", 401)
+
+    def test_body_changed_after_signing(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        url, headers, _ = self._signed(world, granted)
+        tampered = json.dumps({"nik": granted.nik, "fields": ["nama"]}).encode()
+        response = httpx.post(url, content=tampered, headers=headers)
+        assert_refused(
+            audit_engine, _result(response), headers["X-Road-Id"], "digest-mismatch", 400
+        )
+
+    def test_consent_token_swapped_after_signing(
+        self, world: SandboxWorld, granted: Granted, broker_key: OKPKey, audit_engine: Engine
+    ) -> None:
+        url, headers, body = self._signed(world, granted)
+        headers["Consent-Token"] = forge(
+            broker_key, sub=granted.nik, jkt=thumbprint(world.permit_key)
+        )
+        response = httpx.post(url, content=body, headers=headers)
+        assert_refused(
+            audit_engine, _result(response), headers["X-Road-Id"], "signature-invalid", 401
+        )
+
+    @pytest.mark.parametrize("seconds", [-301, 301])
+    def test_created_outside_the_allowed_skew(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine, seconds: int
+    ) -> None:
+        created = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+        url, headers, body = self._signed(world, granted, created=created)
+        response = httpx.post(url, content=body, headers=headers)
+        assert_refused(
+            audit_engine, _result(response), headers["X-Road-Id"], "signature-stale", 401
+        )
+
+    def test_replayed_request_id(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        url, headers, body = self._signed(world, granted)
+        first = httpx.post(url, content=body, headers=headers)
+        assert first.status_code == 200
+        again = httpx.post(url, content=body, headers=headers)
+        assert_refused(audit_engine, _result(again), headers["X-Road-Id"], "replay", 409)
+        assert [r.decision for r in audit_for(audit_engine, headers["X-Road-Id"])] == [
+            "allowed",
+            "refused",
+        ]
+
+    def test_unknown_client(
+        self, world: SandboxWorld, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        with SimpulClient(
+            base_url=world.broker_url, client_id="ID/GOV/NOBODY/apa", key=world.tax_key
+        ) as stranger:
+            result, xroad_id = send(KTP, {"nik": granted.nik}, granted.token, client=stranger)
+        assert_refused(audit_engine, result, xroad_id, "unknown-client", 401)
+
+    def test_request_id_not_a_uuid(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        url = f"{world.broker_url}/r1/{KTP}"
+        headers = {
+            "X-Road-Client": PERMIT_OFFICE,
+            "X-Road-Id": "not-a-uuid",
+            "Consent-Token": granted.token,
+        }
+        body = json.dumps({"nik": granted.nik}).encode()
+        signed = sign_request(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            key=to_private_key(world.permit_key),
+            key_id=str(world.permit_key.kid),
+        )
+        response = httpx.post(url, content=body, headers=signed)
+        assert_refused(audit_engine, _result(response), "not-a-uuid", "bad-request", 400)
+
+
+class TestAccessRefusals:
+    def test_no_access_right(
+        self, tax_office: SimpulClient, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        result, xroad_id = send(KTP, {"nik": granted.nik}, granted.token, client=tax_office)
+        assert_refused(audit_engine, result, xroad_id, "access-denied", 403)
+        # The attempt is findable by the person it concerned.
+        (record,) = audit_for(audit_engine, xroad_id)
+        assert record.subject_ref is not None
+        assert record.client == TAX_OFFICE
+
+    def test_unknown_service(self, granted: Granted, send: Send, audit_engine: Engine) -> None:
+        result, xroad_id = send(
+            "ID/GOV/DUKCAPIL/adminduk/paspor", {"nik": granted.nik}, granted.token
+        )
+        assert_refused(audit_engine, result, xroad_id, "unknown-service", 404)
+
+
+def _unsigned_token(header: dict[str, str], payload: dict[str, Any], signature: bytes) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return ".".join(
+        [b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature)]
+    )
+
+
+class TestConsentRefusals:
+    def test_missing_token(self, granted: Granted, send: Send, audit_engine: Engine) -> None:
+        result, xroad_id = send(KTP, {"nik": granted.nik}, None)
+        assert_refused(audit_engine, result, xroad_id, "consent-missing", 401)
+
+    @pytest.mark.parametrize(
+        ("offsets", "problem"),
+        [
+            ({"iat_offset": -7200, "nbf_offset": -7200, "exp_offset": -60}, "consent-expired"),
+            ({"nbf_offset": 600, "exp_offset": 3600}, "consent-not-yet-valid"),
+        ],
+    )
+    def test_token_time(
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        broker_key: OKPKey,
+        send: Send,
+        audit_engine: Engine,
+        offsets: dict[str, int],
+        problem: str,
+    ) -> None:
+        token = forge(
+            broker_key,
+            sub=granted.nik,
+            jkt=thumbprint(world.permit_key),
+            jti=granted.consent_id,
+            **offsets,
+        )
+        result, xroad_id = send(KTP, {"nik": granted.nik}, token)
+        assert_refused(audit_engine, result, xroad_id, problem, 403)
+
+    def test_token_for_another_consumer(
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        broker_key: OKPKey,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        token = forge(
+            broker_key,
+            sub=granted.nik,
+            aud=TAX_OFFICE,
+            jkt=thumbprint(world.permit_key),
+            jti=granted.consent_id,
+        )
+        result, xroad_id = send(KTP, {"nik": granted.nik}, token)
+        assert_refused(audit_engine, result, xroad_id, "consent-wrong-audience", 403)
+
+    def test_token_not_bound_to_the_callers_key(
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        broker_key: OKPKey,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        token = forge(
+            broker_key, sub=granted.nik, jkt=thumbprint(world.tax_key), jti=granted.consent_id
+        )
+        result, xroad_id = send(KTP, {"nik": granted.nik}, token)
+        assert_refused(audit_engine, result, xroad_id, "consent-not-bound", 403)
+
+    def test_token_for_another_citizen(
+        self, granted: Granted, people: Any, send: Send, audit_engine: Engine
+    ) -> None:
+        other = next(p for p in people.people if p.nik != granted.nik and people.person(p.nik))
+        result, xroad_id = send(KTP, {"nik": other.nik}, granted.token)
+        assert_refused(audit_engine, result, xroad_id, "consent-wrong-subject", 403)
+
+    def test_field_not_granted(self, granted: Granted, send: Send, audit_engine: Engine) -> None:
+        result, xroad_id = send(
+            KTP, {"nik": granted.nik, "fields": ["nama", "agama"]}, granted.token
+        )
+        assert_refused(audit_engine, result, xroad_id, "field-not-granted", 403)
+        assert "agama" not in result.body
+
+    def test_service_not_granted(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        ktp_only = grant(world, office, people.demo_citizen().nik)
+        result, xroad_id = send(KK, {"nik": ktp_only.nik}, ktp_only.token)
+        assert_refused(audit_engine, result, xroad_id, "service-not-granted", 403)
+
+    def test_consent_not_in_the_store(
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        broker_key: OKPKey,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        token = forge(broker_key, sub=granted.nik, jkt=thumbprint(world.permit_key))
+        result, xroad_id = send(KTP, {"nik": granted.nik}, token)
+        assert_refused(audit_engine, result, xroad_id, "consent-not-found", 403)
+
+    @pytest.mark.parametrize("alg", ["none", "HS256"])
+    def test_refused_algorithms(
+        self, world: SandboxWorld, granted: Granted, send: Send, audit_engine: Engine, alg: str
+    ) -> None:
+        import hashlib
+        import hmac
+
+        header = {"alg": alg, "typ": "consent+jwt", "kid": "simpul-broker-1"}
+        payload_b64 = granted.token.split(".")[1]
+        payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+        signature = b""
+        if alg == "HS256":
+            # The classic confusion attack: the broker's public key used as an HMAC secret.
+            public = json.dumps(world.permit_key.as_dict(private=False)).encode()
+            unsigned = _unsigned_token(header, payload, b"").rsplit(".", 1)[0]
+            signature = hmac.new(public, unsigned.encode(), hashlib.sha256).digest()
+        token = _unsigned_token(header, payload, signature)
+        result, xroad_id = send(KTP, {"nik": granted.nik}, token)
+        assert_refused(audit_engine, result, xroad_id, "consent-algorithm-refused", 401)
+
+    def test_revoked_consent_stops_the_very_next_request(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        citizen: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        mine = grant(world, office, citizen.nik)
+        before, _ = send(KTP, {"nik": mine.nik}, mine.token)
+        assert before.ok
+        revoke(world, mine)
+        result, xroad_id = send(KTP, {"nik": mine.nik}, mine.token)
+        assert_refused(audit_engine, result, xroad_id, "consent-revoked", 403)
+
+
+class TestContractAndBackendRefusals:
+    def test_schema_invalid_request(
+        self, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        result, xroad_id = send(KTP, {"nik": granted.nik, "warna": "merah"}, granted.token)
+        assert_refused(audit_engine, result, xroad_id, "schema-invalid", 400)
+
+    def test_malformed_json_body(
+        self, world: SandboxWorld, office: SimpulClient, granted: Granted, audit_engine: Engine
+    ) -> None:
+        xroad_id = str(uuid.uuid4())
+        response = office.send(
+            "POST",
+            f"/r1/{KTP}",
+            b"{not json",
+            extra_headers={"Consent-Token": granted.token},
+            xroad_id=xroad_id,
+        )
+        assert_refused(audit_engine, _result(response), xroad_id, "bad-request", 400)
+
+    def test_backend_down(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        citizen: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        mine = grant(world, office, citizen.nik, ((OFFLINE, KTP_FIELDS),))
+        result, xroad_id = send(OFFLINE, {"nik": mine.nik}, mine.token)
+        assert_refused(audit_engine, result, xroad_id, "upstream-unavailable", 502)
+
+    @pytest.mark.parametrize(
+        ("fault", "problem", "status"),
+        [
+            ("corrupt", "upstream-invalid", 502),
+            ("error", "upstream-error", 502),
+            ("slow", "upstream-timeout", 504),
+        ],
+    )
+    def test_backend_misbehaves(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+        fault: str,
+        problem: str,
+        status: int,
+    ) -> None:
+        mine = grant(world, office, people.fault_nik(fault))
+        result, xroad_id = send(KTP, {"nik": mine.nik}, mine.token)
+        assert_refused(audit_engine, result, xroad_id, problem, status)
+        assert set(result.body) == {"type", "title", "status", "detail", "instance"}
+
+    def test_record_not_found(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        nik = make_nik("317401", date(1991, 3, 9), "PEREMPUAN", 9876)
+        assert people.person(nik) is None
+        mine = grant(world, office, nik)
+        result, xroad_id = send(KTP, {"nik": nik}, mine.token)
+        assert_refused(audit_engine, result, xroad_id, "record-not-found", 404)
+
+
+class TestFailClosed:
+    def test_no_release_while_the_audit_log_cannot_be_written(
+        self, world: SandboxWorld, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        import sqlite3
+
+        # Another process holds the audit database's write lock past the broker's busy timeout.
+        blocker = sqlite3.connect(world.data_dir / "audit.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")
+            result, xroad_id = send(KTP, {"nik": granted.nik}, granted.token)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert result.status == 503
+        assert result.problem_type == "audit-unavailable"
+        assert "nama" not in result.body
+        assert audit_for(audit_engine, xroad_id) == []
+        # The writer recovers once the database is writable again.
+        after, after_id = send(KTP, {"nik": granted.nik}, granted.token)
+        assert after.ok
+        assert [r.decision for r in audit_for(audit_engine, after_id)] == ["allowed"]
