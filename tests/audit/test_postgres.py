@@ -21,7 +21,7 @@ from tests.audit._factories import make_entry
 
 pytest.importorskip(
     "psycopg",
-    reason="psycopg is not installed (not a project dependency); PostgreSQL branch untested here",
+    reason="psycopg is not installed; PostgreSQL branch untested here",
 )
 
 URL = os.environ.get(

@@ -257,7 +257,8 @@ class TestAuthenticationRefusals:
             audit_engine, _result(response), headers["X-Road-Id"], "signature-invalid", 401
         )
 
-    @pytest.mark.parametrize("seconds", [-301, 301])
+    # The exact ±300 s boundary is unit-tested with a fixed clock; over real HTTP, a margin.
+    @pytest.mark.parametrize("seconds", [-330, 330])
     def test_created_outside_the_allowed_skew(
         self, world: SandboxWorld, granted: Granted, audit_engine: Engine, seconds: int
     ) -> None:
