@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import KeySet
 
 from broker.errors import CitizenUnauthenticated
@@ -18,6 +19,21 @@ __all__ = ["Citizen", "CitizenVerifier"]
 _NIK = re.compile(r"\A[0-9]{16}\Z")
 # Identity providers sign with asymmetric keys only; a shared-secret or "none" token is refused.
 _ALLOWED_ALGORITHMS = ("Ed25519", "EdDSA", "ES256", "RS256", "PS256")
+
+
+def _models() -> dict[str, JWSAlgModel]:
+    models = {name: jws.JWSRegistry.algorithms[name] for name in _ALLOWED_ALGORITHMS}
+    models["EdDSA"] = models["Ed25519"]
+    return models
+
+
+class _Registry(jws.JWSRegistry):
+    # joserfc's generic "EdDSA" model also accepts Ed448 keys and warns on every use (RFC 9864
+    # deprecates the name); as in consent.tokens, both names map to the curve-pinned Ed25519.
+    algorithms: dict[str, JWSAlgModel] = _models()
+
+
+_REGISTRY = _Registry(algorithms=list(_ALLOWED_ALGORITHMS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +62,8 @@ class CitizenVerifier:
         """Load the identity provider's JWKS from ``path``."""
         try:
             keys = KeySet.import_key_set(json.loads(path.read_text()))
-        except (OSError, ValueError, JoseError) as exc:
+        # TypeError and KeyError: JSON that is not an object with a "keys" array.
+        except (OSError, ValueError, TypeError, KeyError, JoseError) as exc:
             raise ValueError(f"{path}: not a readable JWKS: {exc}") from exc
         return cls(keys=keys, issuer=issuer, audience=audience)
 
@@ -56,7 +73,7 @@ class CitizenVerifier:
             raise CitizenUnauthenticated("an ID token is required (Authorization: Bearer ...)")
         token = authorization.removeprefix("Bearer ").strip()
         try:
-            decoded = jwt.decode(token, self._keys, algorithms=list(_ALLOWED_ALGORITHMS))
+            decoded = jwt.decode(token, self._keys, registry=_REGISTRY)
             self._claims.validate(decoded.claims)
         except (JoseError, ValueError) as exc:
             raise CitizenUnauthenticated(f"ID token refused: {type(exc).__name__}") from exc

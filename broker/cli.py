@@ -115,14 +115,28 @@ def audit_verify(
     ],
 ) -> None:
     """Walk the whole log; exit 1 naming the first bad sequence number."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from audit import verify_log
     from broker.db import create_db_engine
 
-    engine = create_db_engine(database)
     try:
-        report = verify_log(engine)
-    finally:
-        engine.dispose()
+        url = make_url(database)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            # Opening a missing SQLite file would create an empty one and "verify" that.
+            typer.echo(f"simpul: cannot read the audit log: no file at {url.database}", err=True)
+            raise typer.Exit(2)
+        engine = create_db_engine(database)
+        try:
+            report = verify_log(engine)
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        # Not a verdict on the log: the database could not be read at all (wrong URL or file).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(f"simpul: cannot read the audit log: {reason}", err=True)
+        raise typer.Exit(2) from exc
     if report.ok:
         typer.echo(f"audit log OK: {report.records} records, hash chain intact")
         return
@@ -153,9 +167,15 @@ def keys_generate(
 @keys_app.command("public")
 def keys_public(path: Annotated[Path, typer.Argument(help="A private JWK file")]) -> None:
     """Print the public JWK of a private key file."""
+    from broker.errors import InvalidKey
     from broker.keys import load_private_jwk, public_jwk
 
-    typer.echo(json.dumps(public_jwk(load_private_jwk(path))))
+    try:
+        key = load_private_jwk(path)
+    except InvalidKey as exc:
+        typer.echo(f"simpul: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(public_jwk(key)))
 
 
 @registry_app.command("check")

@@ -200,9 +200,7 @@ class ConsentApi:
             return Purpose(code=given.code, text=given.text)
         entry = catalogue.get(given.code)
         if entry is None:
-            raise ConsentRequestInvalid(
-                f"purpose {given.code!r} is not in the registry's purpose catalogue"
-            )
+            raise ConsentRequestInvalid("purpose.code is not in the registry's purpose catalogue")
         return Purpose(code=entry.code, text=given.text or entry.text_id)
 
     def poll(self, caller: Caller, request_id: str) -> ConsentRequestOut:

@@ -58,6 +58,7 @@ from broker.keys import check_public_jwk, jwk_to_public_key, thumbprint, write_a
 __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
+    "ROLES",
     "Member",
     "Purpose",
     "Registry",
@@ -94,12 +95,19 @@ def is_service_id(value: str) -> bool:
     return bool(_SERVICE_ID.match(value))
 
 
+#: Roles beyond calling services (which access rights decide): ``auditor`` may read the
+#: audit log through the auditor API.
+ROLES = frozenset({"auditor"})
+
+
 @dataclass(frozen=True, slots=True)
 class Subsystem:
     """A member's subsystem: a client, a provider or both; ``keys`` maps kid → public JWK."""
 
     id: str
     keys: Mapping[str, Mapping[str, str]]
+    roles: frozenset[str] = frozenset()
+    webhook: str | None = None
 
     @property
     def member_id(self) -> str:
@@ -178,14 +186,14 @@ class Registry:
         try:
             return self.subsystems[client_id]
         except KeyError:
-            raise UnknownClient(f"client {_short(client_id)} is not registered") from None
+            raise UnknownClient("the X-Road-Client is not a registered subsystem") from None
 
     def service(self, service_id: str) -> Service:
         """The registered service ``service_id``, or :class:`UnknownService`."""
         try:
             return self.services[service_id]
         except KeyError:
-            raise UnknownService(f"service {_short(service_id)} is not registered") from None
+            raise UnknownService("no such service is registered") from None
 
     def client_key(self, client_id: str, kid: str) -> Ed25519PublicKey | None:
         """The public key ``kid`` of subsystem ``client_id``; None unless it is that client's."""
@@ -365,7 +373,9 @@ class _Parser:
     def subsystem(self, entry: str, member_id: str, raw: Any) -> Subsystem | None:
         if isinstance(raw, Mapping) and isinstance(raw.get("code"), str):
             entry = _label(entry, f"{member_id}/{raw['code']}")
-        ok = self.table(entry, raw, required={"code"}, optional={"keys", "name"})
+        ok = self.table(
+            entry, raw, required={"code"}, optional={"keys", "name", "roles", "webhook"}
+        )
         if not isinstance(raw, Mapping):
             return None
         code = self.part(entry, raw, "code")
@@ -401,7 +411,18 @@ class _Parser:
                 continue
             self.key_owner[jwk["x"]] = key_entry
             keys[kid] = MappingProxyType(jwk)
-        return Subsystem(sub_id, MappingProxyType(keys)) if ok else None
+        roles: set[str] = set()
+        for role in self.array(f"{entry}.roles", raw.get("roles", [])):
+            if role not in ROLES:
+                self.problem(entry, f"role {_short(role)} is not one of {', '.join(sorted(ROLES))}")
+                ok = False
+            else:
+                roles.add(role)
+        webhook = None
+        if "webhook" in raw:
+            webhook = self.backend(f"{entry}.webhook", raw["webhook"])
+            ok = ok and webhook is not None
+        return Subsystem(sub_id, MappingProxyType(keys), frozenset(roles), webhook) if ok else None
 
     def service(self, index: int, raw: Any) -> Service | None:
         entry = f"services[{index}]"

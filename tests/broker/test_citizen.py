@@ -18,7 +18,7 @@ from joserfc.jwk import KeySet, OKPKey
 from adapters.sandbox.idp import DevIdentityProvider
 from broker.citizen import Citizen, CitizenVerifier
 from broker.errors import CitizenUnauthenticated
-from broker.keys import generate_key
+from broker.keys import generate_key, to_private_key
 
 ISSUER = "urn:simpul:dev-idp"
 AUDIENCE = "simpul-citizen"
@@ -56,9 +56,16 @@ def signed(key: OKPKey = IDP_KEY, **overrides: Any) -> str:
     return jwt.encode(header, claims(**overrides), key, algorithms=["Ed25519"])
 
 
-def unsigned(header: dict[str, Any], body: dict[str, Any], signature: bytes = b"") -> str:
+def unsigned(header: Any, body: dict[str, Any], signature: bytes = b"") -> str:
     head = b64(json.dumps(header).encode())
     payload = b64(json.dumps(body).encode())
+    return f"{head}.{payload}.{b64(signature)}"
+
+
+def hand_signed(header: dict[str, Any], body: dict[str, Any], key: OKPKey = IDP_KEY) -> str:
+    head = b64(json.dumps(header).encode())
+    payload = b64(json.dumps(body).encode())
+    signature = to_private_key(key).sign(f"{head}.{payload}".encode())
     return f"{head}.{payload}.{b64(signature)}"
 
 
@@ -113,8 +120,13 @@ class TestAccepted:
     def test_audience_list_containing_ours(self, verifier: CitizenVerifier) -> None:
         assert verifier.verify(f"Bearer {signed(aud=[AUDIENCE, 'portal'])}").nik == NIK
 
-    def test_eddsa_name_accepted_for_interoperability(self, verifier: CitizenVerifier) -> None:
-        token = jwt.encode({"alg": "EdDSA", "kid": IDP_KEY.kid}, claims(), IDP_KEY, ["EdDSA"])
+    def test_eddsa_name_accepted_without_warning(self, verifier: CitizenVerifier) -> None:
+        # Signed by hand: joserfc's own "EdDSA" model warns, and warnings are errors here.
+        token = hand_signed({"alg": "EdDSA", "kid": IDP_KEY.kid}, claims())
+        assert verifier.verify(f"Bearer {token}").nik == NIK
+
+    def test_hand_signed_ed25519(self, verifier: CitizenVerifier) -> None:
+        token = hand_signed({"alg": "Ed25519", "kid": IDP_KEY.kid}, claims())
         assert verifier.verify(f"Bearer {token}").nik == NIK
 
     def test_from_jwks_file(self, idp: DevIdentityProvider, tmp_path: Path) -> None:
@@ -131,6 +143,12 @@ REFUSALS: dict[str, Callable[[], str | None]] = {
     "bearer without a token": lambda: "Bearer ",
     "bare token": lambda: signed(),
     "garbage token": lambda: "Bearer not.a.jwt",
+    "four parts": lambda: f"Bearer {signed()}.AAAA",
+    "header is a list": lambda: f"Bearer {unsigned([], claims())}",
+    "unknown critical header": lambda: (
+        "Bearer "
+        + hand_signed({"alg": "Ed25519", "kid": IDP_KEY.kid, "crit": ["x"], "x": 1}, claims())
+    ),
     "wrong issuer": lambda: f"Bearer {signed(iss='urn:evil:idp')}",
     "no issuer": lambda: f"Bearer {signed(iss=None)}",
     "wrong audience": lambda: f"Bearer {signed(aud='some-other-app')}",
@@ -148,11 +166,16 @@ REFUSALS: dict[str, Callable[[], str | None]] = {
     "nik in arabic-indic digits": lambda: f"Bearer {signed(nik='٣' * 16)}",
     "signed by another key": lambda: f"Bearer {signed(OTHER_KEY)}",
     "another key under the idp kid": lambda: f"Bearer {signed(IMPOSTOR_KEY)}",
+    "eddsa by another key": lambda: (
+        "Bearer " + hand_signed({"alg": "EdDSA", "kid": IDP_KEY.kid}, claims(), IMPOSTOR_KEY)
+    ),
     "payload changed after signing": lambda: f"Bearer {tampered_nik()}",
     "alg none": lambda: f"Bearer {alg_none()}",
     "alg none with a signature": lambda: f"Bearer {alg_none()}AAAA",
     "hs256 keyed with the public key": lambda: f"Bearer {hs256(public_x())}",
-    "hs256 keyed with the jwks text": lambda: f"Bearer {hs256(json.dumps(IDP_KEY.as_dict(private=False)).encode())}",
+    "hs256 keyed with the jwks text": lambda: (
+        f"Bearer {hs256(json.dumps(IDP_KEY.as_dict(private=False)).encode())}"
+    ),
 }
 
 
@@ -165,8 +188,9 @@ class TestRefused:
         assert info.value.problem_type == "citizen-unauthenticated"
         assert info.value.status == 401
         assert NIK not in info.value.detail
-        if authorization:
-            assert authorization.removeprefix("Bearer ") not in info.value.detail
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if token:
+            assert token not in info.value.detail
 
     def test_token_for_another_issuers_verifier(self, idp: DevIdentityProvider) -> None:
         strict = CitizenVerifier(
@@ -178,18 +202,27 @@ class TestRefused:
 
 class TestJwksFile:
     @pytest.mark.parametrize(
-        "content", ["", "not json", "[]", '{"keys": [{"kty": "nope"}]}'], ids=repr
+        "content",
+        [
+            "",
+            "not json",
+            "null",
+            "[]",
+            "{}",
+            '"keys"',
+            '{"keys": 5}',
+            '{"keys": [{"kty": "nope"}]}',
+        ],
+        ids=repr,
     )
-    def test_unreadable_jwks_refused_with_the_file_name(
-        self, tmp_path: Path, content: str
-    ) -> None:
+    def test_unreadable_jwks_refused_with_the_file_name(self, tmp_path: Path, content: str) -> None:
         path = tmp_path / "idp-jwks.json"
         path.write_text(content)
-        with pytest.raises(ValueError, match="idp-jwks.json"):
+        with pytest.raises(ValueError, match=r"idp-jwks\.json"):
             CitizenVerifier.from_jwks_file(path, issuer=ISSUER, audience=AUDIENCE)
 
     def test_missing_file_refused(self, tmp_path: Path) -> None:
-        with pytest.raises(ValueError, match="missing.json"):
+        with pytest.raises(ValueError, match=r"missing\.json"):
             CitizenVerifier.from_jwks_file(
                 tmp_path / "missing.json", issuer=ISSUER, audience=AUDIENCE
             )

@@ -26,9 +26,7 @@ class TestSubjectHashSecret:
             Settings(environment="production", subject_hash_secret=secret)
 
     @pytest.mark.parametrize("secret", [*sorted(PLACEHOLDER_SECRETS), SHORT_SECRET])
-    def test_refused_from_the_environment(
-        self, clean_env: pytest.MonkeyPatch, secret: str
-    ) -> None:
+    def test_refused_from_the_environment(self, clean_env: pytest.MonkeyPatch, secret: str) -> None:
         clean_env.setenv("SIMPUL_SUBJECT_HASH_SECRET", secret)
         with pytest.raises(ValidationError, match="SIMPUL_SUBJECT_HASH_SECRET"):
             Settings()
@@ -65,9 +63,7 @@ class TestSubjectHashSecret:
 
 
 class TestReplayWindow:
-    @pytest.mark.parametrize(
-        ("skew", "window"), [(300, 599), (300, 1), (10, 19), (3600, 7199)]
-    )
+    @pytest.mark.parametrize(("skew", "window"), [(300, 599), (300, 1), (10, 19), (3600, 7199)])
     def test_shorter_than_twice_the_skew_refused(self, skew: int, window: int) -> None:
         with pytest.raises(ValidationError, match="SIMPUL_REPLAY_WINDOW_SECONDS"):
             Settings(

@@ -1,0 +1,686 @@
+"""The broker's ASGI app in-process: operations endpoints, the consent API, citizen endpoints."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc.jwk import OKPKey
+
+import audit
+import broker.context
+from adapters import Adapter
+from adapters.sandbox import generate
+from adapters.sandbox.idp import DevIdentityProvider
+from audit import subject_ref
+from broker.app import create_app
+from broker.keys import generate_key, load_private_jwk, public_jwk, to_private_key
+from broker.runtime import Broker
+from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
+from broker.settings import Settings
+from broker.signatures import CONSENT_REQUEST_COMPONENTS, sign_request
+from schemas import SchemaSet
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+BASE_URL = "http://testserver"
+PURPOSE = "perizinan-berusaha"
+SECRET = "5e" * 32
+BAD_NIK = "3174011913860001"  # Jakarta Selatan, day 19, month 13
+
+
+@pytest.fixture(scope="module")
+def niks() -> tuple[str, str]:
+    """Two real citizens of the sandbox population: the demo citizen and another."""
+    population = generate()
+    first = population.demo_citizen().nik
+    second = next(p.nik for p in population.people if p.nik != first)
+    return first, second
+
+
+@dataclass
+class Harness:
+    """A running broker app, the world it was built from, and helpers to call it."""
+
+    world: SandboxWorld
+    app: FastAPI
+    http: httpx.AsyncClient
+    nik: str
+    other_nik: str
+
+    @property
+    def broker(self) -> Broker:
+        running: Broker = self.app.state.broker
+        return running
+
+    async def signed(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        client_id: str = PERMIT_OFFICE,
+        key: OKPKey | None = None,
+        xroad_id: str | None = None,
+        created: datetime | None = None,
+        send_body: bytes | None = None,
+    ) -> httpx.Response:
+        """Sign like a consumer does; ``send_body`` sends other bytes than were signed."""
+        key = key or self.world.permit_key
+        headers = {
+            "Content-Type": "application/json",
+            "X-Road-Client": client_id,
+            "X-Road-Id": xroad_id or str(uuid.uuid4()),
+        }
+        signed = sign_request(
+            method=method,
+            url=BASE_URL + path,
+            headers=headers,
+            body=body,
+            key=to_private_key(key),
+            key_id=str(key.kid),
+            components=CONSENT_REQUEST_COMPONENTS,
+            created=created,
+        )
+        content = body if send_body is None else send_body
+        return await self.http.request(method, path, content=content, headers=signed)
+
+    async def ask(self, body: Mapping[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+        """POST a consent request (the default one for ``self.nik`` unless ``body`` is given)."""
+        payload = json.dumps(body if body is not None else request_body(self.nik)).encode()
+        return await self.signed("POST", "/v1/consent-requests", payload, **kwargs)
+
+    async def pending(self) -> dict[str, Any]:
+        """A new PENDING consent request for ``self.nik``."""
+        response = await self.ask()
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def citizen(self, nik: str | None = None) -> dict[str, str]:
+        """The Authorization header of a signed-in citizen."""
+        return {"Authorization": f"Bearer {self.world.citizen_token(nik or self.nik)}"}
+
+    async def approved(self) -> dict[str, Any]:
+        """A consent the citizen approved (the ConsentOut)."""
+        created = await self.pending()
+        response = await self.http.post(
+            f"/v1/me/consent-requests/{created['id']}/approve", headers=self.citizen()
+        )
+        assert response.status_code == 200, response.text
+        consent: dict[str, Any] = response.json()
+        return consent
+
+
+def request_body(nik: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "subject_nik": nik,
+        "grants": [{"service": KTP, "fields": ["nik", "nama", "alamat"]}],
+        "purpose": {"code": PURPOSE},
+        "procedure_ref": "PB-UMKU/2026/0001",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="module")
+def schema_set() -> SchemaSet:
+    return SchemaSet.load()
+
+
+@pytest.fixture(scope="module")
+def tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path,
+    niks: tuple[str, str],
+    schema_set: SchemaSet,
+    tls: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Harness]:
+    # Start-up work that is the same for every test is done once per module: checking and
+    # compiling the packaged schemas, and loading the CA bundle for each adapter's HTTP client
+    # (the adapters are never called here). Everything else is built afresh for each test.
+    monkeypatch.setattr(SchemaSet, "load", lambda: schema_set)
+    backends = httpx.AsyncClient(verify=tls)
+    real_create_adapter = broker.context.create_adapter
+
+    def create_adapter(name: str, **options: Any) -> Adapter:
+        return real_create_adapter(name, client=backends, **options)
+
+    monkeypatch.setattr(broker.context, "create_adapter", create_adapter)
+    world = SandboxWorld.create(tmp_path)
+    settings = Settings(
+        environment="dev",
+        data_dir=tmp_path,
+        subject_hash_secret=SECRET,
+        citizen_idp_jwks_file=tmp_path / "idp-jwks.json",
+        citizen_idp_issuer=world.idp.issuer,
+        citizen_audience="simpul-citizen",
+        log_level="warning",
+    )
+    app = create_app(settings)
+    async with backends, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            yield Harness(world=world, app=app, http=http, nik=niks[0], other_nik=niks[1])
+
+
+def assert_problem(response: httpx.Response, status: int, problem_type: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["x-road-error"] == problem_type
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:simpul:problem:{problem_type}"
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+class TestOperations:
+    async def test_healthz(self, harness: Harness) -> None:
+        response = await harness.http.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "database": "ok", "audit_database": "ok"}
+
+    async def test_healthz_reports_a_lost_database(self, harness: Harness) -> None:
+        harness.broker.audit_engine.dispose()
+        (harness.world.data_dir / "audit.db").unlink()
+        (harness.world.data_dir / "audit.db").mkdir()  # a path SQLite cannot open
+        response = await harness.http.get("/healthz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "degraded",
+            "database": "ok",
+            "audit_database": "unavailable",
+        }
+
+    async def test_jwks_publishes_the_public_signing_key(self, harness: Harness) -> None:
+        response = await harness.http.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        keys = response.json()["keys"]
+        assert len(keys) == 1
+        (key,) = keys
+        assert key["kty"] == "OKP"
+        assert key["crv"] == "Ed25519"
+        assert key["kid"]
+        assert "d" not in key
+        stored = load_private_jwk(harness.world.data_dir / "broker-key.jwk")
+        assert key == public_jwk(stored)
+
+    async def test_docs(self, harness: Harness) -> None:
+        response = await harness.http.get("/docs")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "/openapi.json" in response.text
+
+    async def test_openapi(self, harness: Harness) -> None:
+        response = await harness.http.get("/openapi.json")
+        assert response.status_code == 200
+        paths = response.json()["paths"]
+        for path in (
+            "/healthz",
+            "/v1/consent-requests",
+            "/v1/consent-requests/{request_id}",
+            "/v1/me/consent-requests/{request_id}/approve",
+            "/v1/me/consents/{consent_id}/revoke",
+        ):
+            assert path in paths
+        schema = paths["/v1/consent-requests"]["post"]["requestBody"]["content"]
+        assert "subject_nik" in schema["application/json"]["schema"]["properties"]
+
+
+class TestCreateConsentRequest:
+    async def test_happy_path(self, harness: Harness) -> None:
+        response = await harness.ask()
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert response.headers["location"] == f"/v1/consent-requests/{body['id']}"
+        assert body["status"] == "PENDING"
+        assert body["client_id"] == PERMIT_OFFICE
+        assert body["grants"] == [{"service": KTP, "fields": ["nik", "nama", "alamat"]}]
+        assert body["purpose_code"] == PURPOSE
+        assert body["purpose_text"]  # taken from the registry's catalogue
+        assert body["consent_token"] is None
+        assert body["expires_at"] > body["created_at"]
+        assert harness.nik not in response.text
+
+    async def test_location_can_be_polled(self, harness: Harness) -> None:
+        created = await harness.ask()
+        response = await harness.signed("GET", created.headers["location"])
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == created.json()["id"]
+        assert response.json()["status"] == "PENDING"
+
+    async def test_several_grants_and_repeated_fields(self, harness: Harness) -> None:
+        body = request_body(
+            harness.nik,
+            grants=[
+                {"service": KTP, "fields": ["nama", "nama", "nik"]},
+                {"service": KK, "fields": ["no_kk", "anggota"]},
+            ],
+        )
+        response = await harness.ask(body)
+        assert response.status_code == 201, response.text
+        assert response.json()["grants"] == [
+            {"service": KTP, "fields": ["nama", "nik"]},
+            {"service": KK, "fields": ["no_kk", "anggota"]},
+        ]
+
+    async def test_recorded_in_the_audit_log_without_the_nik(self, harness: Harness) -> None:
+        created = await harness.ask(xroad_id="0b9f4a1e-7c62-4d55-9a36-2f6f1a0c8e11")
+        assert created.status_code == 201
+        records = list(audit.read_records(harness.broker.audit_engine))
+        assert [r.event for r in records] == ["consent.request"]
+        (record,) = records
+        assert record.xroad_id == "0b9f4a1e-7c62-4d55-9a36-2f6f1a0c8e11"
+        assert record.client == PERMIT_OFFICE
+        assert record.purpose == PURPOSE
+        assert record.subject_ref == subject_ref(harness.nik, SECRET.encode())
+        assert harness.nik not in json.dumps(record.as_dict())
+
+
+async def _unknown_purpose(h: Harness) -> httpx.Response:
+    return await h.ask(request_body(h.nik, purpose={"code": "pemasaran-produk"}))
+
+
+async def _unknown_service(h: Harness) -> httpx.Response:
+    grants = [{"service": "ID/GOV/DUKCAPIL/adminduk/paspor", "fields": ["nik"]}]
+    return await h.ask(request_body(h.nik, grants=grants))
+
+
+async def _unknown_field(h: Harness) -> httpx.Response:
+    return await h.ask(request_body(h.nik, grants=[{"service": KTP, "fields": ["nik", "hobi"]}]))
+
+
+async def _invalid_nik(h: Harness) -> httpx.Response:
+    return await h.ask(request_body(BAD_NIK))
+
+
+async def _nik_not_digits(h: Harness) -> httpx.Response:
+    return await h.ask(request_body("31740119018600AB"))
+
+
+async def _no_grants(h: Harness) -> httpx.Response:
+    return await h.ask(request_body(h.nik, grants=[]))
+
+
+async def _extra_property(h: Harness) -> httpx.Response:
+    return await h.ask(request_body(h.nik, officer="budi"))
+
+
+async def _no_access_right(h: Harness) -> httpx.Response:
+    return await h.ask(client_id=TAX_OFFICE, key=h.world.tax_key)
+
+
+async def _unsigned(h: Harness) -> httpx.Response:
+    body = json.dumps(request_body(h.nik)).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Road-Client": PERMIT_OFFICE,
+        "X-Road-Id": str(uuid.uuid4()),
+    }
+    return await h.http.post("/v1/consent-requests", content=body, headers=headers)
+
+
+async def _malformed_json(h: Harness) -> httpx.Response:
+    return await h.signed("POST", "/v1/consent-requests", b'{"subject_nik": ')
+
+
+async def _json_array(h: Harness) -> httpx.Response:
+    return await h.signed("POST", "/v1/consent-requests", b"[]")
+
+
+async def _signed_by_another_clients_key(h: Harness) -> httpx.Response:
+    return await h.ask(key=h.world.tax_key)
+
+
+async def _unknown_client(h: Harness) -> httpx.Response:
+    return await h.ask(client_id="ID/GOV/NOBODY/nothing")
+
+
+async def _body_changed_after_signing(h: Harness) -> httpx.Response:
+    signed = json.dumps(request_body(h.nik)).encode()
+    sent = json.dumps(request_body(h.other_nik)).encode()
+    return await h.signed("POST", "/v1/consent-requests", signed, send_body=sent)
+
+
+async def _stale_signature(h: Harness) -> httpx.Response:
+    return await h.ask(created=datetime.now(UTC) - timedelta(hours=1))
+
+
+async def _replayed(h: Harness) -> httpx.Response:
+    xroad_id = str(uuid.uuid4())
+    first = await h.ask(xroad_id=xroad_id)
+    assert first.status_code == 201
+    return await h.ask(xroad_id=xroad_id)
+
+
+async def _xroad_id_not_a_uuid(h: Harness) -> httpx.Response:
+    return await h.ask(xroad_id="request-1")
+
+
+Refusal = Callable[[Harness], Awaitable[httpx.Response]]
+
+REFUSALS: list[tuple[Refusal, int, str]] = [
+    (_unknown_purpose, 400, "consent-request-invalid"),
+    (_unknown_service, 404, "unknown-service"),
+    (_unknown_field, 400, "consent-request-invalid"),
+    (_invalid_nik, 400, "consent-request-invalid"),
+    (_nik_not_digits, 400, "consent-request-invalid"),
+    (_no_grants, 400, "consent-request-invalid"),
+    (_extra_property, 400, "consent-request-invalid"),
+    (_no_access_right, 403, "access-denied"),
+    (_unsigned, 401, "signature-missing"),
+    (_malformed_json, 400, "consent-request-invalid"),
+    (_json_array, 400, "consent-request-invalid"),
+    (_signed_by_another_clients_key, 401, "signature-invalid"),
+    (_unknown_client, 401, "unknown-client"),
+    (_body_changed_after_signing, 400, "digest-mismatch"),
+    (_stale_signature, 401, "signature-stale"),
+    (_replayed, 409, "replay"),
+    (_xroad_id_not_a_uuid, 400, "bad-request"),
+]
+
+
+class TestCreateConsentRequestRefused:
+    @pytest.mark.parametrize(
+        ("make", "status", "problem_type"),
+        REFUSALS,
+        ids=[make.__name__.strip("_").replace("_", " ") for make, _, _ in REFUSALS],
+    )
+    async def test_refused(
+        self, harness: Harness, make: Refusal, status: int, problem_type: str
+    ) -> None:
+        response = await make(harness)
+        assert_problem(response, status, problem_type)
+        assert "location" not in response.headers
+
+    async def test_refusal_stores_nothing(self, harness: Harness) -> None:
+        assert_problem(await _unknown_field(harness), 400, "consent-request-invalid")
+        listed = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        assert listed.json() == []
+        assert audit.count(harness.broker.audit_engine) == 0
+
+    async def test_problem_names_the_request(self, harness: Harness) -> None:
+        xroad_id = str(uuid.uuid4())
+        response = await harness.ask(request_body(BAD_NIK), xroad_id=xroad_id)
+        body = assert_problem(response, 400, "consent-request-invalid")
+        assert body["instance"] == xroad_id
+        assert response.headers["x-road-id"] == xroad_id
+
+    @pytest.mark.parametrize(
+        "make_body",
+        [
+            lambda nik: request_body(nik, officer="budi"),
+            lambda nik: request_body(nik, grants=[{"service": KTP, "fields": ["hobi"]}]),
+            lambda nik: request_body(nik, purpose={"code": "pemasaran"}),
+            lambda nik: request_body(nik, procedure_ref=""),
+            lambda nik: request_body(nik + "7"),
+            lambda nik: request_body(int(nik)),
+            lambda nik: request_body(nik[:6] + "19" + "13" + nik[10:]),
+        ],
+        ids=[
+            "extra property",
+            "unknown field",
+            "unknown purpose",
+            "empty procedure",
+            "17 digits",
+            "number",
+            "month 13",
+        ],
+    )
+    async def test_never_echoes_the_nik(
+        self, harness: Harness, make_body: Callable[[str], dict[str, Any]]
+    ) -> None:
+        body = make_body(harness.nik)
+        submitted = str(body["subject_nik"])
+        response = await harness.ask(body)
+        assert 400 <= response.status_code < 500, response.text
+        # Twelve digits are enough to be personal data (area code and date of birth).
+        for fragment in {harness.nik[:12], submitted[:12], submitted[-12:]}:
+            assert fragment not in response.text
+            for name, value in response.headers.items():
+                assert fragment not in value, name
+
+    async def test_unparseable_body_does_not_echo_it(self, harness: Harness) -> None:
+        raw = f'{{"subject_nik": "{harness.nik}", '.encode()
+        response = await harness.signed("POST", "/v1/consent-requests", raw)
+        assert_problem(response, 400, "consent-request-invalid")
+        assert harness.nik not in response.text
+
+
+class TestPollConsentRequest:
+    async def test_another_client_cannot_see_it(self, harness: Harness) -> None:
+        created = await harness.pending()
+        response = await harness.signed(
+            "GET",
+            f"/v1/consent-requests/{created['id']}",
+            client_id=TAX_OFFICE,
+            key=harness.world.tax_key,
+        )
+        refused = assert_problem(response, 404, "consent-request-not-found")
+        unknown = await harness.signed(
+            "GET",
+            f"/v1/consent-requests/{uuid.uuid4()}",
+            client_id=TAX_OFFICE,
+            key=harness.world.tax_key,
+        )
+        # Indistinguishable from an id that does not exist: nothing leaks about the request.
+        assert {k: v for k, v in refused.items() if k != "instance"} == {
+            k: v for k, v in unknown.json().items() if k != "instance"
+        }
+
+    async def test_unknown_id_looks_the_same(self, harness: Harness) -> None:
+        response = await harness.signed("GET", f"/v1/consent-requests/{uuid.uuid4()}")
+        assert_problem(response, 404, "consent-request-not-found")
+
+    async def test_unsigned_poll_refused(self, harness: Harness) -> None:
+        created = await harness.pending()
+        response = await harness.http.get(
+            f"/v1/consent-requests/{created['id']}",
+            headers={"X-Road-Client": PERMIT_OFFICE, "X-Road-Id": str(uuid.uuid4())},
+        )
+        assert_problem(response, 401, "signature-missing")
+
+    async def test_approved_request_carries_the_token(self, harness: Harness) -> None:
+        consent = await harness.approved()
+        listed = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        (request,) = listed.json()
+        response = await harness.signed("GET", f"/v1/consent-requests/{request['id']}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "APPROVED"
+        assert body["consent_id"] == consent["id"]
+        assert body["consent_token"]
+        claims = harness.broker.tokens.verify(body["consent_token"])
+        assert claims.jti == consent["id"]
+
+
+class TestCitizen:
+    async def test_lists_own_requests_only(self, harness: Harness) -> None:
+        created = await harness.pending()
+        mine = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        assert mine.status_code == 200
+        assert [r["id"] for r in mine.json()] == [created["id"]]
+        theirs = await harness.http.get(
+            "/v1/me/consent-requests", headers=harness.citizen(harness.other_nik)
+        )
+        assert theirs.status_code == 200
+        assert theirs.json() == []
+
+    @pytest.mark.parametrize(("status", "count"), [("PENDING", 1), ("APPROVED", 0)])
+    async def test_filters_by_status(self, harness: Harness, status: str, count: int) -> None:
+        await harness.pending()
+        response = await harness.http.get(
+            "/v1/me/consent-requests", params={"status": status}, headers=harness.citizen()
+        )
+        assert response.status_code == 200
+        assert len(response.json()) == count
+
+    async def test_unknown_status_filter(self, harness: Harness) -> None:
+        response = await harness.http.get(
+            "/v1/me/consent-requests", params={"status": "pending"}, headers=harness.citizen()
+        )
+        assert_problem(response, 400, "bad-request")
+
+    async def test_approve(self, harness: Harness) -> None:
+        created = await harness.pending()
+        response = await harness.http.post(
+            f"/v1/me/consent-requests/{created['id']}/approve", headers=harness.citizen()
+        )
+        assert response.status_code == 200, response.text
+        consent = response.json()
+        assert consent["status"] == "ACTIVE"
+        assert consent["client_id"] == PERMIT_OFFICE
+        assert consent["grants"] == created["grants"]
+        assert consent["expires_at"] > consent["not_before"]
+        consents = await harness.http.get("/v1/me/consents", headers=harness.citizen())
+        assert [c["id"] for c in consents.json()] == [consent["id"]]
+
+    async def test_approve_twice(self, harness: Harness) -> None:
+        created = await harness.pending()
+        path = f"/v1/me/consent-requests/{created['id']}/approve"
+        assert (await harness.http.post(path, headers=harness.citizen())).status_code == 200
+        again = await harness.http.post(path, headers=harness.citizen())
+        assert_problem(again, 409, "consent-request-not-pending")
+        consents = await harness.http.get("/v1/me/consents", headers=harness.citizen())
+        assert len(consents.json()) == 1
+
+    async def test_reject(self, harness: Harness) -> None:
+        created = await harness.pending()
+        path = f"/v1/me/consent-requests/{created['id']}"
+        response = await harness.http.post(f"{path}/reject", headers=harness.citizen())
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "REJECTED"
+        approve = await harness.http.post(f"{path}/approve", headers=harness.citizen())
+        assert_problem(approve, 409, "consent-request-not-pending")
+        polled = await harness.signed("GET", f"/v1/consent-requests/{created['id']}")
+        assert polled.json()["status"] == "REJECTED"
+        assert polled.json()["consent_token"] is None
+
+    async def test_revoke(self, harness: Harness) -> None:
+        consent = await harness.approved()
+        path = f"/v1/me/consents/{consent['id']}/revoke"
+        response = await harness.http.post(path, headers=harness.citizen())
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "REVOKED"
+        again = await harness.http.post(path, headers=harness.citizen())
+        assert again.status_code == 200
+        assert again.json()["status"] == "REVOKED"
+        listed = await harness.http.get("/v1/me/consents", headers=harness.citizen())
+        assert [c["status"] for c in listed.json()] == ["REVOKED"]
+
+    async def test_decisions_are_audited_without_the_nik(self, harness: Harness) -> None:
+        consent = await harness.approved()
+        await harness.http.post(
+            f"/v1/me/consents/{consent['id']}/revoke", headers=harness.citizen()
+        )
+        rejected = await harness.pending()
+        await harness.http.post(
+            f"/v1/me/consent-requests/{rejected['id']}/reject", headers=harness.citizen()
+        )
+        records = list(audit.read_records(harness.broker.audit_engine))
+        assert [r.event for r in records] == [
+            "consent.request",
+            "consent.approve",
+            "consent.revoke",
+            "consent.request",
+            "consent.reject",
+        ]
+        assert {r.subject_ref for r in records} == {subject_ref(harness.nik, SECRET.encode())}
+        assert records[1].consent_id == records[2].consent_id == consent["id"]
+        assert all(harness.nik not in json.dumps(r.as_dict()) for r in records)
+        assert audit.verify_log(harness.broker.audit_engine).ok
+
+
+class TestAnotherCitizen:
+    @pytest.mark.parametrize("action", ["approve", "reject"])
+    async def test_cannot_decide(self, harness: Harness, action: str) -> None:
+        created = await harness.pending()
+        path = f"/v1/me/consent-requests/{created['id']}/{action}"
+        response = await harness.http.post(path, headers=harness.citizen(harness.other_nik))
+        assert_problem(response, 404, "consent-request-not-found")
+        still = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        assert [r["status"] for r in still.json()] == ["PENDING"]
+
+    async def test_cannot_revoke(self, harness: Harness) -> None:
+        consent = await harness.approved()
+        response = await harness.http.post(
+            f"/v1/me/consents/{consent['id']}/revoke",
+            headers=harness.citizen(harness.other_nik),
+        )
+        assert_problem(response, 403, "consent-not-found")
+        mine = await harness.http.get("/v1/me/consents", headers=harness.citizen())
+        assert [c["status"] for c in mine.json()] == ["ACTIVE"]
+
+    async def test_sees_nothing(self, harness: Harness) -> None:
+        await harness.approved()
+        response = await harness.http.get(
+            "/v1/me/consents", headers=harness.citizen(harness.other_nik)
+        )
+        assert response.status_code == 200
+        assert response.json() == []
+
+
+CITIZEN_ENDPOINTS = [
+    ("GET", "/v1/me/consent-requests"),
+    ("GET", "/v1/me/consents"),
+    ("POST", "/v1/me/consent-requests/{request}/approve"),
+    ("POST", "/v1/me/consent-requests/{request}/reject"),
+    ("POST", "/v1/me/consents/{consent}/revoke"),
+]
+
+
+class TestCitizenUnauthenticated:
+    @pytest.mark.parametrize(("method", "path"), CITIZEN_ENDPOINTS)
+    async def test_no_token(self, harness: Harness, method: str, path: str) -> None:
+        consent = await harness.approved()
+        request_id = (await harness.pending())["id"]
+        url = path.format(request=request_id, consent=consent["id"])
+        response = await harness.http.request(method, url)
+        assert_problem(response, 401, "citizen-unauthenticated")
+        listed = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        assert sorted(r["status"] for r in listed.json()) == ["APPROVED", "PENDING"]
+
+    @pytest.mark.parametrize(
+        "authorization",
+        [
+            lambda h: "Basic YWxpY2U6cGFzc3dvcmQ=",
+            lambda h: "Bearer not-a-token",
+            lambda h: (
+                "Bearer " + h.world.idp.id_token(nik=h.nik, name=None, audience="another-app")
+            ),
+            lambda h: (
+                "Bearer "
+                + DevIdentityProvider(key=generate_key(h.world.idp.issuer)).id_token(
+                    nik=h.nik, name=None, audience="simpul-citizen"
+                )
+            ),
+        ],
+        ids=["basic", "garbage", "wrong audience", "another idp key"],
+    )
+    async def test_bad_token(
+        self, harness: Harness, authorization: Callable[[Harness], str]
+    ) -> None:
+        request_id = (await harness.pending())["id"]
+        response = await harness.http.post(
+            f"/v1/me/consent-requests/{request_id}/approve",
+            headers={"Authorization": authorization(harness)},
+        )
+        assert_problem(response, 401, "citizen-unauthenticated")
+        listed = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
+        assert [r["status"] for r in listed.json()] == ["PENDING"]
