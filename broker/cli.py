@@ -6,7 +6,7 @@ import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +32,9 @@ app.add_typer(registry_app, name="registry")
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default SIMPUL_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SIMPUL_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default SIMPUL_WORKERS)")
+    ] = None,
 ) -> None:
     """Run the broker (configured by SIMPUL_* environment variables)."""
     import uvicorn
@@ -46,6 +49,27 @@ def serve(
         messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         typer.echo(f"simpul: configuration refused: {messages}", err=True)
         raise typer.Exit(2) from exc
+    count = workers or settings.workers
+    if count > 1:
+        from broker.runtime import Broker
+
+        async def prepare() -> None:
+            # Tables, and in development the signing key, are made once here: workers racing
+            # to create them could fail, or each generate a key of its own.
+            await (await Broker.start(settings)).close()
+
+        asyncio.run(prepare())
+        # An import string: each worker process builds its own app from the same environment.
+        uvicorn.run(
+            "broker.app:create_app",
+            factory=True,
+            workers=count,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -194,6 +218,61 @@ def registry_check(path: Annotated[Path, typer.Argument(help="Registry TOML file
     typer.echo(
         f"{path}: OK ({len(registry.subsystems)} subsystems, {len(registry.services)} services)"
     )
+
+
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings_or_exit(factory: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return factory()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"simpul: configuration refused: {messages}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade both databases (SIMPUL_DATABASE_URL, SIMPUL_AUDIT_DATABASE_URL)."""
+    from broker import migrate
+    from broker.db import create_db_engine
+    from broker.settings import Settings
+
+    settings = _settings_or_exit(Settings)
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for which, url in migrate.databases(settings):
+        engine = create_db_engine(url)
+        try:
+            migrate.upgrade(engine, which)
+            typer.echo(f"{which} database at {migrate.current_revision(engine, which)}")
+        finally:
+            engine.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show each database's schema revision beside the one this code needs."""
+    from broker import migrate
+    from broker.db import create_db_engine
+    from broker.settings import Settings
+
+    settings = _settings_or_exit(Settings)
+    behind = False
+    for which, url in migrate.databases(settings):
+        engine = create_db_engine(url)
+        try:
+            have, want = migrate.current_revision(engine, which), migrate.head_revision(which)
+        finally:
+            engine.dispose()
+        behind = behind or have != want
+        typer.echo(f"{which}: at {have or 'nothing'}, needs {want}")
+    if behind:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Agency systems written in Python use this; the demo and the end-to-end tests do 
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -56,18 +57,26 @@ class ExchangeResult:
 
 
 class SimpulClient:
-    """Signs requests as ``client_id`` with ``key``; verifies answers with the broker's keys."""
+    """Signs requests as ``client_id`` with ``key``; verifies answers with the broker's keys.
+
+    ``base_url`` may list several broker nodes: requests then go round-robin, as behind a
+    load balancer (each node is stateless; they share one database).
+    """
 
     def __init__(
         self,
         *,
-        base_url: str,
+        base_url: str | Sequence[str],
         client_id: str,
         key: OKPKey,
         http: httpx.Client | None = None,
         verify_responses: bool = True,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("at least one broker URL is needed")
+        self._nodes = itertools.cycle([u.rstrip("/") for u in urls])
+        self.base_url = urls[0].rstrip("/")
         self.client_id = client_id
         self._key = key
         self._private = to_private_key(key)
@@ -96,7 +105,7 @@ class SimpulClient:
         xroad_id: str | None = None,
     ) -> httpx.Response:
         """Sign and send one request. Low level: tests use it to build bad requests."""
-        url = self.base_url + path
+        url = next(self._nodes) + path
         headers = {
             "X-Road-Client": self.client_id,
             "X-Road-Id": xroad_id or str(uuid.uuid4()),

@@ -11,7 +11,9 @@ __all__ = [
     "DigestMismatch",
     "Error",
     "InvalidKey",
+    "PurposeNotAllowed",
     "RegistryError",
+    "SchemaBehind",
     "Replay",
     "SignatureInvalid",
     "SignatureMissing",
@@ -127,3 +129,19 @@ class RegistryError(Error):
     problem_type = "registry-invalid"
     status = 500
     title = "Registry is invalid"
+
+
+class SchemaBehind(Error):
+    """The database schema is not the one this code needs; ``simpul db upgrade`` fixes it."""
+
+    problem_type = "schema-behind"
+    status = 503
+    title = "Database schema is not up to date"
+
+
+class PurposeNotAllowed(Error):
+    """The purpose is not in the registry's catalogue, or this client may not name it."""
+
+    problem_type = "purpose-not-allowed"
+    status = 403
+    title = "Purpose not allowed for this client"

@@ -115,6 +115,7 @@ def registry_data(
                 "legal_basis": (
                     "PP 5/2021 tentang Penyelenggaraan Perizinan Berusaha Berbasis Risiko"
                 ),
+                "clients": [PERMIT_OFFICE],
             },
         ],
     }
@@ -132,15 +133,27 @@ class SandboxWorld:
     capil_port: int
     broker_port: int
     subject_secret: str
+    #: Where the broker keeps its state; None means SQLite files under ``data_dir``.
+    database_url: str | None = None
+    #: Where the broker keeps its audit log; None means ``data_dir/audit.db``.
+    external_audit_database_url: str | None = None
+    extra_broker_ports: list[int] = field(default_factory=list)
+    #: More ``SIMPUL_*`` settings for the broker (tests shorten the notification timings).
+    extra_env: dict[str, str] = field(default_factory=dict)
     _procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
 
     @classmethod
     def create(
-        cls, data_dir: Path, *, extra_services: Sequence[Mapping[str, Any]] = ()
+        cls,
+        data_dir: Path,
+        *,
+        extra_services: Sequence[Mapping[str, Any]] = (),
+        webhooks: Mapping[str, str] | None = None,
     ) -> SandboxWorld:
         """Write keys and the registry into ``data_dir`` (keys are reused if present).
 
-        ``extra_services`` are appended to the registry (tests add one whose backend is down).
+        ``extra_services`` are appended to the registry (tests add one whose backend is down);
+        ``webhooks`` maps subsystem ids to the URL their consent notifications go to.
         """
         data_dir.mkdir(parents=True, exist_ok=True)
         keys = data_dir / "keys"
@@ -168,18 +181,32 @@ class SandboxWorld:
             capil_url=f"http://127.0.0.1:{world.capil_port}",
         )
         data["services"].extend(dict(service) for service in extra_services)
+        for member in data["members"]:
+            for subsystem in member["subsystems"]:
+                sub_id = f"ID/{member['class']}/{member['code']}/{subsystem['code']}"
+                if webhooks and sub_id in webhooks:
+                    subsystem["webhook"] = webhooks[sub_id]
         write_registry(data_dir / "registry.toml", data)
         return world
 
     @property
     def broker_url(self) -> str:
-        """Where the broker listens."""
+        """Where the (first) broker node listens."""
         return f"http://127.0.0.1:{self.broker_port}"
+
+    @property
+    def broker_urls(self) -> list[str]:
+        """Every running broker node, first one first."""
+        return [self.broker_url, *(f"http://127.0.0.1:{p}" for p in self.extra_broker_ports)]
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """A started process by name: ``dukcapil``, ``capil``, ``broker``, ``broker-2``, ..."""
+        return next(proc for n, proc, _ in self._procs if n == name)
 
     @property
     def audit_database_url(self) -> str:
         """The broker's audit log."""
-        return f"sqlite:///{self.data_dir / 'audit.db'}"
+        return self.external_audit_database_url or f"sqlite:///{self.data_dir / 'audit.db'}"
 
     def broker_env(self) -> dict[str, str]:
         """The ``SIMPUL_*`` environment the broker process runs with."""
@@ -193,14 +220,20 @@ class SandboxWorld:
             "SIMPUL_HOST": "127.0.0.1",
             "SIMPUL_PORT": str(self.broker_port),
             "SIMPUL_LOG_LEVEL": "warning",
+            **({"SIMPUL_DATABASE_URL": self.database_url} if self.database_url else {}),
+            "SIMPUL_AUDIT_DATABASE_URL": self.audit_database_url,
+            **self.extra_env,
         }
 
     def citizen_token(self, nik: str, name: str | None = None) -> str:
         """A dev-IdP ID token for the citizen with ``nik``."""
         return self.idp.id_token(nik=nik, name=name, audience=CITIZEN_AUDIENCE)
 
-    def start(self, *, timeout: float = 30.0) -> None:
-        """Start both backends and the broker; return once all three answer."""
+    def start(self, *, nodes: int = 1, timeout: float = 30.0) -> None:
+        """Start both backends and ``nodes`` broker processes; return once all answer.
+
+        Several nodes share the broker's databases, as nodes behind a load balancer do.
+        """
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
         cli = [sys.executable, "-m", "broker.cli"]
@@ -212,14 +245,36 @@ class SandboxWorld:
         self._spawn(
             "capil", [*cli, "sandbox", "--backend", "capil", "--port", str(self.capil_port)], logs
         )
-        self._spawn("broker", [*cli, "serve"], logs, env=self.broker_env())
+        self.extra_broker_ports = [free_port() for _ in range(nodes - 1)]
+        brokers = [("broker", self.broker_port)] + [
+            (f"broker-{i}", port) for i, port in enumerate(self.extra_broker_ports, start=2)
+        ]
+        for name, port in brokers:
+            env = {**self.broker_env(), "SIMPUL_PORT": str(port)}
+            self._spawn(name, [*cli, "serve"], logs, env=env)
         deadline = time.monotonic() + timeout
         for name, url in (
             ("dukcapil", f"http://127.0.0.1:{self.dukcapil_port}/healthz"),
             ("capil", f"http://127.0.0.1:{self.capil_port}/healthz"),
-            ("broker", f"{self.broker_url}/healthz"),
+            *((name, f"http://127.0.0.1:{port}/healthz") for name, port in brokers),
         ):
             self._wait(name, url, deadline)
+
+    def restart_broker(self, *, timeout: float = 30.0) -> None:
+        """Stop the (first) broker process (SIGTERM, as an operator would) and start it again."""
+        for entry in [e for e in self._procs if e[0] == "broker"]:
+            _, proc, log = entry
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+            self._procs.remove(entry)
+        cli = [sys.executable, "-m", "broker.cli"]
+        self._spawn("broker", [*cli, "serve"], self.data_dir / "logs", env=self.broker_env())
+        self._wait("broker", f"{self.broker_url}/healthz", time.monotonic() + timeout)
 
     def _spawn(
         self, name: str, argv: list[str], logs: Path, env: dict[str, str] | None = None
@@ -230,7 +285,7 @@ class SandboxWorld:
         self._procs.append((name, proc, log))
 
     def _wait(self, name: str, url: str, deadline: float) -> None:
-        proc = next(p for n, p, _ in self._procs if n == name)
+        proc = self.process(name)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.stop()

@@ -1,19 +1,110 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the choice of database for the run.
+
+``make test`` runs the suite twice: on SQLite (the embedded default) and again with
+``SIMPUL_TEST_DATABASE=postgresql``, where every database fixture — the ``engine`` fixture and
+the end-to-end broker — uses PostgreSQL (``SIMPUL_TEST_POSTGRES_URL``, default the local ``test``
+database), one fresh schema per test. Without a reachable server the PostgreSQL run skips its
+database tests with the reason, unless ``SIMPUL_REQUIRE_POSTGRES=1`` (CI), where it fails.
+Tests that exercise SQLite itself (its file, its locks, its triggers) carry ``sqlite_only``.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from broker.db import create_db_engine
 
+DATABASE = os.environ.get("SIMPUL_TEST_DATABASE", "sqlite")
+POSTGRES_URL = os.environ.get(
+    "SIMPUL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("SIMPUL_REQUIRE_POSTGRES") == "1"
+
+if DATABASE not in {"sqlite", "postgresql"}:  # pragma: no cover - a typo in the environment
+    raise pytest.UsageError("SIMPUL_TEST_DATABASE must be sqlite or postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the run's database in the header of the report."""
+    config.addinivalue_line(
+        "markers", "sqlite_only: exercises SQLite itself; not run on PostgreSQL"
+    )
+
+
+def pytest_report_header() -> str:
+    """Say which database this run uses."""
+    where = POSTGRES_URL if DATABASE == "postgresql" else "SQLite files in temporary directories"
+    return f"simpul test database: {DATABASE} ({where})"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip SQLite-specific tests on the PostgreSQL run."""
+    if DATABASE != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="exercises SQLite itself; covered by the SQLite run")
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
+
+
+def postgres_schema_url(schema: str) -> str:
+    """The test server's URL with ``schema`` as the search path."""
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+class PostgresSchema:
+    """A throw-away schema on the test server (created and dropped by the caller)."""
+
+    def __init__(self) -> None:
+        self.name = f"simpul_test_{uuid.uuid4().hex[:12]}"
+        self._admin = create_engine(POSTGRES_URL)
+
+    def create(self) -> str:
+        """Create the schema, or skip (fail, if required) when no server answers."""
+        try:
+            with self._admin.begin() as conn:
+                conn.exec_driver_sql(f"CREATE SCHEMA {self.name}")
+        except OperationalError as exc:
+            self._admin.dispose()
+            reason = f"no PostgreSQL server at {POSTGRES_URL}: {str(exc.orig).strip()}"
+            if REQUIRE_POSTGRES:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        return postgres_schema_url(self.name)
+
+    def drop(self) -> None:
+        """Drop the schema and everything in it."""
+        with self._admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+        self._admin.dispose()
+
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A fresh SQLite database file, set up as the broker sets up its own."""
-    eng = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test, on this run's database."""
+    if DATABASE == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = PostgresSchema()
+    url = schema.create()
+    try:
+        yield url
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database, set up as the broker sets up its own."""
+    eng = create_db_engine(database_url)
     yield eng
     eng.dispose()

@@ -145,6 +145,7 @@ def tls() -> ssl.SSLContext:
 @pytest.fixture
 async def harness(
     tmp_path: Path,
+    database_url: str,
     niks: tuple[str, str],
     schema_set: SchemaSet,
     tls: ssl.SSLContext,
@@ -165,6 +166,9 @@ async def harness(
     settings = Settings(
         environment="dev",
         data_dir=tmp_path,
+        # On the PostgreSQL run both live in the test's schema; on SQLite, the default files.
+        database_url=None if database_url.startswith("sqlite") else database_url,
+        audit_database_url=None if database_url.startswith("sqlite") else database_url,
         subject_hash_secret=SECRET,
         citizen_idp_jwks_file=tmp_path / "idp-jwks.json",
         citizen_idp_issuer=world.idp.issuer,
@@ -196,6 +200,7 @@ class TestOperations:
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "database": "ok", "audit_database": "ok"}
 
+    @pytest.mark.sqlite_only
     async def test_healthz_reports_a_lost_database(self, harness: Harness) -> None:
         harness.broker.audit_engine.dispose()
         (harness.world.data_dir / "audit.db").unlink()

@@ -22,6 +22,7 @@ from broker.db import create_db_engine
 from broker.keys import load_private_jwk
 from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld, free_port
 from consent import ConsentClaims, Grant, Purpose, TokenIssuer
+from tests.conftest import DATABASE, PostgresSchema
 
 OFFLINE = "ID/GOV/DUKCAPIL/adminduk/ktp-cadangan"
 PURPOSE = {"code": "perizinan-berusaha", "text": "Permohonan izin usaha"}
@@ -41,11 +42,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
         "clients": [PERMIT_OFFICE],
     }
     sandbox = SandboxWorld.create(data_dir, extra_services=[offline])
+    schema = None
+    if DATABASE == "postgresql":
+        # One schema for consent state and the audit log, as a cluster shares one database.
+        schema = PostgresSchema()
+        sandbox.database_url = sandbox.external_audit_database_url = schema.create()
     sandbox.start()
     try:
         yield sandbox
     finally:
         sandbox.stop()
+        if schema is not None:
+            schema.drop()
 
 
 @pytest.fixture(scope="session")

@@ -550,6 +550,7 @@ class TestContractAndBackendRefusals:
 
 
 class TestFailClosed:
+    @pytest.mark.sqlite_only
     def test_no_release_while_the_audit_log_cannot_be_written(
         self, world: SandboxWorld, granted: Granted, send: Send, audit_engine: Engine
     ) -> None:
