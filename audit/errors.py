@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["AuditUnavailable", "Error"]
+__all__ = [
+    "AuditQueryInvalid",
+    "AuditRecordNotFound",
+    "AuditUnavailable",
+    "CheckpointInvalid",
+    "CheckpointNotFound",
+    "Error",
+]
 
 
 class Error(Exception):
@@ -27,3 +34,35 @@ class AuditUnavailable(Error):
     problem_type = "audit-unavailable"
     status = 503
     title = "Audit log unavailable"
+
+
+class CheckpointInvalid(Error):
+    """A checkpoint is malformed, or no signature on it verifies with the key given."""
+
+    problem_type = "checkpoint-invalid"
+    status = 400
+    title = "Checkpoint is invalid"
+
+
+class CheckpointNotFound(Error):
+    """No checkpoint with that id, or none signed yet."""
+
+    problem_type = "checkpoint-not-found"
+    status = 404
+    title = "Checkpoint not found"
+
+
+class AuditRecordNotFound(Error):
+    """No audit record with that sequence number (or not covered by the checkpoint asked for)."""
+
+    problem_type = "audit-record-not-found"
+    status = 404
+    title = "Audit record not found"
+
+
+class AuditQueryInvalid(Error):
+    """An auditor's query is malformed: bad range, unknown filter value, sizes out of order."""
+
+    problem_type = "audit-query-invalid"
+    status = 400
+    title = "Audit query is invalid"

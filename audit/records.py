@@ -8,12 +8,13 @@ chain hash links each record to the one before it (``SHA-256(previous chain || l
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Final, Literal, get_args
+
+import orjson
 
 __all__ = [
     "GENESIS_CHAIN_HASH",
@@ -184,11 +185,19 @@ def canonical_json(document: Mapping[str, object]) -> bytes:
     For what a record holds (ASCII keys, strings, integers within 2**53, null, lists; never a
     float) this is byte-for-byte RFC 8785 (JCS): keys sorted (ASCII keys sort the same by code
     point as by UTF-16 unit), no whitespace, UTF-8, and JSON's minimal escapes with lower-case
-    ``\\u00xx`` for the other control characters.
+    ``\\u00xx`` for the other control characters. orjson writes exactly these bytes (checked
+    against ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` for every
+    code point) at a tenth of the cost, which matters on the writer's and verifiers' hot paths.
     """
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    plain = document if type(document) is dict else dict(document)
+    for value in plain.values():
+        # No record holds a float, and floats are where JSON encoders disagree (and NaN is no
+        # JSON at all): refusing them keeps every verifier byte-exact.
+        if type(value) is float or (
+            type(value) is list and any(type(item) is float for item in value)
+        ):
+            raise ValueError("floats are not JSON compliant in a canonical record")
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
 
 
 def hash_leaf(canonical: bytes) -> bytes:
@@ -213,5 +222,15 @@ def seal(entry: AuditEntry, *, seq: int, time: str, previous_chain_hash: str) ->
     """Make ``entry`` record ``seq``, chained onto the record before it."""
     leaf = hash_leaf(canonical_json(record_document(entry, seq=seq, time=time)))
     chain = hash_chain(bytes.fromhex(previous_chain_hash), leaf)
-    values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-    return AuditRecord(**values, seq=seq, time=time, leaf_hash=leaf.hex(), chain_hash=chain.hex())
+    if type(seq) is not int or seq < 1 or _TIME.fullmatch(time) is None:
+        raise ValueError("seq must be a positive int and time RFC 3339 UTC with microseconds")
+    # The entry was validated when it was made and the rest is computed here, so the record is
+    # assembled without running every check again: this is the writer's hot path.
+    record = object.__new__(AuditRecord)
+    for name in _ENTRY_FIELDS:
+        object.__setattr__(record, name, getattr(entry, name))
+    object.__setattr__(record, "seq", seq)
+    object.__setattr__(record, "time", time)
+    object.__setattr__(record, "leaf_hash", leaf.hex())
+    object.__setattr__(record, "chain_hash", chain.hex())
+    return record

@@ -9,10 +9,10 @@ verifier are for. On PostgreSQL the broker should therefore not connect as the o
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -31,13 +32,21 @@ from audit._lock import write_transaction
 from audit.records import AuditRecord
 
 __all__ = [
+    "APPEND_ONLY_TABLES",
+    "COLUMNS",
+    "DOCUMENT_COLUMNS",
+    "audit_checkpoints",
     "audit_records",
+    "audit_tree",
     "count",
+    "encode_fields",
     "install",
+    "iter_raw_rows",
     "iter_rows",
     "metadata",
     "read_records",
     "record_from_row",
+    "record_row",
     "record_values",
     "records_for_subject",
     "tail",
@@ -83,13 +92,47 @@ audit_records = Table(
     Index("ix_audit_records_time", "time"),
 )
 
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    # merkle.node_id(level, index): the perfect subtree's in-order position (leaves are even).
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", Text, nullable=False),  # hex
+    Column("time", Text, nullable=False),
+    Column("key_name", Text, nullable=False),
+    Column("key_id", Text, nullable=False),  # hex of the signed-note key ID (4 bytes)
+    Column("kid", Text, nullable=False),  # the signing JWK's kid
+    Column("note", Text, nullable=False),  # the signed note, exactly as signed
+    Index("ix_audit_checkpoints_tree_size", "tree_size"),
+)
+
+#: The record columns, in table order, as plain ``str`` (column names are a str subclass,
+#: which orjson will not take as a key).
+COLUMNS: Final = tuple(str.__str__(column.name) for column in audit_records.columns)
+#: The columns a record's canonical JSON covers (all but its two hashes).
+DOCUMENT_COLUMNS: Final = tuple(name for name in COLUMNS if name not in ("leaf_hash", "chain_hash"))
+
+#: The tables that only ever grow: UPDATE and DELETE (and TRUNCATE) are refused on each.
+APPEND_ONLY_TABLES: Final = ("audit_records", "audit_tree", "audit_checkpoints")
+
 _SQLITE_TRIGGERS: Final = (
-    """CREATE TRIGGER IF NOT EXISTS audit_records_no_update
-    BEFORE UPDATE ON audit_records
-    BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_records_no_delete
-    BEFORE DELETE ON audit_records
-    BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()}
+    BEFORE {verb} ON {table}
+    BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
+        for table in APPEND_ONLY_TABLES
+        for verb in ("UPDATE", "DELETE")
+    ),
     # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
     # recursive_triggers is on), so an insert must take exactly the next sequence number.
     """CREATE TRIGGER IF NOT EXISTS audit_records_next_seq
@@ -102,43 +145,47 @@ _PG_FUNCTION: Final = """
 CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    RAISE EXCEPTION 'audit_records is append-only';
+    RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only';
 END
 $fn$"""
 
 # (name, timing, level): TRUNCATE triggers exist only per statement.
-_PG_TRIGGERS: Final = (
-    ("audit_records_no_update", "BEFORE UPDATE", "ROW"),
-    ("audit_records_no_delete", "BEFORE DELETE", "ROW"),
-    ("audit_records_no_truncate", "BEFORE TRUNCATE", "STATEMENT"),
+_PG_TRIGGERS: Final = tuple(
+    (table, f"{table}_no_{verb}", f"BEFORE {verb.upper()}", level)
+    for table in APPEND_ONLY_TABLES
+    for verb, level in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT"))
 )
 
 
-def _pg_trigger_sql(name: str, timing: str, level: str) -> list[str]:
+def _pg_trigger_sql(table: str, name: str, timing: str, level: str) -> list[str]:
     create = (
-        f"CREATE TRIGGER {name} {timing} ON audit_records "
+        f"CREATE TRIGGER {name} {timing} ON {table} "
         f"FOR EACH {level} EXECUTE FUNCTION audit_records_append_only()"
     )
     return [
         # CREATE OR REPLACE TRIGGER needs PostgreSQL 14; this works from 11 on.
         f"""DO $do$ BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                           WHERE tgname = '{name}' AND tgrelid = 'audit_records'::regclass) THEN
+                           WHERE tgname = '{name}' AND tgrelid = '{table}'::regclass) THEN
                 {create};
             END IF;
         END $do$""",  # noqa: S608 - only this module's constant names go in
         # ALWAYS: still fires with session_replication_role = replica, the usual bypass.
-        f"ALTER TABLE audit_records ENABLE ALWAYS TRIGGER {name}",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}",
     ]
 
 
 def install(engine: Engine) -> None:
-    """Create the table, its indexes and the append-only triggers; safe to run again.
+    """Create the tables, indexes and append-only triggers; safe to run again.
 
-    Runs under the writers' lock, so nodes starting together do not race each other.
+    Runs under the writers' lock, so nodes starting together do not race each other. A log
+    written before the Merkle tree was kept gets its tree built here, once.
     """
+    from audit.tree import backfill_in  # the tree module builds on this one's tables
+
     with write_transaction(engine) as conn:
         metadata.create_all(conn)
+        backfill_in(conn)
         if conn.dialect.name == "sqlite":
             for statement in _SQLITE_TRIGGERS:
                 conn.exec_driver_sql(statement)
@@ -250,6 +297,32 @@ def record_values(record: AuditRecord) -> dict[str, object]:
     }
 
 
+def record_row(record: AuditRecord) -> tuple[object, ...]:
+    """The column values of ``record`` as a tuple, in the table's column order."""
+    return (
+        record.seq,
+        record.time,
+        record.event,
+        record.xroad_id,
+        record.client,
+        record.service,
+        record.officer,
+        record.issue,
+        record.purpose,
+        record.consent_id,
+        record.subject_ref,
+        record.decision,
+        record.reason,
+        record.status,
+        record.request_hash,
+        record.response_hash,
+        _encode_fields(record.released_fields),
+        record.latency_us,
+        record.leaf_hash,
+        record.chain_hash,
+    )
+
+
 def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
     """The record a row holds; ValueError or TypeError if the row is not a well-formed one."""
     return AuditRecord(
@@ -276,17 +349,45 @@ def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
     )
 
 
+def iter_raw_rows(
+    engine: Engine, *, start: int = 1, page_size: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Rows from ``start`` on as plain dicts, fetched through the driver (the verifier's path)."""
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    names = COLUMNS
+    next_seq = start
+    while True:
+        with engine.connect() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            page = conn.exec_driver_sql(
+                f"SELECT {', '.join(names)} FROM audit_records "  # noqa: S608 - constant names
+                f"WHERE seq >= {mark} ORDER BY seq LIMIT {mark}",
+                (next_seq, page_size),
+            ).fetchall()
+        for values in page:
+            yield dict(zip(names, values, strict=True))
+        if len(page) < page_size:
+            return
+        next_seq = int(page[-1][0]) + 1
+
+
+def encode_fields(fields: Sequence[str]) -> str:
+    """``released_fields`` as stored: canonical JSON text of the list."""
+    return _encode_fields(tuple(fields))
+
+
 def _encode_fields(fields: tuple[str, ...]) -> str:
     # Canonical JSON as in records.canonical_json (a list of strings has no keys to sort).
-    return json.dumps(list(fields), separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(list(fields)).decode()
 
 
 def _decode_fields(text: object) -> tuple[str, ...]:
     if not isinstance(text, str):
         raise TypeError("released_fields must be JSON text")
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError:
+        items = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise ValueError("released_fields is not JSON") from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ValueError("released_fields must be a JSON array of strings")

@@ -1,25 +1,31 @@
-"""Checking the log: every record intact, numbered 1, 2, 3, ... and chained onto the one before.
+"""Checking the log: every record intact, numbered 1, 2, 3, ..., chained, and under its checkpoints.
 
-A hash chain shows where it breaks, not what came after a rewrite: someone able to rewrite
-every record from some point on, or to cut records off the end, leaves a chain that checks.
-Signed checkpoints (Merkle tree heads) kept outside the database close that gap.
+The hash chain shows *where* a log breaks; the Merkle roots in signed checkpoints show *that* it
+was rewritten even when the chain was recomputed or the tail cut off. The same
+:class:`LogChecker` walks rows from the database (:func:`verify_log`) and records from an export
+file (:mod:`audit.offline`), recomputing every leaf from the record's content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import Engine
 
-from audit.records import GENESIS_CHAIN_HASH, hash_chain, hash_leaf
-from audit.store import iter_rows, record_from_row
+from audit.merkle import CompactRange
+from audit.notes import Checkpoint
+from audit.records import GENESIS_CHAIN_HASH, canonical_json, hash_chain, hash_leaf
+from audit.store import DOCUMENT_COLUMNS, encode_fields, iter_raw_rows
 
 __all__ = [
+    "CHECKPOINT_MISMATCH",
     "OUT_OF_ORDER",
     "RECORD_CHANGED",
     "RECORD_MISSING",
+    "LogChecker",
     "VerifyReport",
     "verify_log",
 ]
@@ -30,85 +36,198 @@ RECORD_CHANGED: Final = "record changed"
 RECORD_MISSING: Final = "record missing"
 #: The record is intact but does not follow its predecessor: moved, swapped or inserted.
 OUT_OF_ORDER: Final = "out of order / inserted"
+#: Every record checks, but the Merkle root differs from a signed checkpoint's: rewritten.
+CHECKPOINT_MISMATCH: Final = "log rewritten: root differs from a signed checkpoint"
 
+_MAX_SHIFT: Final = 3  # how far back a renumbered record is looked for (insertions)
 _LOWEST_SEQ: Final = -(2**63)  # read from the very bottom: a row numbered 0 or below is a forgery
+
+LeafOf = Callable[[Mapping[str, Any]], bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """The verdict. ``records`` counts the intact records before the first bad one."""
+    """The verdict. ``records`` counts the intact records before the first bad one.
+
+    ``checkpoints`` counts the checkpoint roots the log was found to match.
+    """
 
     ok: bool
     records: int
     first_bad_seq: int | None
     problem: str | None
+    checkpoints: int = 0
+
+
+class LogChecker:
+    """Feed records in order; the first bad one ends the walk with a :class:`VerifyReport`.
+
+    ``leaf_of`` recomputes a record's leaf hash from its content and returns it only if it
+    matches the record's stored ``leaf_hash``. ``checkpoints`` are tree heads already trusted
+    (their signatures checked); the root after each one's size must equal its root.
+    """
+
+    def __init__(
+        self,
+        *,
+        leaf_of: LeafOf,
+        checkpoints: Sequence[Checkpoint] = (),
+        first_seq: int = 1,
+        previous_chain_hash: str = GENESIS_CHAIN_HASH,
+        edge: CompactRange | None = None,
+    ) -> None:
+        self._leaf_of = leaf_of
+        self._expected = first_seq
+        self._first = first_seq
+        self._previous = bytes.fromhex(previous_chain_hash)
+        self._edge = edge if edge is not None else CompactRange()
+        if self._edge.size != first_seq - 1:
+            raise ValueError("the compact range must end right before the first record")
+        self._due = sorted(
+            (c for c in checkpoints if c.size >= first_seq), key=lambda c: c.size, reverse=True
+        )
+        self._matched_size = first_seq - 1
+        self._matched = 0
+        self.checked = 0
+        # A record whose own hash holds but whose chain hash does not follow from its
+        # predecessor, with the chain hash it should have: the next record tells whether only
+        # that column was edited (the true chain continues past it) or it does not belong.
+        self._suspect: tuple[int, bytes] | None = None
+
+    @property
+    def edge(self) -> CompactRange:
+        """The tree so far (for the caller to complete with the rest of the log)."""
+        return self._edge
+
+    def verdict(self, seq: int | None, problem: str | None) -> VerifyReport:
+        """A report with the counts so far."""
+        return VerifyReport(
+            ok=problem is None,
+            records=self.checked,
+            first_bad_seq=seq,
+            problem=problem,
+            checkpoints=self._matched,
+        )
+
+    def feed(self, row: Mapping[str, Any]) -> VerifyReport | None:
+        """Check the next record; a report if it is the first bad one, else None."""
+        seq = row.get("seq")
+        if type(seq) is not int:
+            return self.verdict(self._expected, RECORD_CHANGED)
+        if self._suspect is not None:
+            suspect_seq, true_chain = self._suspect
+            continues = seq == suspect_seq + 1 and self._chains_onto(row, true_chain)
+            return self.verdict(suspect_seq, RECORD_CHANGED if continues else OUT_OF_ORDER)
+        if seq > self._expected:
+            return self.verdict(self._expected, RECORD_MISSING)
+        if seq < self._expected:
+            return self.verdict(seq, OUT_OF_ORDER)
+        leaf = self._leaf_of(row)
+        if leaf is None:
+            moved = self._moved_from(row, seq)
+            if moved is not None:  # records were slipped in before it: they are the first bad
+                self.checked -= seq - moved
+                return self.verdict(moved, OUT_OF_ORDER)
+            return self.verdict(seq, RECORD_CHANGED)
+        chain = hash_chain(self._previous, leaf)
+        if chain.hex() != row.get("chain_hash"):
+            self._suspect = (seq, chain)
+            return None
+        self._previous = chain
+        self._expected += 1
+        self.checked += 1
+        self._edge.append(leaf)
+        return self._check_checkpoints()
+
+    def _moved_from(self, row: Mapping[str, Any], seq: int) -> int | None:
+        """The lower number an intact record was written under, if it was pushed up a little."""
+        for earlier in range(seq - 1, max(self._first - 1, seq - 1 - _MAX_SHIFT), -1):
+            if self._leaf_of({**row, "seq": earlier}) is not None:
+                return earlier
+        return None
+
+    def _check_checkpoints(self) -> VerifyReport | None:
+        size = self._edge.size
+        while self._due and self._due[-1].size == size:
+            checkpoint = self._due.pop()
+            if self._edge.root() != checkpoint.root:
+                return self.verdict(self._matched_size + 1, CHECKPOINT_MISMATCH)
+            self._matched_size = size
+            self._matched += 1
+        return None
+
+    def finish(self, *, tree_size: int | None = None) -> VerifyReport:
+        """The verdict once every record was fed.
+
+        ``tree_size`` is how many records the log must hold (an export's range end); by
+        default, as many as the largest checkpoint says.
+        """
+        if self._suspect is not None:
+            return self.verdict(self._suspect[0], OUT_OF_ORDER)
+        expected_end = (
+            tree_size if tree_size is not None else max((c.size for c in self._due), default=0)
+        )
+        if expected_end > self._edge.size:
+            return self.verdict(self._edge.size + 1, RECORD_MISSING)
+        return self.verdict(None, None)
+
+    def check_extended(self, rest: Iterable[tuple[int, bytes]]) -> VerifyReport | None:
+        """Complete the tree with the perfect subtrees after the last record, then check roots."""
+        for level, digest in rest:
+            self._edge.append_subtree(level, digest)
+        return self._check_checkpoints()
+
+    def _chains_onto(self, row: Mapping[str, Any], previous: bytes) -> bool:
+        leaf = self._leaf_of(row)
+        return leaf is not None and hash_chain(previous, leaf).hex() == row.get("chain_hash")
+
+
+def leaf_of_row(row: Mapping[str, Any]) -> bytes | None:
+    """A database row's leaf hash if its content still matches its stored ``leaf_hash``.
+
+    The leaf is recomputed from the columns as stored; ``released_fields`` must also still be
+    its canonical JSON text. A record whose hash matches is the one the writer checked.
+    """
+    try:
+        text = row["released_fields"]
+        released = orjson.loads(text)
+        if not isinstance(released, list) or encode_fields(released) != text:
+            return None
+        document = {name: row[name] for name in DOCUMENT_COLUMNS}
+        document["released_fields"] = released
+        leaf = hash_leaf(canonical_json(document))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return leaf if leaf.hex() == row["leaf_hash"] else None
 
 
 def verify_log(
     engine: Engine,
     *,
+    checkpoints: Sequence[Checkpoint] = (),
     progress: Callable[[int], object] | None = None,
     progress_every: int = 10_000,
     page_size: int = 1000,
 ) -> VerifyReport:
     """Walk the whole log in sequence order and report the first bad record, if any.
 
-    Each record's leaf hash is recomputed from its stored columns and the chain from record
-    1 on; the log is streamed a page at a time. ``progress`` is called with the number of
-    records checked every ``progress_every`` records and once at the end.
+    Each record's leaf hash is recomputed from its stored columns, the chain from record 1 on
+    and the Merkle root at every checkpoint's size; the log is streamed a page at a time. A
+    checkpoint larger than the log means records were cut off the end. ``progress`` is called
+    with the number of records checked every ``progress_every`` records and once at the end.
     """
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
-    checked = 0
-    expected = 1
-    previous = bytes.fromhex(GENESIS_CHAIN_HASH)
-    # A record whose own hash holds but whose chain hash does not follow from its predecessor,
-    # with the chain hash it should have: the next record tells whether only that column was
-    # edited (the true chain continues past it) or the record does not belong there.
-    suspect: tuple[int, bytes] | None = None
-
-    def verdict(seq: int | None, problem: str | None) -> VerifyReport:
-        if progress is not None:
-            progress(checked)
-        return VerifyReport(ok=problem is None, records=checked, first_bad_seq=seq, problem=problem)
-
-    for row in iter_rows(engine, start=_LOWEST_SEQ, page_size=page_size):
-        seq = int(row["seq"])
-        if suspect is not None:
-            suspect_seq, true_chain = suspect
-            continues = seq == suspect_seq + 1 and _chains_onto(row, true_chain)
-            return verdict(suspect_seq, RECORD_CHANGED if continues else OUT_OF_ORDER)
-        if seq > expected:
-            return verdict(expected, RECORD_MISSING)
-        if seq < expected:
-            return verdict(seq, OUT_OF_ORDER)
-        leaf = _leaf_if_intact(row)
-        if leaf is None:
-            return verdict(seq, RECORD_CHANGED)
-        chain = hash_chain(previous, leaf)
-        if chain.hex() != row["chain_hash"]:
-            suspect = (seq, chain)
-            continue
-        previous = chain
-        expected += 1
-        checked += 1
-        if progress is not None and checked % progress_every == 0:
-            progress(checked)
-    if suspect is not None:
-        return verdict(suspect[0], OUT_OF_ORDER)
-    return verdict(None, None)
-
-
-def _leaf_if_intact(row: Mapping[str, Any]) -> bytes | None:
-    """The row's leaf hash if it is a well-formed record whose stored leaf hash matches."""
-    try:
-        record = record_from_row(row)
-    except (TypeError, ValueError):
-        return None
-    leaf = hash_leaf(record.canonical())
-    return leaf if leaf.hex() == record.leaf_hash else None
-
-
-def _chains_onto(row: Mapping[str, Any], previous: bytes) -> bool:
-    leaf = _leaf_if_intact(row)
-    return leaf is not None and hash_chain(previous, leaf).hex() == row["chain_hash"]
+    checker = LogChecker(leaf_of=leaf_of_row, checkpoints=checkpoints)
+    report: VerifyReport | None = None
+    for row in iter_raw_rows(engine, start=_LOWEST_SEQ, page_size=page_size):
+        report = checker.feed(row)
+        if report is not None:
+            break
+        if progress is not None and checker.checked % progress_every == 0:
+            progress(checker.checked)
+    if report is None:
+        report = checker.finish()
+    if progress is not None:
+        progress(checker.checked)
+    return report

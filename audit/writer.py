@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine
 
 from audit._lock import write_transaction
 from audit.errors import AuditUnavailable
 from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time, seal
-from audit.store import audit_records, record_values, tail_in
+from audit.store import COLUMNS, record_row, tail_in
+from audit.tree import extend_in
 
 __all__ = ["AuditLog", "append_now"]
 
@@ -40,6 +41,17 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
         raise AuditUnavailable(_FAILED) from exc
 
 
+def _insert_sql(conn: Connection) -> str:
+    # Plain DBAPI executemany: SQLAlchemy's per-row parameter processing costs more than the
+    # insert itself at these batch sizes.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = COLUMNS
+    return (
+        f"INSERT INTO audit_records ({', '.join(columns)}) "  # noqa: S608 - constant column names
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+
+
 def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
     if not entries:
         return []
@@ -53,7 +65,9 @@ def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRec
             record = seal(entry, seq=seq, time=time, previous_chain_hash=previous)
             previous = record.chain_hash
             records.append(record)
-        conn.execute(insert(audit_records), [record_values(record) for record in records])
+        conn.exec_driver_sql(_insert_sql(conn), [record_row(record) for record in records])
+        # The tree grows in the same transaction: a committed record is always a leaf.
+        extend_in(conn, records[0].seq - 1, [bytes.fromhex(r.leaf_hash) for r in records])
     return records
 
 

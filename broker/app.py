@@ -18,7 +18,7 @@ import consent.errors
 import schemas.errors
 from broker.logs import configure_logging, get_logger
 from broker.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
-from broker.routes import citizen, consent_requests, exchange, meta
+from broker.routes import auditor, citizen, consent_requests, exchange, meta
 from broker.runtime import Broker
 from broker.settings import Settings
 
@@ -110,4 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exchange.router)
     app.include_router(consent_requests.router)
     app.include_router(citizen.router)
+    app.include_router(auditor.router)
     return app

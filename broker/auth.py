@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from broker.errors import BadRequest, UnknownClient
 from broker.keys import thumbprint
 from broker.registry import Registry
@@ -26,6 +28,7 @@ class Caller:
     key_id: str
     jkt: str
     xroad_id: str
+    request_hash: str = ""
 
 
 def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
@@ -49,6 +52,7 @@ class RequestAuthenticator:
         self._registry = registry
         self._replay = replay
         self._max_skew = max_skew_seconds
+        self._jkts: dict[tuple[object, object, object], str] = {}
 
     def authenticate(
         self,
@@ -60,6 +64,39 @@ class RequestAuthenticator:
         components: Sequence[str],
     ) -> Caller:
         """Return the caller, or raise the broker error that names why not."""
+        caller = self._verified(
+            method=method, url=url, headers=headers, body=body, components=components
+        )
+        # Replay is checked only after the signature verifies, so nobody can burn another
+        # client's request ids with unsigned traffic.
+        self._replay.remember(caller.client_id, caller.xroad_id)
+        return caller
+
+    async def authenticate_async(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        components: Sequence[str],
+    ) -> Caller:
+        """:meth:`authenticate` for the event loop: the replay check is group-committed."""
+        caller = self._verified(
+            method=method, url=url, headers=headers, body=body, components=components
+        )
+        await self._replay.remember_async(caller.client_id, caller.xroad_id)
+        return caller
+
+    def _verified(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        components: Sequence[str],
+    ) -> Caller:
         client_id = header(headers, "x-road-client")
         if not client_id or not _CLIENT_ID.match(client_id):
             raise BadRequest("X-Road-Client must be INSTANCE/CLASS/MEMBER/SUBSYSTEM")
@@ -72,7 +109,7 @@ class RequestAuthenticator:
             raise BadRequest("X-Road-Id must be a UUID in its canonical form")
         self._registry.subsystem(client_id)  # UnknownClient before any key lookup
 
-        def resolve(key_id: str) -> object:
+        def resolve(key_id: str) -> Ed25519PublicKey | None:
             return self._registry.client_key(client_id, key_id)
 
         verified = verify_request(
@@ -80,19 +117,22 @@ class RequestAuthenticator:
             url=url,
             headers=headers,
             body=body,
-            resolve_key=resolve,  # type: ignore[arg-type]  # the resolver returns a public key or None
+            resolve_key=resolve,
             required=components,
             max_skew_seconds=self._max_skew,
         )
-        # Replay is checked only after the signature verifies, so nobody can burn another
-        # client's request ids with unsigned traffic.
-        self._replay.remember(client_id, str(parsed_id))
         jwk = self._registry.subsystem(client_id).keys.get(verified.key_id)
         if jwk is None:  # pragma: no cover - verify_request resolved this very key
             raise UnknownClient("signing key is not registered for this client")
+        # An OKP thumbprint depends on the public key alone, so it is cached by that key.
+        public = (jwk.get("kty"), jwk.get("crv"), jwk.get("x"))
+        jkt = self._jkts.get(public)
+        if jkt is None:
+            jkt = self._jkts[public] = thumbprint(jwk)
         return Caller(
             client_id=client_id,
             key_id=verified.key_id,
-            jkt=thumbprint(jwk),
+            jkt=jkt,
             xroad_id=str(parsed_id),
+            request_hash=verified.request_hash,
         )

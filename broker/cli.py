@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from broker.cli_audit import audit_app
+
 __all__ = ["app", "main"]
 
 app = typer.Typer(
@@ -18,7 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-audit_app = typer.Typer(help="Inspect and verify the audit log.", no_args_is_help=True)
 keys_app = typer.Typer(help="Ed25519 keys as JWK.", no_args_is_help=True)
 registry_app = typer.Typer(
     help="The registry of members, services and access rights.", no_args_is_help=True
@@ -131,47 +132,6 @@ def demo(
     raise typer.Exit(run_demo(data_dir))
 
 
-@audit_app.command("verify")
-def audit_verify(
-    database: Annotated[
-        str,
-        typer.Option("--database", help="Audit database URL, e.g. sqlite:///simpul-data/audit.db"),
-    ],
-) -> None:
-    """Walk the whole log; exit 1 naming the first bad sequence number."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from audit import verify_log
-    from broker.db import create_db_engine
-
-    try:
-        url = make_url(database)
-        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-            # Opening a missing SQLite file would create an empty one and "verify" that.
-            typer.echo(f"simpul: cannot read the audit log: no file at {url.database}", err=True)
-            raise typer.Exit(2)
-        engine = create_db_engine(database)
-        try:
-            report = verify_log(engine)
-        finally:
-            engine.dispose()
-    except SQLAlchemyError as exc:
-        # Not a verdict on the log: the database could not be read at all (wrong URL or file).
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        typer.echo(f"simpul: cannot read the audit log: {reason}", err=True)
-        raise typer.Exit(2) from exc
-    if report.ok:
-        typer.echo(f"audit log OK: {report.records} records, hash chain intact")
-        return
-    typer.echo(
-        f"audit log BROKEN at seq {report.first_bad_seq}: {report.problem} "
-        f"({report.records} records read)",
-        err=True,
-    )
-    raise typer.Exit(1)
-
-
 @keys_app.command("generate")
 def keys_generate(
     path: Annotated[Path, typer.Argument(help="Where to write the private JWK (mode 0600)")],
@@ -200,6 +160,101 @@ def keys_public(path: Annotated[Path, typer.Argument(help="A private JWK file")]
         typer.echo(f"simpul: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(public_jwk(key)))
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="The broker's signing key file (default: SIMPUL_SIGNING_KEY_FILE)"),
+    ] = None,
+    kid: Annotated[str | None, typer.Option(help="Key id of the new key")] = None,
+) -> None:
+    """Make a new broker signing key; the old one keeps verifying until retired.
+
+    Takes effect when the broker next starts. Prints the new public JWK.
+    """
+    from broker.errors import InvalidKey
+    from broker.keyring import rotate
+    from broker.keys import public_jwk
+    from broker.settings import Settings
+
+    target = path or _settings_or_exit(Settings).resolved_signing_key_file
+    try:
+        old_kid, new = rotate(target, kid=kid)
+    except InvalidKey as exc:
+        typer.echo(f"simpul: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"rotated: {old_kid} -> {new.kid} (restart the broker to sign with it)", err=True)
+    typer.echo(json.dumps(public_jwk(new)))
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kid: Annotated[str, typer.Argument(help="The kid of a previous broker key")],
+    path: Annotated[
+        Path | None,
+        typer.Option(help="The broker's signing key file (default: SIMPUL_SIGNING_KEY_FILE)"),
+    ] = None,
+) -> None:
+    """Stop accepting a previous broker key: tokens and receipts it signed no longer verify."""
+    from broker.errors import InvalidKey
+    from broker.keyring import retire
+    from broker.settings import Settings
+
+    target = path or _settings_or_exit(Settings).resolved_signing_key_file
+    try:
+        moved = retire(target, kid)
+    except InvalidKey as exc:
+        typer.echo(f"simpul: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"retired {kid} (now {moved}); restart the broker to stop publishing it")
+
+
+notifications_app = typer.Typer(help="The consent notification outbox.", no_args_is_help=True)
+app.add_typer(notifications_app, name="notifications")
+
+
+class DeliveryState(StrEnum):
+    """Outbox states an operator can filter on."""
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+@notifications_app.command("list")
+def notifications_list(
+    state: Annotated[DeliveryState | None, typer.Option(help="Only rows in this state")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many rows")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """Show the outbox, newest first: recipient, event, state, attempts, last error."""
+    from dataclasses import asdict
+
+    from broker import notifications
+    from broker.db import create_db_engine
+    from broker.settings import Settings
+
+    settings = _settings_or_exit(Settings)
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        notifications.install(engine)
+        rows = notifications.list_deliveries(
+            engine, state=state.value if state else None, limit=limit
+        )
+    finally:
+        engine.dispose()
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(asdict(row), sort_keys=True))
+        else:
+            typer.echo(
+                f"{row.id}  {row.state:<9} {row.event:<15} attempts={row.attempts:<2} "
+                f"{row.recipient}  {row.last_error or ''}".rstrip()
+            )
+    if not rows:
+        typer.echo("no notifications", err=True)
 
 
 @registry_app.command("check")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from joserfc.jwk import KeySet
 from rich.console import Console
 from rich.table import Table
 
@@ -18,6 +19,7 @@ from audit.store import read_records
 from broker.client import ExchangeResult, SimpulClient
 from broker.db import create_db_engine
 from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
+from consent import verify_receipt
 
 __all__ = ["run_demo"]
 
@@ -145,6 +147,20 @@ def _tell(
 
     story.step("The citizen signs in, sees the request and approves it", citizen_sees_and_approves)
 
+    def receipt() -> tuple[bool, str]:
+        got = portal.get(f"/v1/me/consents/{state['consent']}/receipt", headers=me)
+        got.raise_for_status()
+        keys = KeySet.import_key_set(portal.get("/.well-known/jwks.json").json())
+        claims = verify_receipt(got.json()["receipt"], keys)
+        services = len(claims["services"])
+        return (
+            claims["consentReceiptID"] == state["consent"],
+            f"signed by {got.json()['kid']}, verified with the published JWKS; "
+            f"{services} services, revoke at {claims['revocation']['url']}",
+        )
+
+    story.step("The citizen keeps a signed consent receipt (Kantara fields)", receipt)
+
     def collect_token() -> tuple[bool, str]:
         polled = office.consent_request(state["request"])
         state["token"] = polled.get("consent_token")
@@ -189,6 +205,27 @@ def _tell(
         ),
     )
 
+    def move(what: str, expected: str) -> Callable[[], tuple[bool, str]]:
+        def check() -> tuple[bool, str]:
+            moved = portal.post(f"/v1/me/consents/{state['consent']}/{what}", headers=me)
+            moved.raise_for_status()
+            return moved.json()["status"] == expected, f"consent {moved.json()['status']}"
+
+        return check
+
+    story.step("The citizen pauses the consent", move("pause", "PAUSED"))
+    story.step(
+        "The very next KTP fetch is refused while it is paused",
+        lambda: _refused(
+            office.fetch(KTP, {"nik": nik}, consent_token=state["token"]), "consent-not-active"
+        ),
+    )
+    story.step("The citizen resumes it", move("resume", "ACTIVE"))
+    story.step(
+        "The same token works again",
+        lambda: fetch(KTP, {"nik": nik}, KTP_FIELDS),
+    )
+
     def revoke() -> tuple[bool, str]:
         revoked = portal.post(f"/v1/me/consents/{state['consent']}/revoke", headers=me)
         revoked.raise_for_status()
@@ -202,6 +239,43 @@ def _tell(
         ),
     )
     state["nik"] = nik
+
+    def access_log() -> tuple[bool, str]:
+        page = portal.get("/v1/me/access-log", params={"limit": 50}, headers=me)
+        page.raise_for_status()
+        entries = page.json()["entries"]
+        table = Table(title="The citizen's access log (GET /v1/me/access-log, newest first)")
+        for column in ("time", "event", "agency", "officer", "service", "fields", "decision"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            table.add_row(
+                e["time"][11:19],
+                e["event"],
+                (e["agency"] or e["client"])[:28],
+                e["officer"] or "",
+                (e["service"] or "").rsplit("/", 1)[-1],
+                ",".join(e["fields"]),
+                e["decision"] + (f" ({e['reason']})" if e["reason"] else ""),
+            )
+        console.print(table)
+        exchanges = [e for e in entries if e["event"] == "exchange"]
+        allowed = [e for e in exchanges if e["decision"] == "allowed"]
+        return (
+            bool(allowed) and all(e["procedure_ref"] == PROCEDURE for e in allowed[-3:]),
+            f"{len(exchanges)} exchanges ({len(allowed)} allowed) and "
+            f"{len(entries) - len(exchanges)} consent events, found by the keyed subject hash",
+        )
+
+    story.step("The citizen sees who read their data, when and why", access_log)
+    other = next(p for p in people.people if p.nik != nik)
+    other_me = {"Authorization": f"Bearer {world.citizen_token(other.nik)}"}
+    story.step(
+        "Another citizen sees none of it",
+        lambda: (
+            portal.get("/v1/me/access-log", headers=other_me).json()["entries"] == [],
+            "their access log is empty",
+        ),
+    )
 
 
 def _show_audit(story: _Story, world: SandboxWorld, console: Console) -> bool:

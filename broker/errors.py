@@ -6,6 +6,7 @@ from typing import ClassVar
 
 __all__ = [
     "AccessDenied",
+    "AuditorRequired",
     "BadRequest",
     "CitizenUnauthenticated",
     "DigestMismatch",
@@ -13,8 +14,8 @@ __all__ = [
     "InvalidKey",
     "PurposeNotAllowed",
     "RegistryError",
-    "SchemaBehind",
     "Replay",
+    "SchemaBehind",
     "SignatureInvalid",
     "SignatureMissing",
     "SignatureStale",
@@ -145,3 +146,11 @@ class PurposeNotAllowed(Error):
     problem_type = "purpose-not-allowed"
     status = 403
     title = "Purpose not allowed for this client"
+
+
+class AuditorRequired(Error):
+    """The caller is authenticated but its subsystem does not hold the ``auditor`` role."""
+
+    problem_type = "auditor-required"
+    status = 403
+    title = "Auditor role required"

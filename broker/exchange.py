@@ -23,6 +23,7 @@ from broker.signatures import (
     request_hash,
     sign_response,
 )
+from broker.stages import StageClock
 from consent import ConsentStore, TokenVerifier, check_exchange, check_subject_in
 from schemas import SchemaSet
 
@@ -67,6 +68,7 @@ class _Trail:
     consent_id: str | None = None
     subject_ref: str | None = None
     released: tuple[str, ...] = field(default_factory=tuple)
+    request_hash: str | None = None
 
 
 def record_subjects(code: str, record: Mapping[str, Any]) -> list[str]:
@@ -97,6 +99,7 @@ class ExchangeService:
         subject_secret: bytes,
         signing_key: Any,
         signing_kid: str,
+        stages: StageClock | None = None,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
@@ -108,6 +111,7 @@ class ExchangeService:
         self._subject_secret = subject_secret
         self._key = signing_key
         self._kid = signing_kid
+        self._stages = stages or StageClock()
 
     async def handle(self, request: ExchangeRequest) -> ExchangeResponse:
         """Run the pipeline and return the signed answer or the signed refusal."""
@@ -120,7 +124,6 @@ class ExchangeService:
             officer=_short(header(request.headers, "x-road-userid")),
             issue=_short(header(request.headers, "x-road-issue")),
         )
-        req_hash = _request_hash_or_none(request)
         problem: Problem | None = None
         body: bytes
         try:
@@ -135,6 +138,8 @@ class ExchangeService:
             status = problem.status
             body = problem_body(problem, instance=xroad_id or None)
             trail.released = ()
+        # A verified signature already gave the hash; only a refused request computes it here.
+        req_hash = trail.request_hash or _request_hash_or_none(request)
 
         entry = AuditEntry(
             event="exchange",
@@ -154,6 +159,7 @@ class ExchangeService:
             released_fields=trail.released,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
         )
+        mark = self._stages.start()
         try:
             record = await self._audit.append(entry)
         except AuditUnavailable as exc:
@@ -161,8 +167,12 @@ class ExchangeService:
             _log.error("audit_unavailable", xroad_id=xroad_id)
             body = problem_body(exc, instance=xroad_id or None)
             return self._signed(exc.status, body, _PROBLEM, xroad_id, req_hash, seq=None)
+        mark = self._stages.lap("audit", mark)
         media = _PROBLEM if problem else _JSON
-        return self._signed(status, body, media, xroad_id, req_hash, seq=record.seq)
+        signed = self._signed(status, body, media, xroad_id, req_hash, seq=record.seq)
+        self._stages.lap("signing", mark)
+        self._stages.done()
+        return signed
 
     def _signed(
         self,
@@ -195,14 +205,17 @@ class ExchangeService:
         # Without a Consent-Token header there is nothing to cover; the consent step then
         # refuses with consent-missing rather than a confusing signature error.
         has_token = header(request.headers, "consent-token") is not None
-        caller = self._auth.authenticate(
+        mark = self._stages.start()
+        caller = await self._auth.authenticate_async(
             method=request.method,
             url=request.url,
             headers=request.headers,
             body=request.body,
             components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
         )
+        mark = self._stages.lap("signature", mark)
         trail.client = caller.client_id
+        trail.request_hash = caller.request_hash
         query = _json_object(request.body)
         # The body is signed, so the person it names can find this attempt in their access
         # log even when it is refused below.
@@ -213,15 +226,18 @@ class ExchangeService:
         # 2. Access rights, deny by default.
         service = self._registry.service(request.service_id)
         self._registry.require_access(caller.client_id, service.id)
+        mark = self._stages.lap("access", mark)
 
         # 3. Consent: the token itself, then its live status in the store.
         claims = self._tokens.verify(header(request.headers, "consent-token"))
         trail.consent_id = claims.jti
         trail.purpose = claims.purpose.code
         trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
+        mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).
         self._schemas.validate_request(service.schema, query)
+        mark = self._stages.lap("schema", mark)
         requested = query.get("fields")
         released = check_exchange(
             claims,
@@ -230,26 +246,34 @@ class ExchangeService:
             service_id=service.id,
             subject_nik=query.get("nik") if isinstance(query.get("nik"), str) else None,
             fields=requested if isinstance(requested, list) else None,
+            purpose_code=header(request.headers, "x-road-purpose"),
         )
-        # Live: a revoked or paused consent stops this very request.
-        self._consents.require_active(claims.jti)
+        # The purpose must still be catalogued for this client (the registry may have changed).
+        self._registry.require_purpose(caller.client_id, claims.purpose.code)
+        # Live: a revoked, paused, expired or spent consent stops this very request.
+        consent = self._consents.require_active(claims.jti, service=service.id)
+        mark = self._stages.lap("consent", mark)
 
         # 5. The owning agency's backend, through its adapter.
         lookup = {k: v for k, v in query.items() if k != "fields"}
         record = await self._adapters.for_service(service).fetch(service.schema, lookup)
+        mark = self._stages.lap("adapter", mark)
 
         # 6. Never pass on an answer that breaks the contract.
         self._schemas.validate_response(service.schema, record)
+        mark = self._stages.lap("schema", mark)
         check_subject_in(claims, record_subjects(service.schema, record))
-        if claims.max_uses is not None:
+        if consent.counted:
             # Counted only once the answer is good, atomically: two requests racing for the
             # last use cannot both win.
-            self._consents.record_use(claims.jti)
+            self._consents.record_use(claims.jti, service=service.id)
 
         # 7. Release only what the consent grants (and the consumer asked for).
         minimised = {name: record[name] for name in released if name in record}
         trail.released = tuple(minimised)
-        return json.dumps(minimised, ensure_ascii=False, separators=(",", ":")).encode()
+        body = json.dumps(minimised, ensure_ascii=False, separators=(",", ":")).encode()
+        self._stages.lap("consent", mark)  # subject check, use count, minimisation
+        return body
 
 
 def _request_hash_or_none(request: ExchangeRequest) -> str | None:

@@ -50,10 +50,10 @@ def target(which: Which) -> Target:
     """The metadata and version table of ``which`` database."""
     metadata = MetaData()
     if which == "main":
-        from broker import replay
+        from broker import notifications, replay
         from consent import store
 
-        sources = [store.metadata, replay.metadata, *_optional_main_metadata()]
+        sources = [store.metadata, replay.metadata, notifications.metadata]
     else:
         from audit import store as audit_store
 
@@ -62,15 +62,6 @@ def target(which: Which) -> Target:
         for table in source.tables.values():
             table.to_metadata(metadata)
     return Target(metadata=metadata, version_table=f"simpul_version_{which}")
-
-
-def _optional_main_metadata() -> list[MetaData]:
-    try:
-        from broker import notifications  # type: ignore[attr-defined]  # added by the outbox work
-    except ImportError:
-        return []
-    metadata: MetaData | None = getattr(notifications, "metadata", None)
-    return [metadata] if metadata is not None else []
 
 
 def databases(settings: Settings) -> tuple[tuple[Which, str], ...]:

@@ -33,6 +33,8 @@ It is one declarative TOML file, read and fully validated at start-up::
     code = "perizinan-berusaha"
     text_id = "Verifikasi identitas pemohon izin usaha"
     text_en = "Verifying the identity of a business permit applicant"
+    legal_basis = "PP 5/2021"                 # optional
+    clients = ["ID/GOV/DPMPTSP-DKI/perizinan"]  # who may name it: deny by default
 
 Every problem is reported with the file, the entry (``services[2] (ID/GOV/X/y/z)``, indexes
 count from 0) and what is wrong, all problems at once.
@@ -52,7 +54,14 @@ from urllib.parse import urlsplit
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from broker.errors import AccessDenied, InvalidKey, RegistryError, UnknownClient, UnknownService
+from broker.errors import (
+    AccessDenied,
+    InvalidKey,
+    PurposeNotAllowed,
+    RegistryError,
+    UnknownClient,
+    UnknownService,
+)
 from broker.keys import check_public_jwk, jwk_to_public_key, thumbprint, write_atomic
 
 __all__ = [
@@ -149,6 +158,7 @@ class Purpose:
     text_id: str
     text_en: str
     legal_basis: str = ""
+    clients: frozenset[str] = frozenset()
 
 
 class Registry:
@@ -216,6 +226,15 @@ class Registry:
     def purpose(self, code: str) -> Purpose | None:
         """The purpose ``code``, or None."""
         return self._purposes.get(code)
+
+    def require_purpose(self, client_id: str, code: str) -> Purpose:
+        """The catalogued purpose ``code``, if ``client_id`` may name it; else PurposeNotAllowed."""
+        purpose = self._purposes.get(code)
+        if purpose is None or client_id not in purpose.clients:
+            raise PurposeNotAllowed(
+                f"purpose {_short(code)} is not in the catalogue for client {_short(client_id)}"
+            )
+        return purpose
 
 
 def load_registry(
@@ -498,7 +517,10 @@ class _Parser:
         if isinstance(raw, Mapping) and isinstance(raw.get("code"), str):
             entry = _label(entry, raw["code"])
         ok = self.table(
-            entry, raw, required={"code", "text_id", "text_en"}, optional={"legal_basis"}
+            entry,
+            raw,
+            required={"code", "text_id", "text_en"},
+            optional={"legal_basis", "clients"},
         )
         if not isinstance(raw, Mapping):
             return None
@@ -511,9 +533,17 @@ class _Parser:
         text_id = self.text(entry, raw, "text_id")
         text_en = self.text(entry, raw, "text_en")
         legal_basis = self.text(entry, raw, "legal_basis") if "legal_basis" in raw else ""
-        if not ok or code is None or text_id is None or text_en is None or legal_basis is None:
+        clients = self.clients(entry, raw.get("clients", []))
+        if (
+            not ok
+            or code is None
+            or text_id is None
+            or text_en is None
+            or legal_basis is None
+            or clients is None
+        ):
             return None
-        return Purpose(code, text_id, text_en, legal_basis)
+        return Purpose(code, text_id, text_en, legal_basis, clients)
 
     # -- values --------------------------------------------------------------------------
 

@@ -5,31 +5,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from joserfc.jwk import KeySet, OKPKey
+import httpx
+from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
 import audit
 import consent.store
 from adapters import ADAPTER_NAMES
 from audit import AuditLog
-from broker import replay
+from audit.checkpoints import CheckpointScheduler
+from broker import notifications, replay
+from broker.auditor_api import AuditorApi
 from broker.auth import RequestAuthenticator
 from broker.citizen import CitizenVerifier
 from broker.consent_api import ConsentApi
+from broker.consent_worker import ConsentWorker
 from broker.context import Adapters
 from broker.db import create_db_engine
 from broker.exchange import ExchangeService
+from broker.keyring import Keyring
 from broker.keys import generate_key, load_private_jwk, public_jwk, save_private_jwk, to_private_key
 from broker.logs import get_logger
 from broker.registry import Registry, load_registry
 from broker.replay import ReplayCache
 from broker.settings import Settings
-from consent import ConsentStore, TokenIssuer, TokenVerifier
+from broker.stages import StageClock
+from consent import ConsentStore, ReceiptIssuer, TokenIssuer, TokenVerifier
 from schemas import SCHEMA_CODES, SchemaSet
 
 __all__ = ["Broker", "load_signing_key"]
 
 _log = get_logger("simpul.broker")
+
+#: How often a checkpoint is signed while records arrive (C2SP logs: every few seconds).
+CHECKPOINT_INTERVAL_SECONDS = 2.0
 
 
 def load_signing_key(settings: Settings) -> OKPKey:
@@ -66,6 +75,11 @@ class Broker:
     exchange: ExchangeService
     signing_key: OKPKey
     public_jwk: dict[str, Any]
+    keyring: Keyring
+    consent_worker: ConsentWorker
+    webhook_client: httpx.AsyncClient
+    checkpoints: CheckpointScheduler
+    auditor_api: AuditorApi
 
     @classmethod
     async def start(cls, settings: Settings) -> Broker:
@@ -79,15 +93,17 @@ class Broker:
             adapter_names=ADAPTER_NAMES,
         )
         key = load_signing_key(settings)
+        keyring = Keyring.load(key, settings.resolved_signing_key_file)
         engine = create_db_engine(settings.resolved_database_url)
         audit_engine = create_db_engine(settings.resolved_audit_database_url)
         consent.store.install(engine)
+        notifications.install(engine)
         replay.install(engine)
         audit.install(audit_engine)
 
         issuer = TokenIssuer(key=key, issuer=settings.consent_issuer)
-        verifier_keys = KeySet([OKPKey.import_key(key.as_dict(private=False))])
-        tokens = TokenVerifier(keys=verifier_keys, issuer=settings.consent_issuer)
+        # Signs with the newest key; verifies tokens signed with any key not yet retired.
+        tokens = TokenVerifier(keys=keyring.key_set(), issuer=settings.consent_issuer)
         consents = ConsentStore(engine=engine, issuer=issuer)
         authenticator = RequestAuthenticator(
             registry=registry,
@@ -115,13 +131,47 @@ class Broker:
             subject_secret=settings.subject_secret_bytes,
             signing_key=to_private_key(key),
             signing_kid=str(key.kid),
+            stages=StageClock(settings.stage_timings_dir),
         )
+        consent_api = ConsentApi(
+            store=consents,
+            registry=registry,
+            schemas=schemas,
+            audit=audit_log,
+            subject_secret=settings.subject_secret_bytes,
+            receipts=ReceiptIssuer(key=key, issuer=settings.consent_issuer),
+        )
+        webhook_client = httpx.AsyncClient(
+            timeout=settings.notify_timeout_seconds, follow_redirects=False
+        )
+        worker = ConsentWorker(
+            store=consents,
+            api=consent_api,
+            registry=registry,
+            notifier=notifications.Notifier(
+                engine=engine,
+                key=to_private_key(key),
+                kid=keyring.kid,
+                client=webhook_client,
+                backoff_seconds=settings.notify_backoff_seconds,
+                max_backoff_seconds=settings.notify_max_backoff_seconds,
+                max_attempts=settings.notify_max_attempts,
+            ),
+            interval=settings.consent_worker_seconds,
+        )
+        worker.start()
         _log.info(
             "broker_started",
             services=len(registry.services),
             environment=settings.environment,
         )
-        return cls(
+        # Each checkpoint is signed with the key that is current when it is signed.
+        checkpoints = CheckpointScheduler(
+            audit_engine,
+            key=lambda: (keyring.kid, to_private_key(keyring.signing)),
+            interval=CHECKPOINT_INTERVAL_SECONDS,
+        )
+        broker = cls(
             settings=settings,
             registry=registry,
             schemas=schemas,
@@ -129,13 +179,7 @@ class Broker:
             audit_engine=audit_engine,
             audit_log=audit_log,
             consents=consents,
-            consent_api=ConsentApi(
-                store=consents,
-                registry=registry,
-                schemas=schemas,
-                audit=audit_log,
-                subject_secret=settings.subject_secret_bytes,
-            ),
+            consent_api=consent_api,
             tokens=tokens,
             authenticator=authenticator,
             citizens=citizens,
@@ -143,11 +187,27 @@ class Broker:
             exchange=exchange,
             signing_key=key,
             public_jwk=public_jwk(key),
+            keyring=keyring,
+            consent_worker=worker,
+            webhook_client=webhook_client,
+            checkpoints=checkpoints,
+            auditor_api=AuditorApi(
+                engine=audit_engine,
+                registry=registry,
+                authenticator=authenticator,
+                checkpoints=checkpoints,
+                subject_secret=settings.subject_secret_bytes,
+            ),
         )
+        await checkpoints.start()
+        return broker
 
     async def close(self) -> None:
-        """Drain the audit writer, close connection pools and engines."""
+        """Stop the consent worker, drain the audit writer, close pools and engines."""
+        await self.consent_worker.stop()
+        await self.webhook_client.aclose()
         await self.audit_log.stop()
+        await self.checkpoints.stop()  # a last checkpoint covers every record written
         await self.adapters.aclose()
         self.engine.dispose()
         self.audit_engine.dispose()

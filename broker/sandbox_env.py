@@ -23,10 +23,19 @@ from adapters.sandbox.idp import DevIdentityProvider
 from broker.keys import generate_key, load_private_jwk, public_jwk, save_private_jwk
 from broker.registry import write_registry
 
-__all__ = ["PERMIT_OFFICE", "TAX_OFFICE", "SandboxWorld", "free_port"]
+__all__ = [
+    "AUDITOR",
+    "PERMIT_OFFICE",
+    "TAX_OFFICE",
+    "SandboxWorld",
+    "auditor_member",
+    "free_port",
+]
 
 PERMIT_OFFICE = "ID/GOV/DPMPTSP-DKI/perizinan"
 TAX_OFFICE = "ID/GOV/BAPENDA-DKI/pajak"
+#: The state audit board's audit subsystem: holds the auditor role, calls /v1/audit.
+AUDITOR = "ID/GOV/BPK/audit"
 KTP = "ID/GOV/DUKCAPIL/adminduk/ktp"
 KK = "ID/GOV/DUKCAPIL/adminduk/kk"
 AKTA = "ID/GOV/DISDUKCAPIL-JKS/capil/akta-lahir"
@@ -117,7 +126,24 @@ def registry_data(
                 ),
                 "clients": [PERMIT_OFFICE],
             },
+            {
+                "code": "pajak-daerah",
+                "text_id": "Pendataan wajib pajak daerah",
+                "text_en": "Registering regional taxpayers",
+                "legal_basis": "UU 1/2022 tentang Hubungan Keuangan Pusat dan Daerah",
+                "clients": [TAX_OFFICE],
+            },
         ],
+    }
+
+
+def auditor_member(key: OKPKey) -> dict[str, Any]:
+    """The audit board as a registry member: one subsystem holding the auditor role."""
+    return {
+        "class": "GOV",
+        "code": "BPK",
+        "name": "Badan Pemeriksa Keuangan Republik Indonesia",
+        "subsystems": [{"code": "audit", "keys": [public_jwk(key)], "roles": ["auditor"]}],
     }
 
 
@@ -140,6 +166,8 @@ class SandboxWorld:
     extra_broker_ports: list[int] = field(default_factory=list)
     #: More ``SIMPUL_*`` settings for the broker (tests shorten the notification timings).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The auditor subsystem's key (``AUDITOR``, role "auditor").
+    auditor_key: OKPKey | None = None
     _procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
 
     @classmethod
@@ -161,6 +189,7 @@ class SandboxWorld:
         _key(data_dir / "broker-key.jwk", "simpul-broker-1")
         permit = _key(keys / "dpmptsp-dki.jwk", "dpmptsp-dki-1")
         tax = _key(keys / "bapenda-dki.jwk", "bapenda-dki-1")
+        auditor = _key(keys / "bpk-audit.jwk", "bpk-audit-1")
         idp_key = _key(keys / "dev-idp.jwk", "dev-idp-1")
         idp = DevIdentityProvider(key=idp_key)
         (data_dir / "idp-jwks.json").write_text(json.dumps(idp.jwks(), indent=2))
@@ -168,6 +197,7 @@ class SandboxWorld:
             data_dir=data_dir,
             permit_key=permit,
             tax_key=tax,
+            auditor_key=auditor,
             idp=idp,
             dukcapil_port=free_port(),
             capil_port=free_port(),
@@ -181,6 +211,7 @@ class SandboxWorld:
             capil_url=f"http://127.0.0.1:{world.capil_port}",
         )
         data["services"].extend(dict(service) for service in extra_services)
+        data["members"].append(auditor_member(auditor))
         for member in data["members"]:
             for subsystem in member["subsystems"]:
                 sub_id = f"ID/{member['class']}/{member['code']}/{subsystem['code']}"
@@ -300,6 +331,13 @@ class SandboxWorld:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{name} did not become ready at {url}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (``"broker"``, ...) and wait for it: a crash, not a shutdown."""
+        for proc_name, proc, _ in self._procs:
+            if proc_name == name and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     def stop(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL for any that linger."""

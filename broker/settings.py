@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    #: How often the consent worker sweeps expiries, audits transitions and sends notifications.
+    consent_worker_seconds: float = Field(default=1.0, gt=0, le=3600)
+    #: First retry delay of a failed notification; doubles on every failure (capped).
+    notify_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    notify_max_backoff_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    #: Attempts before a notification is given up as FAILED (operators see it in the outbox).
+    notify_max_attempts: int = Field(default=12, ge=1, le=100)
+    notify_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: Worker processes for ``simpul serve``; each builds its own app. The replay cache and the
+    #: audit log live in the database, so every worker sees every request id and record.
+    workers: int = Field(default=1, ge=1, le=64)
+    #: Benchmarks only: write per-stage CPU totals of the exchange pipeline here.
+    stage_timings_dir: Path | None = None
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         secret = self.subject_hash_secret.get_secret_value()

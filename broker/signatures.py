@@ -37,6 +37,7 @@ from http_message_signatures import (
 )
 from http_sf.compat import Dictionary, InnerList
 
+from broker._fastsig import sign_response_headers
 from broker.errors import (
     BadRequest,
     DigestMismatch,
@@ -229,6 +230,19 @@ def sign_response(
         present = {name.lower() for name in out}
         optional = ("content-type", "x-road-id", "x-road-request-hash")
         components = ("@status", "content-digest", *(c for c in optional if c in present))
+    fast = sign_response_headers(
+        status=status,
+        headers=out,
+        body=body,
+        key=key,
+        key_id=key_id,
+        label=SIGNATURE_LABEL,
+        tag=RESPONSE_TAG,
+        components=tuple(components),
+        created=created or datetime.now(UTC),
+    )
+    if fast is not None:  # the broker's usual shape, written directly (see broker._fastsig)
+        return fast
     _sign(
         _Response(status, out),
         body=body,

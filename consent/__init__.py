@@ -8,22 +8,35 @@ This package never imports ``broker`` or ``fastapi``.
 from __future__ import annotations
 
 from consent.checks import check_exchange, check_subject_in
-from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
+from consent.models import (
+    Consent,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentStatus,
+    FetchType,
+    RequestStatus,
+)
+from consent.receipts import ReceiptContext, ReceiptIssuer, verify_receipt
 from consent.store import ConsentStore, install
 from consent.tokens import ConsentClaims, Grant, Purpose, TokenIssuer, TokenVerifier
 
 __all__ = [
     "Consent",
     "ConsentClaims",
+    "ConsentEvent",
     "ConsentRequest",
     "ConsentStatus",
     "ConsentStore",
+    "FetchType",
     "Grant",
     "Purpose",
+    "ReceiptContext",
+    "ReceiptIssuer",
     "RequestStatus",
     "TokenIssuer",
     "TokenVerifier",
     "check_exchange",
     "check_subject_in",
     "install",
+    "verify_receipt",
 ]

@@ -20,14 +20,24 @@ from sqlalchemy import (
     Text,
 )
 
-from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
+from consent.models import (
+    Consent,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentStatus,
+    FetchType,
+    RequestStatus,
+)
 from consent.tokens import Grant, Purpose
 
 __all__ = [
+    "consent_events",
     "consent_from_row",
     "consent_requests",
+    "consent_uses",
     "consent_values",
     "consents",
+    "event_from_row",
     "grants_to_json",
     "install",
     "metadata",
@@ -66,8 +76,10 @@ consent_requests = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("decided_at", BigInteger, nullable=True),
     Column("consent_id", String(36), nullable=True),
+    Column("fetch_type", String(16), nullable=False, default=FetchType.PERIODIC.value),
     _status_check("ck_consent_requests_status", RequestStatus),
     Index("ix_consent_requests_subject", "subject_nik", "created_at"),
+    Index("ix_consent_requests_deadline", "status", "expires_at"),  # the expiry sweep
 )
 
 consents = Table(
@@ -92,8 +104,47 @@ consents = Table(
     Column("use_count", Integer, nullable=False, default=0),
     Column("status", String(16), nullable=False),
     Column("status_changed_at", BigInteger, nullable=False),
+    Column("fetch_type", String(16), nullable=False, default=FetchType.PERIODIC.value),
     _status_check("ck_consents_status", ConsentStatus),
     Index("ix_consents_subject", "subject_nik", "iat"),
+    # the expiry sweep looks for live consents by end of validity
+    Index("ix_consents_status_exp", "status", "exp"),
+)
+
+# One row per (consent, service) a ONETIME consent has been used for: the primary key is the
+# lock, so of two exchanges racing for the same service exactly one can insert.
+consent_uses = Table(
+    "consent_uses",
+    metadata,
+    Column("consent_id", String(36), ForeignKey("consents.id"), primary_key=True),
+    Column("service", String(255), primary_key=True),
+    Column("used_at", BigInteger, nullable=False),
+)
+
+# The transition log: written in the same transaction as each change, so no change can
+# happen without its event. The broker drains it into the audit log and the notification
+# outbox (``audit_seq`` and ``dispatched`` say how far each has got).
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("event", String(64), nullable=False),
+    Column("target", String(36), nullable=False),
+    Column("consent_id", String(36), nullable=True),
+    Column("client_id", String(255), nullable=False),
+    Column("subject_nik", String(16), nullable=False),
+    Column("purpose_code", String(64), nullable=False),
+    Column("services", JSON, nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(16), nullable=False),
+    Column("xroad_id", String(64), nullable=True),
+    Column("at", BigInteger, nullable=False),
+    Column("audit_seq", BigInteger, nullable=True),
+    Column("dispatched", Integer, nullable=False, default=0),
+    Index("ix_consent_events_audit", "audit_seq"),
+    Index("ix_consent_events_dispatched", "dispatched"),
 )
 
 
@@ -130,6 +181,7 @@ def request_from_row(row: Row[Any]) -> ConsentRequest:
         created_at=m["created_at"],
         decided_at=m["decided_at"],
         consent_id=m["consent_id"],
+        fetch_type=FetchType(m["fetch_type"]),
     )
 
 
@@ -152,6 +204,30 @@ def consent_from_row(row: Row[Any]) -> Consent:
         use_count=m["use_count"],
         status=ConsentStatus(m["status"]),
         status_changed_at=m["status_changed_at"],
+        fetch_type=FetchType(m["fetch_type"]),
+    )
+
+
+def event_from_row(row: Row[Any]) -> ConsentEvent:
+    """A ConsentEvent from a ``consent_events`` row."""
+    m = row._mapping
+    return ConsentEvent(
+        seq=m["seq"],
+        id=m["id"],
+        event=m["event"],
+        target=m["target"],
+        consent_id=m["consent_id"],
+        client_id=m["client_id"],
+        subject_nik=m["subject_nik"],
+        purpose_code=m["purpose_code"],
+        services=tuple(m["services"]),
+        from_status=m["from_status"],
+        to_status=m["to_status"],
+        actor=m["actor"],
+        xroad_id=m["xroad_id"],
+        at=m["at"],
+        audit_seq=m["audit_seq"],
+        dispatched=bool(m["dispatched"]),
     )
 
 
@@ -174,6 +250,7 @@ def request_values(request: ConsentRequest) -> dict[str, Any]:
         "created_at": request.created_at,
         "decided_at": request.decided_at,
         "consent_id": request.consent_id,
+        "fetch_type": request.fetch_type.value,
     }
 
 
@@ -196,4 +273,5 @@ def consent_values(consent: Consent) -> dict[str, Any]:
         "use_count": consent.use_count,
         "status": consent.status.value,
         "status_changed_at": consent.status_changed_at,
+        "fetch_type": consent.fetch_type.value,
     }

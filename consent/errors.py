@@ -22,10 +22,12 @@ __all__ = [
     "ConsentRequestNotFound",
     "ConsentRequestNotPending",
     "ConsentRevoked",
+    "ConsentTransitionRefused",
     "ConsentWrongAudience",
     "ConsentWrongSubject",
     "Error",
     "FieldNotGranted",
+    "ReceiptInvalid",
     "ServiceNotGranted",
 ]
 
@@ -193,3 +195,19 @@ class ConsentRequestNotPending(Error):
     problem_type = "consent-request-not-pending"
     status = 409
     title = "Consent request is no longer pending"
+
+
+class ConsentTransitionRefused(Error):
+    """The consent cannot make this move from where it stands (e.g. resume a revoked one)."""
+
+    problem_type = "consent-transition-refused"
+    status = 409
+    title = "Consent cannot make this change"
+
+
+class ReceiptInvalid(Error):
+    """A consent receipt is malformed, or its signature does not verify with the given keys."""
+
+    problem_type = "receipt-invalid"
+    status = 400
+    title = "Consent receipt does not verify"

@@ -7,7 +7,21 @@ from enum import StrEnum
 
 from consent.tokens import ConsentClaims, Grant, Purpose
 
-__all__ = ["Consent", "ConsentRequest", "ConsentStatus", "RequestStatus"]
+__all__ = [
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
+    "ConsentStatus",
+    "FetchType",
+    "RequestStatus",
+]
+
+
+class FetchType(StrEnum):
+    """How often a consent may be used: once per granted service, or repeatedly."""
+
+    ONETIME = "ONETIME"
+    PERIODIC = "PERIODIC"
 
 
 class RequestStatus(StrEnum):
@@ -52,6 +66,7 @@ class ConsentRequest:
     created_at: int
     decided_at: int | None
     consent_id: str | None
+    fetch_type: FetchType = FetchType.PERIODIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,12 @@ class Consent:
     use_count: int
     status: ConsentStatus
     status_changed_at: int
+    fetch_type: FetchType = FetchType.PERIODIC
+
+    @property
+    def counted(self) -> bool:
+        """Whether exchanges under this consent must be counted (a use limit applies)."""
+        return self.max_uses is not None or self.fetch_type is FetchType.ONETIME
 
     def claims(self, issuer: str) -> ConsentClaims:
         """The claims of this consent's token as ``issuer`` signs them."""
@@ -89,4 +110,34 @@ class Consent:
             purpose=self.purpose,
             procedure_ref=self.procedure_ref,
             max_uses=self.max_uses,
+            fetch_type=self.fetch_type.value,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEvent:
+    """One lifecycle transition, written in the same transaction as the change itself.
+
+    ``seq`` orders events; ``target`` is the request or consent id; ``event`` is the audit
+    event name (``consent.approve``, ``consent.pause``, ...); ``actor`` is who caused it
+    (``citizen``, ``client`` or ``broker`` for deadlines); ``xroad_id`` the client's request id
+    when a client caused it. ``audit_seq`` is set once the
+    event is in the audit log, ``dispatched`` once its notifications are queued.
+    """
+
+    seq: int
+    id: str
+    event: str
+    target: str
+    consent_id: str | None
+    client_id: str
+    subject_nik: str = field(repr=False)
+    purpose_code: str
+    services: tuple[str, ...]
+    from_status: str | None
+    to_status: str
+    actor: str
+    xroad_id: str | None
+    at: int
+    audit_seq: int | None
+    dispatched: bool

@@ -14,10 +14,14 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from consent._events import consent_event, request_event
+from consent._log import TransitionLog
 from consent._tables import (
     consent_from_row,
     consent_requests,
+    consent_uses,
     consent_values,
     consents,
     install,
@@ -42,12 +46,21 @@ from consent.errors import (
     ConsentNotActive,
     ConsentNotFound,
     ConsentNotYetValid,
+    ConsentRequestInvalid,
     ConsentRequestNotFound,
     ConsentRequestNotPending,
     ConsentRevoked,
+    ConsentTransitionRefused,
     Error,
 )
-from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
+from consent.models import (
+    Consent,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentStatus,
+    FetchType,
+    RequestStatus,
+)
 from consent.tokens import Grant, Purpose, TokenIssuer
 
 __all__ = [
@@ -55,15 +68,37 @@ __all__ = [
     "MAX_REQUEST_TTL_SECONDS",
     "MAX_VALIDITY_SECONDS",
     "Consent",
+    "ConsentEvent",
     "ConsentRequest",
     "ConsentStatus",
     "ConsentStore",
+    "FetchType",
     "RequestStatus",
     "install",
     "metadata",
 ]
 
 _LIVE = (ConsentStatus.ACTIVE, ConsentStatus.PAUSED)
+
+# The citizen's moves on a consent: verb -> (target, statuses it may leave, statuses where the
+# move is already done and repeating it changes nothing). Anything else is refused.
+_MOVES: dict[str, tuple[ConsentStatus, frozenset[ConsentStatus], frozenset[ConsentStatus]]] = {
+    "pause": (
+        ConsentStatus.PAUSED,
+        frozenset({ConsentStatus.ACTIVE}),
+        frozenset({ConsentStatus.PAUSED}),
+    ),
+    "resume": (
+        ConsentStatus.ACTIVE,
+        frozenset({ConsentStatus.PAUSED}),
+        frozenset({ConsentStatus.ACTIVE}),
+    ),
+    "revoke": (
+        ConsentStatus.REVOKED,
+        frozenset(_LIVE),
+        frozenset({ConsentStatus.REVOKED}),
+    ),
+}
 
 
 def _unix_now() -> int:
@@ -83,8 +118,12 @@ def _inactive(consent: Consent) -> Error:
     return ConsentNotActive(f"consent is {consent.status.value.lower()}")
 
 
-class ConsentStore:
-    """Consent requests and consents in a database; ``issuer`` signs the consents' tokens."""
+class ConsentStore(TransitionLog):
+    """Consent requests and consents in a database; ``issuer`` signs the consents' tokens.
+
+    Every transition is logged in the same transaction as the change (see
+    :class:`~consent._log.TransitionLog` for reading and draining that log).
+    """
 
     def __init__(
         self,
@@ -111,8 +150,13 @@ class ConsentStore:
         valid_for_seconds: int,
         request_ttl_seconds: int = DEFAULT_REQUEST_TTL_SECONDS,
         max_uses: int | None = None,
+        fetch_type: FetchType | str = FetchType.PERIODIC,
+        xroad_id: str | None = None,
     ) -> ConsentRequest:
-        """Record a PENDING request; raises ConsentRequestInvalid if it is malformed."""
+        """Record a PENDING request; raises ConsentRequestInvalid if it is malformed.
+
+        ``xroad_id`` is the client's request id, kept with the logged event.
+        """
         valid_for = checked_positive("valid_for_seconds", valid_for_seconds, MAX_VALIDITY_SECONDS)
         ttl = checked_positive("request_ttl_seconds", request_ttl_seconds, MAX_REQUEST_TTL_SECONDS)
         now = self._clock()
@@ -133,9 +177,20 @@ class ConsentStore:
             created_at=now,
             decided_at=None,
             consent_id=None,
+            fetch_type=_fetch_type(fetch_type),
         )
         with self._engine.begin() as conn:
             conn.execute(insert(consent_requests).values(request_values(request)))
+            request_event(
+                conn,
+                request,
+                event="consent.request",
+                from_status=None,
+                to_status=RequestStatus.PENDING.value,
+                actor="client",
+                at=now,
+                xroad_id=xroad_id,
+            )
         return request
 
     def get_request(self, request_id: str, *, client_id: str) -> ConsentRequest:
@@ -185,7 +240,11 @@ class ConsentStore:
         return [r for r in requests if status is None or r.status == status]
 
     def approve(self, request_id: str, *, subject_nik: str) -> Consent:
-        """Approve the citizen's own PENDING request: creates the ACTIVE consent, exactly once."""
+        """Approve the citizen's own PENDING request: creates the ACTIVE consent, exactly once.
+
+        Approving an approved request again returns its consent (idempotent); a rejected or
+        expired request raises ConsentRequestNotPending.
+        """
         now = self._clock()
         with self._engine.begin() as conn:
             request = self._own_request(conn, request_id, subject_nik, now)
@@ -193,19 +252,45 @@ class ConsentStore:
                 consent = _consent_for(request, now)
                 if self._decide(conn, request, RequestStatus.APPROVED, now, consent.id):
                     conn.execute(insert(consents).values(consent_values(consent)))
+                    request_event(
+                        conn,
+                        request,
+                        event="consent.approve",
+                        from_status=RequestStatus.PENDING.value,
+                        to_status=RequestStatus.APPROVED.value,
+                        actor="citizen",
+                        at=now,
+                        consent_id=consent.id,
+                    )
                     return consent
+                request = self._own_request(conn, request_id, subject_nik, now)
+            if request.status is RequestStatus.APPROVED and request.consent_id is not None:
+                row = self._consent_row(conn, request.consent_id)
+                if row is not None:
+                    return self._settle_consent(conn, consent_from_row(row), now)
         # Outside the transaction: a request found past its deadline stays EXPIRED.
         raise ConsentRequestNotPending(f"consent request is {_status_word(request)}")
 
     def reject(self, request_id: str, *, subject_nik: str) -> ConsentRequest:
-        """Reject the citizen's own PENDING request."""
+        """Reject the citizen's own PENDING request (rejecting again changes nothing)."""
         now = self._clock()
         with self._engine.begin() as conn:
             request = self._own_request(conn, request_id, subject_nik, now)
-            if request.status is RequestStatus.PENDING and self._decide(
-                conn, request, RequestStatus.REJECTED, now, None
-            ):
-                return replace(request, status=RequestStatus.REJECTED, decided_at=now)
+            if request.status is RequestStatus.PENDING:
+                if self._decide(conn, request, RequestStatus.REJECTED, now, None):
+                    request_event(
+                        conn,
+                        request,
+                        event="consent.reject",
+                        from_status=RequestStatus.PENDING.value,
+                        to_status=RequestStatus.REJECTED.value,
+                        actor="citizen",
+                        at=now,
+                    )
+                    return replace(request, status=RequestStatus.REJECTED, decided_at=now)
+                request = self._own_request(conn, request_id, subject_nik, now)
+            if request.status is RequestStatus.REJECTED:
+                return request
         raise ConsentRequestNotPending(f"consent request is {_status_word(request)}")
 
     def list_consents(self, *, subject_nik: str) -> list[Consent]:
@@ -220,32 +305,65 @@ class ConsentStore:
             return [self._settle_consent(conn, consent_from_row(row), now) for row in rows]
 
     def revoke(self, consent_id: str, *, subject_nik: str) -> Consent:
-        """Revoke the citizen's own consent; revoking one already ended changes nothing."""
-        return self._change(consent_id, subject_nik, sources=_LIVE, target=ConsentStatus.REVOKED)
+        """Revoke the citizen's own live consent for good (revoking again changes nothing)."""
+        return self._change(consent_id, subject_nik, "revoke")
 
     def pause(self, consent_id: str, *, subject_nik: str) -> Consent:
         """Pause the citizen's own ACTIVE consent (idempotent); an ended one cannot be paused."""
-        consent = self._change(
-            consent_id, subject_nik, sources=(ConsentStatus.ACTIVE,), target=ConsentStatus.PAUSED
-        )
-        if consent.status is not ConsentStatus.PAUSED:
-            raise _inactive(consent)
-        return consent
+        return self._change(consent_id, subject_nik, "pause")
 
     def resume(self, consent_id: str, *, subject_nik: str) -> Consent:
         """Make the citizen's own PAUSED consent ACTIVE again (idempotent)."""
-        consent = self._change(
-            consent_id, subject_nik, sources=(ConsentStatus.PAUSED,), target=ConsentStatus.ACTIVE
-        )
-        if consent.status is not ConsentStatus.ACTIVE:
-            raise _inactive(consent)
-        return consent
+        return self._change(consent_id, subject_nik, "resume")
+
+    def citizen_consent(self, consent_id: str, *, subject_nik: str) -> Consent:
+        """The citizen's own consent (someone else's is ConsentNotFound)."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            row = self._consent_row(conn, consent_id)
+            if row is None or not _same(row.subject_nik, subject_nik):
+                raise ConsentNotFound()
+            return self._settle_consent(conn, consent_from_row(row), now)
+
+    def expire_due(self, *, limit: int = 500) -> int:
+        """Mark live consents past ``exp`` and PENDING requests past their deadline EXPIRED.
+
+        Not needed for correctness (every read applies deadlines); it makes the stored status
+        and the EXPIRED events (and so the notifications) happen without anyone reading.
+        Returns how many were marked.
+        """
+        now = self._clock()
+        marked = 0
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(consents)
+                .where(consents.c.status.in_([s.value for s in _LIVE]), consents.c.exp <= now)
+                .limit(limit)
+            ).all()
+            for row in rows:
+                before = consent_from_row(row)
+                marked += self._settle_consent(conn, before, now) != before
+            rows = conn.execute(
+                select(consent_requests)
+                .where(
+                    consent_requests.c.status == RequestStatus.PENDING.value,
+                    consent_requests.c.expires_at <= now,
+                )
+                .limit(limit)
+            ).all()
+            for row in rows:
+                pending = request_from_row(row)
+                marked += self._settle_request(conn, pending, now) != pending
+        return marked
 
     # --- every exchange ---
 
-    def require_active(self, consent_id: str, *, now: int | None = None) -> Consent:
+    def require_active(
+        self, consent_id: str, *, service: str | None = None, now: int | None = None
+    ) -> Consent:
         """The live check on every exchange: the consent exists, is ACTIVE, valid and not used up.
 
+        With ``service``, a ONETIME consent already used for that service is exhausted too.
         A consent found past its ``exp`` is marked EXPIRED on the way.
         """
         at = self._clock() if now is None else now
@@ -254,34 +372,59 @@ class ConsentStore:
             if row is None:
                 raise ConsentNotFound()
             consent = self._settle_consent(conn, consent_from_row(row), at)
+            used = (
+                service is not None
+                and consent.fetch_type is FetchType.ONETIME
+                and conn.execute(
+                    select(consent_uses.c.service).where(
+                        consent_uses.c.consent_id == consent_id, consent_uses.c.service == service
+                    )
+                ).first()
+                is not None
+            )
         if consent.status is not ConsentStatus.ACTIVE:
             raise _inactive(consent)
         if at < consent.nbf:
             raise ConsentNotYetValid()
-        if consent.max_uses is not None and consent.use_count >= consent.max_uses:
+        if used or (consent.max_uses is not None and consent.use_count >= consent.max_uses):
             raise ConsentExhausted()
         return consent
 
-    def record_use(self, consent_id: str, *, now: int | None = None) -> Consent:
-        """Count one use of an ACTIVE consent, atomically refusing one past ``max_uses``.
+    def record_use(
+        self, consent_id: str, *, service: str | None = None, now: int | None = None
+    ) -> Consent:
+        """Count one use of an ACTIVE consent, atomically refusing one past its limits.
 
-        Needed only for consents with ``max_uses``; the count is kept for all.
+        The count is a conditional UPDATE (``use_count < max_uses``) and a ONETIME consent's
+        use of ``service`` an INSERT on a primary key, both in one transaction: of two
+        exchanges racing for the last use, exactly one wins and the other is ConsentExhausted.
         """
         at = self._clock() if now is None else now
         c = consents.c
-        with self._engine.begin() as conn:
-            counted = conn.execute(
-                update(consents)
-                .where(
-                    c.id == consent_id,
-                    c.status == ConsentStatus.ACTIVE.value,
-                    c.nbf <= at,
-                    c.exp > at,
-                    (c.max_uses.is_(None)) | (c.use_count < c.max_uses),
-                )
-                .values(use_count=c.use_count + 1)
-            ).rowcount
-            row = self._consent_row(conn, consent_id) if counted == 1 else None
+        try:
+            with self._engine.begin() as conn:
+                counted = conn.execute(
+                    update(consents)
+                    .where(
+                        c.id == consent_id,
+                        c.status == ConsentStatus.ACTIVE.value,
+                        c.nbf <= at,
+                        c.exp > at,
+                        (c.max_uses.is_(None)) | (c.use_count < c.max_uses),
+                    )
+                    .values(use_count=c.use_count + 1)
+                ).rowcount
+                row = self._consent_row(conn, consent_id) if counted == 1 else None
+                if row is not None and row.fetch_type == FetchType.ONETIME.value:
+                    if service is None:
+                        raise ValueError("a ONETIME consent's use must name the service")
+                    conn.execute(
+                        insert(consent_uses).values(
+                            consent_id=consent_id, service=service, used_at=at
+                        )
+                    )
+        except IntegrityError as exc:
+            raise ConsentExhausted("consent was already used for this service") from exc
         if row is None:
             self.require_active(consent_id, now=at)  # raises the precise reason
             raise ConsentExhausted()  # it was usable when checked: lost a race for the last use
@@ -308,14 +451,24 @@ class ConsentStore:
         """Mark a PENDING request past its deadline EXPIRED; return it as it now stands."""
         if request.status is not RequestStatus.PENDING or now < request.expires_at:
             return request
-        conn.execute(
+        changed = conn.execute(
             update(consent_requests)
             .where(
                 consent_requests.c.id == request.id,
                 consent_requests.c.status == RequestStatus.PENDING.value,
             )
             .values(status=RequestStatus.EXPIRED.value, decided_at=now)
-        )
+        ).rowcount
+        if changed == 1:  # whoever marks it writes the event, so it is logged once
+            request_event(
+                conn,
+                request,
+                event="consent.request_expire",
+                from_status=RequestStatus.PENDING.value,
+                to_status=RequestStatus.EXPIRED.value,
+                actor="broker",
+                at=request.expires_at,
+            )
         return replace(request, status=RequestStatus.EXPIRED, decided_at=now)
 
     @staticmethod
@@ -323,11 +476,20 @@ class ConsentStore:
         """Mark a live consent past its ``exp`` EXPIRED; return it as it now stands."""
         if consent.status not in _LIVE or now < consent.exp:
             return consent
-        conn.execute(
+        changed = conn.execute(
             update(consents)
             .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
             .values(status=ConsentStatus.EXPIRED.value, status_changed_at=now)
-        )
+        ).rowcount
+        if changed == 1:
+            consent_event(
+                conn,
+                consent,
+                event="consent.expire",
+                to_status=ConsentStatus.EXPIRED.value,
+                actor="broker",
+                at=consent.exp,
+            )
         return replace(consent, status=ConsentStatus.EXPIRED, status_changed_at=now)
 
     @staticmethod
@@ -351,32 +513,48 @@ class ConsentStore:
         )
         return result.rowcount == 1
 
-    def _change(
-        self,
-        consent_id: str,
-        subject_nik: str,
-        *,
-        sources: tuple[ConsentStatus, ...],
-        target: ConsentStatus,
-    ) -> Consent:
-        """Move the citizen's own consent from one of ``sources`` to ``target``, if it is in one."""
+    def _change(self, consent_id: str, subject_nik: str, verb: str) -> Consent:
+        """Make the citizen's move ``verb`` on their own consent, or refuse it."""
+        target, sources, done = _MOVES[verb]
         now = self._clock()
         with self._engine.begin() as conn:
             row = self._consent_row(conn, consent_id)
             if row is None or not _same(row.subject_nik, subject_nik):
                 raise ConsentNotFound()
             consent = self._settle_consent(conn, consent_from_row(row), now)
-            if consent.status not in sources:
+            if consent.status in sources:
+                changed = conn.execute(
+                    update(consents)
+                    .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
+                    .values(status=target.value, status_changed_at=now)
+                ).rowcount
+                if changed == 1:
+                    consent_event(
+                        conn,
+                        consent,
+                        event=f"consent.{verb}",
+                        to_status=target.value,
+                        actor="citizen",
+                        at=now,
+                    )
+                    return replace(consent, status=target, status_changed_at=now)
+                row = self._consent_row(conn, consent_id)  # changed meanwhile: judge it anew
+                consent = consent_from_row(row) if row is not None else consent
+            if consent.status in done:
                 return consent
-            changed = conn.execute(
-                update(consents)
-                .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
-                .values(status=target.value, status_changed_at=now)
-            ).rowcount
-            if changed == 1:
-                return replace(consent, status=target, status_changed_at=now)
-            row = self._consent_row(conn, consent_id)  # changed meanwhile: report what it is now
-        return consent_from_row(row) if row is not None else consent
+        raise ConsentTransitionRefused(
+            f"consent is {consent.status.value.lower()}; it cannot be {_PAST[verb]}"
+        )
+
+
+_PAST = {"pause": "paused", "resume": "resumed", "revoke": "revoked"}
+
+
+def _fetch_type(value: FetchType | str) -> FetchType:
+    try:
+        return FetchType(value)
+    except ValueError:
+        raise ConsentRequestInvalid("fetch_type must be ONETIME or PERIODIC") from None
 
 
 def _status_word(request: ConsentRequest) -> str:
@@ -403,4 +581,5 @@ def _consent_for(request: ConsentRequest, now: int) -> Consent:
         use_count=0,
         status=ConsentStatus.ACTIVE,
         status_changed_at=now,
+        fetch_type=request.fetch_type,
     )

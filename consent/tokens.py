@@ -27,6 +27,7 @@ from consent.errors import (
 
 __all__ = [
     "ALGORITHMS",
+    "FETCH_TYPES",
     "SIGNING_ALGORITHM",
     "TOKEN_TYPE",
     "ConsentClaims",
@@ -38,6 +39,8 @@ __all__ = [
     "claims_to_payload",
 ]
 
+#: ONETIME: one successful exchange per granted service; PERIODIC: any number (up to max_uses).
+FETCH_TYPES: Final = frozenset({"ONETIME", "PERIODIC"})
 #: The algorithm the issuer signs with (RFC 9864 fully-specified name).
 SIGNING_ALGORITHM: Final = "Ed25519"
 #: Algorithms a token may name; ``EdDSA`` only for interoperability, never issued.
@@ -82,6 +85,7 @@ class ConsentClaims:
     purpose: Purpose
     procedure_ref: str
     max_uses: int | None = None
+    fetch_type: str = "PERIODIC"
 
     def grant_for(self, service: str) -> Grant | None:
         """The grant for ``service``, or None if the consent grants nothing for it."""
@@ -244,7 +248,8 @@ def _is_consent_type(typ: object) -> bool:
 
 
 def claims_to_payload(claims: ConsentClaims) -> dict[str, Any]:
-    """The JSON payload of ``claims`` (``max_uses`` left out when unlimited)."""
+    """The JSON payload of ``claims`` (``max_uses`` left out when unlimited, ``fetch_type``
+    when PERIODIC, so tokens issued before either existed re-issue byte for byte)."""
     payload: dict[str, Any] = {
         "iss": claims.iss,
         "jti": claims.jti,
@@ -260,6 +265,8 @@ def claims_to_payload(claims: ConsentClaims) -> dict[str, Any]:
     }
     if claims.max_uses is not None:
         payload["max_uses"] = claims.max_uses
+    if claims.fetch_type != "PERIODIC":
+        payload["fetch_type"] = claims.fetch_type
     return payload
 
 
@@ -273,6 +280,9 @@ def claims_from_payload(payload: Mapping[str, Any]) -> ConsentClaims:
     max_uses = payload.get("max_uses")
     if max_uses is not None and (not _is_int(max_uses) or max_uses < 1):
         raise ConsentInvalid("claim 'max_uses' must be a positive integer")
+    fetch_type = payload.get("fetch_type", "PERIODIC")
+    if fetch_type not in FETCH_TYPES:
+        raise ConsentInvalid("claim 'fetch_type' must be ONETIME or PERIODIC")
     return ConsentClaims(
         jti=_str(payload, "jti"),
         iss=_str(payload, "iss"),
@@ -288,6 +298,7 @@ def claims_from_payload(payload: Mapping[str, Any]) -> ConsentClaims:
         ),
         procedure_ref=_str(payload, "procedure_ref"),
         max_uses=max_uses,
+        fetch_type=fetch_type,
     )
 
 

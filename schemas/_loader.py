@@ -1,4 +1,14 @@
-"""Load the packaged JSON Schemas once: check each file, link them in one registry, compile."""
+"""Load the packaged JSON Schemas once: check each file, link them in one registry, compile.
+
+Each schema is compiled twice. ``jsonschema`` is the reference: it checks the files and words
+every error message. ``jsonschema-rs`` (about a hundred times faster) decides on the hot path
+whether an instance is valid; only an instance it rejects is walked by the reference, for the
+messages. ``tests/schemas/test_fast_path.py`` proves both accept and reject the same instances
+for every schema shipped. Two rules make them agree by construction: the reference anchors
+``pattern`` as ECMA-262 (the JSON Schema regex dialect) does, where ``$`` is the end of the
+string and not "before a final newline" as in Python; and the fast path checks ``format:
+date`` with the reference's own format checker.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +23,10 @@ from itertools import islice
 from typing import Any, Final, Literal
 
 # jsonschema ships no type information; every value taken from it is handled as Any here.
+import jsonschema_rs
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError, ValidationError  # type: ignore[import-untyped]
+from jsonschema.validators import extend  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -77,6 +89,10 @@ class SchemaSet:
             _check_refs(name, documents[name], registry)
         self._today = today
         self._validators: dict[tuple[str, Kind], Any] = {}
+        self._fast: dict[tuple[str, Kind], Any] = {}
+        fast_registry = jsonschema_rs.Registry(
+            [(documents[name]["$id"], documents[name]) for name in _FILES]
+        )
         self._response_fields: dict[str, tuple[str, ...]] = {}
         self._query_keys: dict[str, tuple[str, ...]] = {}
         for code in SCHEMA_CODES:
@@ -90,6 +106,8 @@ class SchemaSet:
             _check_fields_enum(code, request, self._response_fields[code])
             self._validators[code, "request"] = _compile(request, registry)
             self._validators[code, "response"] = _compile(response, registry)
+            self._fast[code, "request"] = _compile_fast(request, fast_registry)
+            self._fast[code, "response"] = _compile_fast(response, fast_registry)
 
     @classmethod
     def load(
@@ -120,10 +138,24 @@ class SchemaSet:
         self._check_code(code)
         return self._query_keys[code]
 
+    def is_valid(self, code: str, kind: Kind, instance: object, *, reference: bool) -> bool:
+        """Whether ``instance`` passes the schema alone (no identifier checks).
+
+        ``reference`` picks the ``jsonschema`` validator, else the hot path's; the two agree
+        (see the module docstring). For tests and benchmarks.
+        """
+        self._check_code(code)
+        if reference:
+            return bool(self._validators[code, kind].is_valid(instance))
+        return _fast_is_valid(self._fast[code, kind], self._validators[code, kind], instance)
+
     def _validate(self, code: str, kind: Kind, instance: object, error: type[Error]) -> None:
         self._check_code(code)
-        found = list(islice(self._validators[code, kind].iter_errors(instance), _MAX_ERRORS))
-        if found:
+        reference = self._validators[code, kind]
+        if not _fast_is_valid(self._fast[code, kind], reference, instance):
+            found = list(islice(reference.iter_errors(instance), _MAX_ERRORS))
+            if not found:  # pragma: no cover - the fast-path test proves the two agree
+                raise error("$: does not match the schema")
             found.sort(key=lambda e: tuple((isinstance(p, str), p) for p in e.absolute_path))
             raise error(summarise(describe(e) for e in found))
         problems = identifier_problems(instance, today=self._today(), records=kind == "response")
@@ -163,11 +195,51 @@ def request_query_keys(code: str) -> tuple[str, ...]:
     return default_schemas().request_query_keys(code)
 
 
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    # ECMA-262 (what JSON Schema specifies): "$" ends the string; Python's "$" also matches
+    # before a final newline, which would let "001\n" pass as a three-digit RT.
+    if isinstance(instance, str) and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+_Reference = extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
 def _compile(document: Mapping[str, Any], registry: Registry[Any]) -> Any:
     # FORMAT_CHECKER must be passed explicitly: without it "format": "date" is only a note.
-    return Draft202012Validator(
-        document, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    return _Reference(document, registry=registry, format_checker=_FORMATS)
+
+
+_FORMATS: Final = Draft202012Validator.FORMAT_CHECKER
+
+
+def _reference_date(value: str) -> bool:
+    return bool(_FORMATS.conforms(value, "date"))
+
+
+def _compile_fast(document: Mapping[str, Any], registry: Any) -> Any:
+    # The reference's own date check: jsonschema-rs alone would accept year 0000.
+    return jsonschema_rs.Draft202012Validator(
+        dict(document),
+        registry=registry,
+        validate_formats=True,
+        ignore_unknown_formats=False,
+        formats={"date": _reference_date},
     )
+
+
+def _fast_is_valid(fast: Any, reference: Any, instance: object) -> bool:
+    try:
+        return bool(fast.is_valid(instance))
+    except (ValueError, TypeError, OverflowError):
+        # A value jsonschema-rs cannot take (not a JSON type, an integer past 64 bits): the
+        # reference decides, so the answer never depends on which validator ran.
+        return bool(reference.is_valid(instance))
 
 
 def _read(root: Traversable, name: str) -> Any:

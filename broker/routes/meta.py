@@ -34,5 +34,8 @@ def healthz(broker: BrokerDep) -> JSONResponse:
 
 @router.get("/.well-known/jwks.json", summary="The broker's public signing keys")
 def jwks(broker: BrokerDep) -> dict[str, Any]:
-    """Keys that verify consent tokens and signed responses, each named by its ``kid``."""
-    return {"keys": [broker.public_jwk]}
+    """Keys that verify consent tokens, receipts, responses and notifications, by ``kid``.
+
+    The current signing key comes first; earlier keys stay until they are retired.
+    """
+    return broker.keyring.jwks()

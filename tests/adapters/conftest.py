@@ -6,11 +6,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import respx.mocks
 
 from adapters import Adapter, create_adapter
 from adapters.sandbox import create_capil_app, create_dukcapil_app, generate
 from adapters.sandbox.population import Population
 from tests.adapters.samples import CAPIL_URL, DUKCAPIL_URL
+
+# Adapter-owned clients run on aiohttp (adapters._http.pooled_client), below httpcore; respx
+# intercepts them at the httpx client instead.
+respx.mocks.DEFAULT_MOCKER = respx.mocks.HTTPXMocker.name
 
 # Well under the sandbox's 3 s stall, so a slow NIK times out quickly.
 ROUND_TRIP_TIMEOUT = 0.3

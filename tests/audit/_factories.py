@@ -12,7 +12,15 @@ from sqlalchemy import Engine, create_engine, event
 
 from audit.records import AuditEntry
 
-TRIGGERS = ("audit_records_no_update", "audit_records_no_delete", "audit_records_next_seq")
+TRIGGERS = (
+    "audit_records_no_update",
+    "audit_records_no_delete",
+    "audit_records_next_seq",
+    "audit_tree_no_update",
+    "audit_tree_no_delete",
+    "audit_checkpoints_no_update",
+    "audit_checkpoints_no_delete",
+)
 
 
 def make_entry(i: int = 0, **overrides: Any) -> AuditEntry:

@@ -559,9 +559,11 @@ class TestCitizen:
     async def test_approve_twice(self, harness: Harness) -> None:
         created = await harness.pending()
         path = f"/v1/me/consent-requests/{created['id']}/approve"
-        assert (await harness.http.post(path, headers=harness.citizen())).status_code == 200
+        first = await harness.http.post(path, headers=harness.citizen())
+        assert first.status_code == 200
         again = await harness.http.post(path, headers=harness.citizen())
-        assert_problem(again, 409, "consent-request-not-pending")
+        assert again.status_code == 200  # idempotent: the same consent, not a second one
+        assert again.json()["id"] == first.json()["id"]
         consents = await harness.http.get("/v1/me/consents", headers=harness.citizen())
         assert len(consents.json()) == 1
 

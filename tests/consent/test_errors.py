@@ -27,6 +27,8 @@ EXPECTED = {
     "ConsentRequestInvalid": ("consent-request-invalid", 400),
     "ConsentRequestNotFound": ("consent-request-not-found", 404),
     "ConsentRequestNotPending": ("consent-request-not-pending", 409),
+    "ConsentTransitionRefused": ("consent-transition-refused", 409),
+    "ReceiptInvalid": ("receipt-invalid", 400),
 }
 
 

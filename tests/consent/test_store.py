@@ -21,6 +21,7 @@ from consent.errors import (
     ConsentRequestNotFound,
     ConsentRequestNotPending,
     ConsentRevoked,
+    ConsentTransitionRefused,
     Error,
 )
 from consent.models import Consent, ConsentRequest, ConsentStatus, RequestStatus
@@ -230,12 +231,15 @@ class TestApprove:
         first = store.token_for(consent)
         assert store.token_for(store.get_consent(consent.id, client_id=CLIENT)) == first
 
-    def test_twice_is_refused_and_creates_one_consent(
+    def test_twice_returns_the_same_consent_and_creates_one(
         self, store: ConsentStore, engine: Engine, consent: Consent
     ) -> None:
-        with pytest.raises(ConsentRequestNotPending, match="approved"):
-            store.approve(consent.request_id, subject_nik=NIK)
+        assert store.approve(consent.request_id, subject_nik=NIK) == consent
         assert consent_rows(engine) == 1
+        assert [e.event for e in store.events(target=consent.request_id)] == [
+            "consent.request",
+            "consent.approve",
+        ]
 
     def test_someone_elses_request_is_not_found(
         self, store: ConsentStore, engine: Engine, make_request: Callable[..., ConsentRequest]
@@ -297,11 +301,13 @@ class TestApprove:
         for thread in threads:
             thread.join()
 
-        assert len(won) == 1
-        assert len(lost) == racers - 1
-        assert all(isinstance(exc, ConsentRequestNotPending) for exc in lost), lost
+        # approving is idempotent: every racer gets the one consent, none an error
+        assert not lost, lost
+        assert len({c.id for c in won}) == 1
         assert consent_rows(engine) == 1
         assert store.get_request(request.id, client_id=CLIENT).consent_id == won[0].id
+        approvals = [e for e in store.events(target=request.id) if e.event == "consent.approve"]
+        assert len(approvals) == 1
 
 
 class TestReject:
@@ -319,9 +325,12 @@ class TestReject:
         assert store.get_request(request.id, client_id=CLIENT) == rejected
         with pytest.raises(ConsentRequestNotPending, match="rejected"):
             store.approve(request.id, subject_nik=NIK)
-        with pytest.raises(ConsentRequestNotPending):
-            store.reject(request.id, subject_nik=NIK)
+        assert store.reject(request.id, subject_nik=NIK) == rejected  # idempotent
         assert consent_rows(engine) == 0
+        assert [e.event for e in store.events(target=request.id)] == [
+            "consent.request",
+            "consent.reject",
+        ]
 
 
 class TestLists:
@@ -419,8 +428,8 @@ class TestCitizenActions:
     @pytest.mark.parametrize(
         ("action", "error"),
         [
-            pytest.param("pause", ConsentRevoked, id="pause-revoked"),
-            pytest.param("resume", ConsentRevoked, id="resume-revoked"),
+            pytest.param("pause", ConsentTransitionRefused, id="pause-revoked"),
+            pytest.param("resume", ConsentTransitionRefused, id="resume-revoked"),
         ],
     )
     def test_a_revoked_consent_stays_revoked(
@@ -436,8 +445,12 @@ class TestCitizenActions:
     ) -> None:
         store.pause(consent.id, subject_nik=NIK)
         clock.advance(30 * DAY)
-        with pytest.raises(ConsentExpired):
+        with pytest.raises(ConsentTransitionRefused, match="expired"):
             store.resume(consent.id, subject_nik=NIK)
+        assert [e.event for e in store.events(target=consent.id)][-2:] == [
+            "consent.pause",
+            "consent.expire",
+        ]
 
     @pytest.mark.parametrize("action", ["revoke", "pause", "resume"])
     @pytest.mark.parametrize(

@@ -1,0 +1,54 @@
+"""``python -m bench``: see :mod:`bench`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.harness import BenchConfig, run
+from bench.report import render
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run the benchmark, print the report."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--concurrency",
+        default="1,8,32,64",
+        help="comma-separated concurrencies (default 1,8,32,64)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="broker worker processes"
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    parser.add_argument(
+        "--output", type=Path, default=Path("bench-results") / f"{stamp}.json", help="JSON file"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="keep keys, databases and logs here"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
+        results = run(
+            BenchConfig(
+                data_dir=args.data_dir or Path(tmp),
+                output=args.output,
+                concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
+                duration=args.duration,
+                warmup=args.warmup,
+                workers=args.workers,
+            )
+        )
+    render(results, sys.stdout)
+    print(f"\nresults written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

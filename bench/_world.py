@@ -1,0 +1,96 @@
+"""The sandbox world as the benchmark runs it: N broker workers, stage timings switched on."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]
+
+from broker.client import SimpulClient
+from broker.sandbox_env import KTP, PERMIT_OFFICE, SandboxWorld
+
+__all__ = ["BenchWorld", "Consent", "ProcessGroup", "obtain_consent"]
+
+PURPOSE = {"code": "perizinan-berusaha", "text": "Verifikasi identitas pemohon (benchmark)"}
+
+
+@dataclass
+class BenchWorld(SandboxWorld):
+    """A :class:`SandboxWorld` whose broker runs ``workers`` processes and times its stages."""
+
+    workers: int = 1
+
+    def broker_env(self) -> dict[str, str]:
+        """The sandbox environment plus workers and the stage-timings directory."""
+        return {
+            **super().broker_env(),
+            "SIMPUL_WORKERS": str(self.workers),
+            "SIMPUL_STAGE_TIMINGS_DIR": str(self.data_dir / "stages"),
+        }
+
+    def pid(self, name: str) -> int:
+        """The process id of ``broker``, ``dukcapil`` or ``capil``."""
+        return next(proc.pid for n, proc, _ in self._procs if n == name)
+
+
+class ProcessGroup:
+    """A process and all its descendants (uvicorn's workers), read through psutil."""
+
+    def __init__(self, pid: int) -> None:
+        self._root = psutil.Process(pid)
+
+    def _members(self) -> list[psutil.Process]:
+        return [self._root, *self._root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU of every member so far."""
+        total = 0.0
+        for proc in self._members():
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def rss_bytes(self) -> int:
+        """Resident memory of every member now."""
+        total = 0
+        for proc in self._members():
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """An approved consent as the consumer holds it."""
+
+    consent_id: str
+    token: str
+
+
+def obtain_consent(world: SandboxWorld, nik: str, fields: tuple[str, ...]) -> Consent:
+    """Ask, approve as the citizen and collect the token, all through the real API."""
+    with SimpulClient(
+        base_url=world.broker_url, client_id=PERMIT_OFFICE, key=world.permit_key
+    ) as office:
+        created = office.request_consent(
+            subject_nik=nik,
+            grants=[{"service": KTP, "fields": list(fields)}],
+            purpose=PURPOSE,
+            procedure_ref=f"BENCH/{uuid.uuid4().hex[:8]}",
+        )
+        me = {"Authorization": f"Bearer {world.citizen_token(nik)}"}
+        approved = httpx.post(
+            f"{world.broker_url}/v1/me/consent-requests/{created['id']}/approve", headers=me
+        )
+        if approved.status_code != 200:
+            raise RuntimeError(f"approving the benchmark consent failed: {approved.text}")
+        polled: dict[str, Any] = office.consent_request(created["id"])
+    return Consent(consent_id=polled["consent_id"], token=polled["consent_token"])

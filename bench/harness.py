@@ -1,0 +1,250 @@
+"""Run the whole benchmark: world up, floors, direct phases, broker phases, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import psutil  # type: ignore[import-untyped]
+
+from adapters.sandbox import generate
+from adapters.sandbox.dukcapil import CALL_NIK_PATH
+from bench._world import BenchWorld, ProcessGroup, obtain_consent
+from bench.floors import FloorInputs, measure_floors
+from broker.keys import load_private_jwk
+from broker.sandbox_env import KTP, PERMIT_OFFICE
+from schemas import response_fields
+
+__all__ = ["BenchConfig", "run"]
+
+STAGES = ("signature", "access", "consent", "schema", "adapter", "signing", "audit")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What to run."""
+
+    data_dir: Path
+    output: Path
+    concurrencies: tuple[int, ...] = (1, 8, 32, 64)
+    duration: float = 5.0
+    warmup: float = 1.0
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+
+class _Progress:
+    """One status line, rewritten in place on a terminal, printed per phase otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._label = ""
+        self._since = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def phase(self, label: str) -> None:
+        self._label, self._since = label, time.monotonic()
+        if not self._tty:
+            self._stream.write(f"[bench] {label}\n")
+            self._stream.flush()
+        elif self._thread is None:
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            elapsed = time.monotonic() - self._since
+            self._stream.write(f"\r\x1b[K[bench] {self._label} … {elapsed:4.1f} s")
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._tty:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+class _RssPeak:
+    """Samples a process group's RSS every 100 ms and keeps the peak."""
+
+    def __init__(self, group: ProcessGroup) -> None:
+        self._group = group
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self._group.rss_bytes())
+
+
+def _stage_totals(directory: Path) -> tuple[int, dict[str, int]]:
+    exchanges, totals = 0, dict.fromkeys(STAGES, 0)
+    for path in directory.glob("stages-*.json"):
+        data = json.loads(path.read_text())
+        exchanges += data["exchanges"]
+        for name, ns in data["cpu_ns"].items():
+            totals[name] = totals.get(name, 0) + ns
+    return exchanges, totals
+
+
+def _drive(
+    spec: dict[str, Any],
+    group: ProcessGroup,
+    progress: _Progress,
+    label: str,
+    stages_dir: Path | None,
+) -> list[dict[str, Any]]:
+    """Run the load generator on ``spec``; read ``group``'s CPU at each window's edges."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.loadgen"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(json.dumps(spec))
+    proc.stdin.close()
+    results: list[dict[str, Any]] = []
+    cpu0, stages0 = 0.0, (0, dict.fromkeys(STAGES, 0))
+    rss: _RssPeak | None = None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "start":
+            progress.phase(f"{label} c={event['concurrency']}")
+            if stages_dir is not None:
+                stages0 = _stage_totals(stages_dir)
+            cpu0 = group.cpu_seconds()
+            rss = _RssPeak(group).__enter__()
+            continue
+        cpu = group.cpu_seconds() - cpu0
+        assert rss is not None
+        rss.__exit__()
+        result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
+        result["cpu_us_per_request"] = cpu / event["requests"] * 1e6 if event["requests"] else 0
+        if stages_dir is not None:
+            time.sleep(0.6)  # the workers write their totals four times a second
+            count1, totals1 = _stage_totals(stages_dir)
+            count = count1 - stages0[0]
+            result["stage_us"] = {
+                name: (totals1.get(name, 0) - stages0[1].get(name, 0)) / count / 1000
+                for name in totals1
+                if count
+            }
+        results.append(result)
+    if proc.wait() != 0:
+        raise RuntimeError(f"the load generator failed (exit {proc.returncode})")
+    return results
+
+
+def _machine() -> dict[str, Any]:
+    freq = psutil.cpu_freq()
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "cpu_mhz": round(freq.current) if freq else None,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def run(config: BenchConfig) -> dict[str, Any]:
+    """Run every phase and return the results (also written to ``config.output``)."""
+    progress = _Progress()
+    world = BenchWorld.create(config.data_dir)
+    assert isinstance(world, BenchWorld)
+    world.workers = config.workers
+    progress.phase(f"starting backends and broker ({config.workers} workers)")
+    world.start(timeout=60)
+    try:
+        population = generate()
+        nik = next(p.nik for p in population.people if p.nik not in population.faults)
+        fields = response_fields("ktp")
+        consent = obtain_consent(world, nik, fields)
+        backend = f"http://127.0.0.1:{world.dukcapil_port}"
+        progress.phase("stage floors")
+        floors = measure_floors(
+            FloorInputs(
+                data_dir=world.data_dir,
+                broker_key=load_private_jwk(world.data_dir / "broker-key.jwk"),
+                client_key=world.permit_key,
+                client_id=PERMIT_OFFICE,
+                service_id=KTP,
+                broker_url=world.broker_url,
+                backend_url=backend,
+                consent_token=consent.token,
+                consent_id=consent.consent_id,
+                nik=nik,
+            ),
+            config.data_dir / "floors",
+        )
+        common = {
+            "concurrencies": list(config.concurrencies),
+            "duration": config.duration,
+            "warmup": config.warmup,
+        }
+        direct = _drive(
+            {**common, "url": backend + CALL_NIK_PATH, "body": json.dumps({"NIK": nik})},
+            ProcessGroup(world.pid("dukcapil")),
+            progress,
+            "direct",
+            None,
+        )
+        brokered = _drive(
+            {
+                **common,
+                "url": f"{world.broker_url}/r1/{KTP}",
+                "body": json.dumps({"nik": nik}),
+                "presign_per_second": 2500,
+                "sign": {
+                    "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
+                    "client_id": PERMIT_OFFICE,
+                    "consent_token": consent.token,
+                },
+            },
+            ProcessGroup(world.pid("broker")),
+            progress,
+            "broker",
+            world.data_dir / "stages",
+        )
+    finally:
+        progress.close()
+        world.stop()
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "config": {**common, "workers": config.workers, "audit": "sqlite (durable)"},
+        "floors_us": floors,
+        "direct": direct,
+        "broker": brokered,
+    }
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text(json.dumps(results, indent=2))
+    return results

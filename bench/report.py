@@ -1,0 +1,116 @@
+"""Print a run's results: per concurrency, the stage breakdown, and the targets."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+__all__ = ["render", "targets"]
+
+# Issue #6's targets, checked on every run (a benchmark, never a test).
+MIN_RATE = 1000.0
+MIN_RATIO = 0.30
+MAX_CPU_OVER_FLOORS = 1.25
+MAX_ADDED_P50_MS = 2.0
+MAX_RSS_MB = 200.0
+
+# Stages that await (the replay commit inside "signature", the backend, the audit commit):
+# their thread CPU includes whatever else the loop ran meanwhile, so it is theirs alone only
+# when one exchange is in flight.
+AWAITING = frozenset({"signature", "adapter", "audit"})
+
+
+def _by_concurrency(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {row["concurrency"]: row for row in rows}
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """``(target, met, figure)`` for each of the issue's targets."""
+    broker = _by_concurrency(results["broker"])
+    direct = _by_concurrency(results["direct"])
+    best = max(results["broker"], key=lambda r: r["per_second"])
+    c = best["concurrency"]
+    ratio = best["per_second"] / direct[c]["per_second"] if direct[c]["per_second"] else 0.0
+    floors = results["floors_us"]
+    serve = min(r["cpu_us_per_request"] for r in results["direct"])
+    floor_sum = sum(floors.values()) + serve
+    cpu = best["cpu_us_per_request"]
+    one = broker.get(1)
+    added = one["p50_ms"] - direct[1]["p50_ms"] if one and 1 in direct else float("nan")
+    rss = max(r["peak_rss_mb"] for r in results["broker"])
+    errors = sum(r["errors"] for r in results["broker"])
+    return [
+        ("exchanges/s >= 1000", best["per_second"] >= MIN_RATE, f"{best['per_second']:.0f}/s"),
+        (f"broker/direct >= {MIN_RATIO}", ratio >= MIN_RATIO, f"{ratio:.2f} at c={c}"),
+        (
+            f"CPU/exchange <= {MAX_CPU_OVER_FLOORS} x floors",
+            cpu <= MAX_CPU_OVER_FLOORS * floor_sum,
+            f"{cpu:.0f} us vs {floor_sum:.0f} us ({cpu / floor_sum:.2f} x)",
+        ),
+        (
+            f"added p50 at c=1 <= {MAX_ADDED_P50_MS} ms",
+            added <= MAX_ADDED_P50_MS,
+            f"{added:.2f} ms",
+        ),
+        (f"peak RSS <= {MAX_RSS_MB:.0f} MB", rss <= MAX_RSS_MB, f"{rss:.0f} MB"),
+        ("no error responses", errors == 0, f"{errors} errors"),
+    ]
+
+
+def render(results: dict[str, Any], out: TextIO) -> None:
+    """Write the human-readable report."""
+    m = results["machine"]
+    cfg = results["config"]
+    out.write(
+        f"\nSimpul benchmark {results['when']}: {m['cpus']} CPUs ({m['cpu_model']}), "
+        f"Python {m['python']}, {cfg['workers']} broker worker(s), {cfg['duration']:g} s "
+        f"per phase, audit {cfg['audit']}\n\n"
+    )
+    direct = _by_concurrency(results["direct"])
+    out.write(
+        f"{'conc':>4} {'exch/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+        f"{'CPU us':>7} {'RSS MB':>7} {'errors':>6} | {'direct/s':>8} {'p50 ms':>7} "
+        f"{'CPU us':>7} | {'ratio':>5}\n"
+    )
+    for row in results["broker"]:
+        d = direct.get(row["concurrency"], {})
+        ratio = row["per_second"] / d["per_second"] if d.get("per_second") else 0.0
+        out.write(
+            f"{row['concurrency']:>4} {row['per_second']:>8.0f} {row['p50_ms']:>7.2f} "
+            f"{row['p95_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['cpu_us_per_request']:>7.0f} "
+            f"{row['peak_rss_mb']:>7.0f} {row['errors']:>6} | {d.get('per_second', 0):>8.0f} "
+            f"{d.get('p50_ms', 0):>7.2f} {d.get('cpu_us_per_request', 0):>7.0f} | "
+            f"{ratio:>5.2f}\n"
+        )
+    floors = results["floors_us"]
+    serve_floor = min(r["cpu_us_per_request"] for r in results["direct"])
+    out.write("\nBroker CPU per exchange by stage (us), beside each stage's floor\n")
+    header = "".join(f"{'c=' + str(r['concurrency']):>8}" for r in results["broker"])
+    out.write(f"{'stage':<22}{'floor':>8}{header}\n")
+    for name in floors:
+        cells = "".join(
+            f"{'-':>8}"
+            if name in AWAITING and r["concurrency"] > 1
+            else f"{r.get('stage_us', {}).get(name, 0):>8.0f}"
+            for r in results["broker"]
+        )
+        out.write(f"{name:<22}{floors[name]:>8.0f}{cells}\n")
+    rest = "".join(f"{r['cpu_us_per_request'] - _clean_stages(r):>8.0f}" for r in results["broker"])
+    out.write(f"{'http, framework, rest':<22}{serve_floor:>8.0f}{rest}\n")
+    total = "".join(f"{r['cpu_us_per_request']:>8.0f}" for r in results["broker"])
+    out.write(f"{'total':<22}{sum(floors.values()) + serve_floor:>8.0f}{total}\n")
+    out.write(
+        "  floor of 'http, framework, rest': the backend's own CPU per request in the direct "
+        "run (a FastAPI app on uvicorn). Stages that await (signature with its replay commit, "
+        "adapter, audit) are shown at c=1 only: under concurrency their thread CPU includes "
+        "other exchanges' work, so there they count under 'rest', as does the audit writer's "
+        "thread at every concurrency.\n"
+    )
+    out.write("\nTargets\n")
+    for name, met, figure in targets(results):
+        out.write(f"  [{'met' if met else 'MISSED'}] {name}: {figure}\n")
+
+
+def _clean_stages(row: dict[str, Any]) -> float:
+    """The stage CPU that is the stages' own at this concurrency (see :data:`AWAITING`)."""
+    stages = row.get("stage_us", {})
+    return sum(us for name, us in stages.items() if row["concurrency"] == 1 or name not in AWAITING)

@@ -1,0 +1,296 @@
+"""Signed consent notifications from a durable outbox.
+
+When a consent is paused, resumed, revoked or expires, the consumer (and each provider of a
+granted service) that registered a ``webhook`` gets an RFC 9421-signed ``POST``. The rows are
+written in the same transaction that marks the consent's event dispatched (see
+:meth:`consent.ConsentStore.dispatch`), so a notification is queued exactly when its cause is
+committed, and survives any restart until delivered. Delivery is at least once: receivers
+de-duplicate on ``X-Simpul-Notification-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+
+from broker.logs import get_logger
+from broker.registry import Registry
+from broker.signatures import sign_request
+from consent import ConsentEvent
+
+__all__ = [
+    "NOTIFICATION_COMPONENTS",
+    "NOTIFIED_EVENTS",
+    "Delivery",
+    "Notifier",
+    "fan_out",
+    "install",
+    "list_deliveries",
+    "metadata",
+    "notification_outbox",
+]
+
+_log = get_logger("simpul.notifications")
+
+#: The consent events that are notified (creation and approval are not: the consumer polls).
+NOTIFIED_EVENTS: Final = frozenset(
+    {"consent.pause", "consent.resume", "consent.revoke", "consent.expire"}
+)
+#: What a notification's signature covers.
+NOTIFICATION_COMPONENTS: Final = (
+    "@method",
+    "@target-uri",
+    "content-digest",
+    "x-simpul-notification-id",
+)
+STATES: Final = ("PENDING", "DELIVERED", "FAILED")
+
+metadata = MetaData()
+
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("consent_id", String(36), nullable=True),
+    Column("recipient", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    UniqueConstraint("event_id", "recipient", name="uq_notification_event_recipient"),
+    Index("ix_notification_due", "state", "next_attempt_at"),
+)
+
+
+def install(engine: Engine) -> None:
+    """Create the outbox table if it does not exist yet."""
+    metadata.create_all(engine, checkfirst=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row as operators see it."""
+
+    id: str
+    event: str
+    consent_id: str | None
+    recipient: str
+    url: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: int
+    delivered_at: float | None
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
+
+
+def fan_out(registry: Registry) -> Callable[[Connection, ConsentEvent], None]:
+    """The dispatch handler: one outbox row per recipient with a webhook, for notified events."""
+
+    def handle(conn: Connection, event: ConsentEvent) -> None:
+        if event.event not in NOTIFIED_EVENTS:
+            return
+        recipients = [event.client_id]
+        for service_id in event.services:
+            service = registry.services.get(service_id)
+            if service is not None:
+                recipients.append(service.provider)
+        now = time.time()
+        for recipient in dict.fromkeys(recipients):
+            subsystem = registry.subsystems.get(recipient)
+            if subsystem is None or subsystem.webhook is None:
+                continue
+            # No NIK, no token: what changed, for whom it matters, and when.
+            payload = {
+                "id": event.id,
+                "type": event.event,
+                "consent_id": event.consent_id,
+                "status": event.to_status,
+                "previous_status": event.from_status,
+                "client": event.client_id,
+                "services": list(event.services),
+                "purpose": event.purpose_code,
+                "occurred_at": _iso(event.at),
+                "recipient": recipient,
+                "role": "consumer" if recipient == event.client_id else "provider",
+            }
+            conn.execute(
+                insert(notification_outbox).values(
+                    id=str(uuid.uuid4()),
+                    event_id=event.id,
+                    event=event.event,
+                    consent_id=event.consent_id,
+                    recipient=recipient,
+                    url=subsystem.webhook,
+                    payload=json.dumps(payload, sort_keys=True, separators=(",", ":")),
+                    state="PENDING",
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                    created_at=int(now),
+                    delivered_at=None,
+                )
+            )
+
+    return handle
+
+
+def list_deliveries(engine: Engine, *, state: str | None = None, limit: int = 50) -> list[Delivery]:
+    """Outbox rows, newest first, optionally in one ``state``."""
+    query = (
+        select(notification_outbox)
+        .order_by(notification_outbox.c.created_at.desc(), notification_outbox.c.id)
+        .limit(limit)
+    )
+    if state is not None:
+        query = query.where(notification_outbox.c.state == state)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [Delivery(**{k: row[k] for k in Delivery.__dataclass_fields__}) for row in rows]
+
+
+class Notifier:
+    """Delivers due outbox rows: signed POSTs, retried with exponential backoff.
+
+    A row is claimed by pushing its ``next_attempt_at`` past a lease with a conditional
+    UPDATE, so several broker nodes on one database never send the same row at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        key: Ed25519PrivateKey,
+        kid: str,
+        client: httpx.AsyncClient,
+        backoff_seconds: float = 2.0,
+        max_backoff_seconds: float = 600.0,
+        max_attempts: int = 12,
+        lease_seconds: float = 60.0,
+        batch: int = 20,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._key = key
+        self._kid = kid
+        self._client = client
+        self._backoff = backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._max_attempts = max_attempts
+        self._lease = lease_seconds
+        self._batch = batch
+        self._clock = clock
+
+    def _claim(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        t = notification_outbox.c
+        claimed: list[dict[str, Any]] = []
+        with self._engine.begin() as conn:
+            rows = (
+                conn.execute(
+                    select(notification_outbox)
+                    .where(t.state == "PENDING", t.next_attempt_at <= now)
+                    .order_by(t.next_attempt_at)
+                    .limit(self._batch)
+                )
+                .mappings()
+                .all()
+            )
+            for row in rows:
+                won = conn.execute(
+                    update(notification_outbox)
+                    .where(t.id == row["id"], t.next_attempt_at == row["next_attempt_at"])
+                    .values(next_attempt_at=now + self._lease)
+                ).rowcount
+                if won == 1:
+                    claimed.append(dict(row))
+        return claimed
+
+    async def run_once(self) -> int:
+        """Try every due row once; returns how many were delivered."""
+        rows = await asyncio.to_thread(self._claim)
+        results = await asyncio.gather(*(self._deliver(row) for row in rows))
+        return sum(results)
+
+    async def _deliver(self, row: dict[str, Any]) -> bool:
+        body = row["payload"].encode()
+        headers = sign_request(
+            method="POST",
+            url=row["url"],
+            headers={
+                "Content-Type": "application/json",
+                "X-Simpul-Notification-Id": row["id"],
+                "X-Simpul-Event": row["event"],
+            },
+            body=body,
+            key=self._key,
+            key_id=self._kid,
+            components=NOTIFICATION_COMPONENTS,
+        )
+        error: str | None = None
+        try:
+            response = await self._client.post(row["url"], content=body, headers=headers)
+            if not 200 <= response.status_code < 300:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        await asyncio.to_thread(self._settle, row, error)
+        return error is None
+
+    def _settle(self, row: dict[str, Any], error: str | None) -> None:
+        now = self._clock()
+        attempts = int(row["attempts"]) + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        if error is None:
+            values |= {"state": "DELIVERED", "delivered_at": now}
+            _log.info("notification_delivered", id=row["id"], recipient=row["recipient"])
+        elif attempts >= self._max_attempts:
+            values |= {"state": "FAILED"}
+            _log.warning("notification_failed", id=row["id"], recipient=row["recipient"])
+        else:
+            delay = min(self._backoff * 2 ** (attempts - 1), self._max_backoff)
+            # jitter, so many failed rows do not all come back in the same instant
+            values |= {"next_attempt_at": now + delay * random.uniform(0.8, 1.2)}  # noqa: S311
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(notification_outbox)
+                .where(notification_outbox.c.id == row["id"])
+                .values(**values)
+            )

@@ -1,0 +1,212 @@
+"""The notification outbox: fan-out from consent events, signed delivery, retries, listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+import consent.store
+from broker import notifications
+from broker.cli import app as cli
+from broker.keys import generate_key, jwks, jwks_resolver, to_private_key
+from broker.notifications import NOTIFICATION_COMPONENTS, Notifier, fan_out, list_deliveries
+from broker.registry import Registry, parse_registry
+from broker.signatures import verify_request
+from consent import ConsentStore, Grant, Purpose, TokenIssuer
+
+CLIENT = "ID/GOV/DPMPTSP-DKI/perizinan"
+KTP = "ID/GOV/DUKCAPIL/adminduk/ktp"
+NIK = "3171014501900001"
+HOOK = "https://perizinan.example.go.id/simpul/notifications"
+PROVIDER_HOOK = "https://dukcapil.example.go.id/hooks"
+
+
+def _registry(*, provider_hook: bool = True) -> Registry:
+    provider: dict[str, object] = {"code": "adminduk"}
+    if provider_hook:
+        provider["webhook"] = PROVIDER_HOOK
+    return parse_registry(
+        {
+            "instance": "ID",
+            "members": [
+                {"class": "GOV", "code": "DUKCAPIL", "name": "Dukcapil", "subsystems": [provider]},
+                {
+                    "class": "GOV",
+                    "code": "DPMPTSP-DKI",
+                    "name": "DPMPTSP",
+                    "subsystems": [{"code": "perizinan", "webhook": HOOK}],
+                },
+            ],
+            "services": [
+                {
+                    "id": KTP,
+                    "schema": "ktp",
+                    "adapter": "dukcapil",
+                    "backend": "http://127.0.0.1:9",
+                    "clients": [CLIENT],
+                }
+            ],
+        },
+        schema_codes=("ktp",),
+        adapter_names=("dukcapil",),
+    )
+
+
+@dataclass
+class Clock:
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    engine: Engine
+    store: ConsentStore
+    clock: Clock
+    key_set: dict[str, list[dict[str, str]]]
+    notifier: Notifier
+    http: httpx.AsyncClient
+
+    def consent_id(self) -> str:
+        request = self.store.create_request(
+            client_id=CLIENT,
+            client_jkt="A" * 43,
+            subject_nik=NIK,
+            grants=(Grant(service=KTP, fields=("nama",)),),
+            purpose=Purpose(code="perizinan-berusaha", text="izin"),
+            procedure_ref="PB/1",
+            valid_for_seconds=3600,
+        )
+        return self.store.approve(request.id, subject_nik=NIK).id
+
+
+@pytest.fixture
+async def world(engine: Engine) -> AsyncIterator[World]:
+    consent.store.install(engine)
+    notifications.install(engine)
+    key = generate_key("simpul-broker-1")
+    store = ConsentStore(engine=engine, issuer=TokenIssuer(key=key, issuer="urn:simpul:broker"))
+    clock = Clock()
+    async with httpx.AsyncClient() as http:
+        notifier = Notifier(
+            engine=engine,
+            key=to_private_key(key),
+            kid="simpul-broker-1",
+            client=http,
+            backoff_seconds=10,
+            max_backoff_seconds=40,
+            max_attempts=4,
+            clock=clock,
+        )
+        yield World(engine, store, clock, jwks([key]), notifier, http)
+
+
+def _dispatch(world: World, *, provider_hook: bool = True) -> int:
+    return world.store.dispatch(fan_out(_registry(provider_hook=provider_hook)))
+
+
+class TestFanOut:
+    def test_notified_events_only_to_subscribers(self, world: World) -> None:
+        consent_id = world.consent_id()
+        world.store.pause(consent_id, subject_nik=NIK)
+        assert _dispatch(world) == 3  # request, approve, pause
+        rows = list_deliveries(world.engine)
+        assert {(r.event, r.recipient) for r in rows} == {
+            ("consent.pause", CLIENT),
+            ("consent.pause", "ID/GOV/DUKCAPIL/adminduk"),
+        }
+        assert _dispatch(world) == 0  # each event is dispatched once
+
+    def test_a_provider_without_a_webhook_is_skipped(self, world: World) -> None:
+        world.store.revoke(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        assert [r.recipient for r in list_deliveries(world.engine)] == [CLIENT]
+
+
+class TestDelivery:
+    async def test_signed_post_without_the_nik(self, world: World) -> None:
+        consent_id = world.consent_id()
+        world.store.revoke(consent_id, subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        with respx.mock(assert_all_called=True) as mock:
+            route = mock.post(HOOK).respond(204)
+            assert await world.notifier.run_once() == 1
+        sent = route.calls.last.request
+        payload = json.loads(sent.content)
+        assert payload["type"] == "consent.revoke"
+        assert (payload["status"], payload["previous_status"]) == ("REVOKED", "ACTIVE")
+        assert payload["consent_id"] == consent_id
+        assert NIK not in sent.content.decode()
+        verify_request(
+            method="POST",
+            url=str(sent.url),
+            headers=list(sent.headers.items()),
+            body=sent.content,
+            resolve_key=jwks_resolver(world.key_set),
+            required=NOTIFICATION_COMPONENTS,
+            now=None,
+            max_skew_seconds=300,
+        )
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.attempts) == ("DELIVERED", 1)
+
+    async def test_retries_with_exponential_backoff_then_gives_up(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        waits = []
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).respond(503)
+            for _ in range(4):
+                assert await world.notifier.run_once() == 0
+                (row,) = list_deliveries(world.engine)
+                waits.append(row.next_attempt_at - world.clock.now)
+                assert await world.notifier.run_once() == 0  # not due yet: nothing sent
+                world.clock.now = row.next_attempt_at
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.attempts, row.last_error) == ("FAILED", 4, "HTTP 503")
+        # 10, 20, 40 (capped at 40), with +-20 % jitter
+        for wait, base in zip(waits[:3], (10, 20, 40), strict=True):
+            assert 0.8 * base <= wait <= 1.2 * base
+
+    async def test_a_connection_error_is_retried(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).mock(side_effect=httpx.ConnectError("refused"))
+            await world.notifier.run_once()
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.last_error) == ("PENDING", "ConnectError")
+
+    async def test_a_claimed_row_is_not_sent_twice(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        claimed = world.notifier._claim()
+        assert len(claimed) == 1
+        assert world.notifier._claim() == []  # leased to the first claimant
+
+
+class TestOperators:
+    def test_cli_lists_the_outbox(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world)
+        monkeypatch.setenv("SIMPUL_ENVIRONMENT", "dev")
+        monkeypatch.setenv(
+            "SIMPUL_DATABASE_URL", world.engine.url.render_as_string(hide_password=False)
+        )
+        result = CliRunner().invoke(cli, ["notifications", "list", "--json"])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert {r["state"] for r in rows} == {"PENDING"}
+        assert {r["recipient"] for r in rows} == {CLIENT, "ID/GOV/DUKCAPIL/adminduk"}
+        none = CliRunner().invoke(cli, ["notifications", "list", "--state", "FAILED"])
+        assert none.exit_code == 0
+        assert "no notifications" in none.output

@@ -1,0 +1,81 @@
+"""``simpul serve --workers N``: the parent prepares the databases once, then uvicorn runs the
+app factory by import string so each worker builds its own app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from broker.cli import app
+
+
+class _Started:
+    closed = 0
+
+    async def close(self) -> None:
+        type(self).closed += 1
+
+
+@pytest.fixture
+def served(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    import uvicorn
+
+    import broker.runtime
+
+    calls: list[dict[str, Any]] = []
+    _Started.closed = 0
+
+    async def fake_start(settings: Any) -> _Started:
+        return _Started()
+
+    clean_env.setattr(broker.runtime.Broker, "start", staticmethod(fake_start))
+    clean_env.setattr(
+        uvicorn, "run", lambda asgi, **options: calls.append({"app": asgi, **options})
+    )
+    clean_env.setenv("SIMPUL_ENVIRONMENT", "dev")
+    clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+    return calls
+
+
+class TestWorkers:
+    @pytest.mark.parametrize(
+        ("argv", "env", "expected"),
+        [
+            (["serve", "--workers", "3"], None, 3),
+            (["serve"], "2", 2),
+            (["serve", "--workers", "4"], "2", 4),  # the option wins over the environment
+        ],
+    )
+    def test_several_workers_run_the_factory(
+        self,
+        served: list[dict[str, Any]],
+        clean_env: pytest.MonkeyPatch,
+        argv: list[str],
+        env: str | None,
+        expected: int,
+    ) -> None:
+        if env is not None:
+            clean_env.setenv("SIMPUL_WORKERS", env)
+        result = CliRunner().invoke(app, [*argv, "--port", "9124"])
+        assert result.exit_code == 0, result.output
+        assert _Started.closed == 1  # prepared once, in the parent, before any worker
+        assert served == [
+            {
+                "app": "broker.app:create_app",
+                "factory": True,
+                "workers": expected,
+                "host": "127.0.0.1",
+                "port": 9124,
+                "log_level": "info",
+                "access_log": False,
+            }
+        ]
+
+    @pytest.mark.parametrize("workers", ["0", "65"])
+    def test_out_of_range_is_refused(self, served: list[dict[str, Any]], workers: str) -> None:
+        result = CliRunner().invoke(app, ["serve", "--workers", workers])
+        assert result.exit_code == 2
+        assert served == []

@@ -1,0 +1,163 @@
+"""The hot path's validator (jsonschema-rs) and the reference (jsonschema) agree on every
+schema we ship: the same instances accepted, the same rejected."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import SCHEMA_CODES, SchemaSet
+from schemas.errors import RequestInvalid, ResponseInvalid
+from tests.schemas.samples import CHILD_NIK, MOTHER_NIK, NO_KK, RECORDS
+
+REQUESTS: dict[str, list[dict[str, Any]]] = {
+    "ktp": [{"nik": MOTHER_NIK}, {"nik": MOTHER_NIK, "fields": ["nama", "alamat"]}],
+    "kk": [{"no_kk": NO_KK}, {"nik": MOTHER_NIK, "fields": ["anggota"]}],
+    "akta-lahir": [
+        {"nik": CHILD_NIK},
+        {"no_akta": "3201-LT-05032015-0042", "kantor_penerbit": "DISDUKCAPIL BOGOR"},
+    ],
+}
+KINDS = [(code, kind) for code in SCHEMA_CODES for kind in ("request", "response")]
+
+
+def _samples(code: str, kind: str) -> list[dict[str, Any]]:
+    return REQUESTS[code] if kind == "request" else [RECORDS[code]()]
+
+
+# Strings near the rules the schemas state: digits of every length, dates good and bad,
+# enumeration spellings, trailing newlines (where Python's "$" and ECMA-262's differ).
+_TEXT = st.one_of(
+    st.from_regex(r"\A[0-9]{1,18}\n?\Z"),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\n?\Z"),
+    st.sampled_from(
+        ["0000-01-01", "2024-02-29", "2023-02-29", "SEUMUR HIDUP", "LAKI-LAKI", "O+", "WNI", ""]
+    ),
+    st.text(alphabet="0123456789-+ ABCKLMNOPSTUWaz\n\u0661", max_size=20),
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    _TEXT,
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["nik", "nama", "x"]), inner)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path] if path else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*path, index))
+    return found
+
+
+@st.composite
+def _mutant(draw: st.DrawFn, code: str, kind: str) -> Any:
+    """A valid sample with one to three places replaced, removed or added."""
+    instance = copy.deepcopy(draw(st.sampled_from(_samples(code, kind))))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(instance)
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = instance
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["replace", "remove", "add"]))
+        if action == "replace":
+            parent[path[-1]] = draw(_VALUES)
+        elif action == "remove":
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.sampled_from(["extra", "nik", "fields", "NIK"]))] = draw(_VALUES)
+        else:
+            parent.append(draw(_VALUES))
+    return instance
+
+
+def _agree(schema_set: SchemaSet, code: str, kind: Any, instance: Any) -> bool:
+    fast = schema_set.is_valid(code, kind, instance, reference=False)
+    reference = schema_set.is_valid(code, kind, instance, reference=True)
+    assert fast == reference, (code, kind, instance)
+    return fast
+
+
+class TestAgreement:
+    @pytest.mark.parametrize(("code", "kind"), KINDS)
+    def test_shipped_samples_pass_both(self, schema_set: SchemaSet, code: str, kind: str) -> None:
+        for sample in _samples(code, kind):
+            assert _agree(schema_set, code, kind, sample)
+
+    @pytest.mark.parametrize(("code", "kind"), KINDS)
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_mutants(
+        self, schema_set: SchemaSet, code: str, kind: str, data: st.DataObject
+    ) -> None:
+        _agree(schema_set, code, kind, data.draw(_mutant(code, kind)))
+
+    @pytest.mark.parametrize(("code", "kind"), KINDS)
+    @settings(max_examples=60, deadline=None)
+    @given(instance=_VALUES)
+    def test_arbitrary_json(
+        self, schema_set: SchemaSet, code: str, kind: str, instance: Any
+    ) -> None:
+        _agree(schema_set, code, kind, instance)
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("rt", "001\n"),  # a final newline: both refuse it
+            ("tanggal_lahir", "0000-01-01"),  # jsonschema-rs's own date check would pass it
+            ("tanggal_lahir", "2023-02-29"),
+            ("rt", "\u0661\u0662\u0663"),  # Arabic-Indic digits are not [0-9]
+            ("rt", 1),
+        ],
+    )
+    def test_known_divergences_are_closed(
+        self, schema_set: SchemaSet, field: str, value: Any
+    ) -> None:
+        record = RECORDS["ktp"]()
+        record[field] = value
+        assert not _agree(schema_set, "ktp", "response", record)
+
+
+class TestHotPathErrors:
+    @pytest.mark.parametrize(
+        ("kind", "instance", "error", "where"),
+        [
+            ("request", {"nik": "123"}, RequestInvalid, "$.nik"),
+            ("request", {"nik": MOTHER_NIK, "extra": 1}, RequestInvalid, "unexpected property"),
+            ("response", {**RECORDS["ktp"](), "rt": "001\n"}, ResponseInvalid, "$.rt"),
+        ],
+    )
+    def test_rejections_keep_the_reference_messages(
+        self,
+        schema_set: SchemaSet,
+        kind: str,
+        instance: dict[str, Any],
+        error: type[Exception],
+        where: str,
+    ) -> None:
+        validate = (
+            schema_set.validate_request if kind == "request" else schema_set.validate_response
+        )
+        with pytest.raises(error) as raised:
+            validate("ktp", instance)
+        assert where in str(raised.value)
+        assert "\n" not in str(raised.value)
