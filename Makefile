@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format serve sandbox bench clean
+.PHONY: demo test lint format serve sandbox bench bench-audit clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -41,6 +41,11 @@ serve: $(STAMP)
 # the report and writes bench-results/<time>.json. Options: make bench BENCH_ARGS="--duration 10".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Audit log figures beside same-run baselines: durable appends/s, verifying and proving at
+# 1,000,000 records (AUDIT_BENCH_RECORDS=... for another size). Prints; asserts nothing.
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -133,6 +133,15 @@ def build_log(folder: Path, records: int) -> Engine:
     return engine
 
 
+def _plain_sha256_seconds(engine: Engine) -> float:
+    """The baseline: SHA-256 over every record's canonical bytes, nothing else."""
+    canonical = [record.canonical() for record in read_records(engine, page_size=20_000)]
+    start = time.perf_counter()
+    for data in canonical:
+        hashlib.sha256(b"\x00" + data).digest()
+    return time.perf_counter() - start
+
+
 def main() -> int:
     """Run every figure and print it beside its baseline."""
     records = int(os.environ.get("AUDIT_BENCH_RECORDS", "1000000"))
@@ -151,9 +160,7 @@ def main() -> int:
         checkpoint = sign_now(engine, origin=ORIGIN, kid="bench", key=key)
         opened = open_checkpoint(checkpoint.note, key.public_key())
 
-        canonical = [r.canonical() for r in read_records(engine, page_size=20_000)]
-        sha_s, _ = _timed(lambda: [hashlib.sha256(b"\x00" + c).digest() for c in canonical])
-        del canonical
+        sha_s = _plain_sha256_seconds(engine)
         online_s, report = _timed(
             lambda: verify_log(engine, checkpoints=[opened], page_size=20_000)
         )
@@ -179,7 +186,7 @@ def main() -> int:
             f"(baseline plain SHA-256 over the same bytes: {sha_s:.2f} s; target <= 15 s)"
         )
 
-        rng = random.Random(7)
+        rng = random.Random(7)  # noqa: S311 - picks leaves to prove, no secret involved
         picks = [rng.randrange(records) for _ in range(500)]
         proof_s, _ = _timed(lambda: [inclusion_proof_at(engine, i, records) for i in picks])
         read_s, _ = _timed(

@@ -173,11 +173,12 @@ class TestCheckpoints:
         await scheduler.start()
         async with AuditLog(installed) as writer:
             await writer.append(make_entry(1))
-            for _ in range(200):
+            for _ in range(2000):  # the timer signs on its own; wait for it, however slow
                 latest = latest_checkpoint(installed)
                 if latest is not None and latest.tree_size == 1:
                     break
                 await asyncio.sleep(0.01)
+            assert latest is not None
             await writer.append(make_entry(2))
         await scheduler.stop()
         latest = latest_checkpoint(installed)

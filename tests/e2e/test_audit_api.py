@@ -230,3 +230,14 @@ class TestCitizenProofs:
             )
         plain = httpx.get(f"{world.broker_url}/v1/me/access-log", headers=me).json()
         assert all(entry["proof"] is None for entry in plain["entries"])
+
+
+def test_a_nik_in_a_url_is_refused(auditor: SimpulClient) -> None:
+    response = auditor.send(
+        "GET",
+        "/v1/audit/records?subject_nik=3171234567890123",
+        components=CONSENT_REQUEST_COMPONENTS,
+    )
+    assert response.status_code == 400
+    assert response.headers["x-road-error"] == "audit-query-invalid"
+    assert "3171234567890123" not in response.text
