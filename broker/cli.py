@@ -125,11 +125,21 @@ def demo(
         Path | None,
         typer.Option(help="Keep keys, registry, logs and databases here for inspection"),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="PostgreSQL URL; the run uses a fresh schema in it (default: SQLite files)",
+        ),
+    ] = None,
+    nodes: Annotated[
+        int, typer.Option(min=1, max=8, help="Broker processes sharing the database")
+    ] = 1,
 ) -> None:
     """Play the whole story on real processes; exit 0 only if every step behaved."""
     from broker.demo import run_demo
 
-    raise typer.Exit(run_demo(data_dir))
+    raise typer.Exit(run_demo(data_dir, database_url=database, nodes=nodes))
 
 
 @keys_app.command("generate")

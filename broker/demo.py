@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import httpx
 from joserfc.jwk import KeySet
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from adapters.sandbox import generate
 from audit import verify_log
@@ -60,33 +63,79 @@ def _refused(result: ExchangeResult, problem: str) -> tuple[bool, str]:
     )
 
 
-def run_demo(data_dir: Path | None = None, console: Console | None = None) -> int:
-    """Play the story; return 0 only if every step behaved as expected."""
+def run_demo(
+    data_dir: Path | None = None,
+    console: Console | None = None,
+    *,
+    database_url: str | None = None,
+    nodes: int = 1,
+) -> int:
+    """Play the story; return 0 only if every step behaved as expected.
+
+    With ``database_url`` (PostgreSQL) the broker's state and audit log live in a schema of
+    their own in that database, dropped afterwards unless ``data_dir`` keeps the run; with
+    ``nodes`` > 1, that many broker processes share it and the clients go round-robin.
+    """
     console = console or Console(width=max(Console().width, 132))
-    if data_dir is None:
-        with tempfile.TemporaryDirectory(prefix="simpul-demo-") as tmp:
-            return _play(Path(tmp), console)
-    return _play(data_dir, console)
+    if nodes < 1:
+        raise ValueError("nodes must be at least 1")
+    schema = _DemoSchema(database_url) if database_url else None
+    try:
+        url = schema.create() if schema else None
+        if data_dir is None:
+            with tempfile.TemporaryDirectory(prefix="simpul-demo-") as tmp:
+                return _play(Path(tmp), console, url, nodes)
+        return _play(data_dir, console, url, nodes)
+    finally:
+        if schema is not None and data_dir is None:
+            schema.drop()
 
 
-def _play(data_dir: Path, console: Console) -> int:
-    console.rule("[bold]Simpul demo[/bold]: consent-gated data exchange on the embedded default")
+class _DemoSchema:
+    """A fresh PostgreSQL schema per demo run, so runs never mix their logs or keys."""
+
+    def __init__(self, database_url: str) -> None:
+        self._admin = create_db_engine(database_url)
+        self._url = make_url(database_url)
+        self.name = f"simpul_demo_{uuid.uuid4().hex[:10]}"
+
+    def create(self) -> str:
+        if self._admin.dialect.name == "sqlite":
+            raise ValueError("--database is for PostgreSQL; SQLite is the default without it")
+        with self._admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {self.name}")
+        url = self._url.update_query_dict({"options": f"-csearch_path={self.name}"})
+        return url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self._admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+        self._admin.dispose()
+
+
+def _play(data_dir: Path, console: Console, database_url: str | None, nodes: int) -> int:
+    where = "the embedded default" if database_url is None else "PostgreSQL"
+    if nodes > 1:
+        where += f", {nodes} broker nodes"
+    console.rule(f"[bold]Simpul demo[/bold]: consent-gated data exchange on {where}")
     world = SandboxWorld.create(data_dir)
+    if database_url is not None:
+        world.database_url = world.external_audit_database_url = database_url
     console.print(f"Data directory: {data_dir}")
     console.print("Starting the two sandbox agency backends and the broker as real processes…")
     with world:
-        world.start()
+        world.start(nodes=nodes)
         console.print(
             f"  Dukcapil :{world.dukcapil_port}   Disdukcapil Jakarta Selatan :{world.capil_port}"
-            f"   broker {world.broker_url}\n"
+            f"   broker {', '.join(world.broker_urls)}\n"
         )
         story = _Story(console)
         with (
             SimpulClient(
-                base_url=world.broker_url, client_id=PERMIT_OFFICE, key=world.permit_key
+                base_url=world.broker_urls, client_id=PERMIT_OFFICE, key=world.permit_key
             ) as office,
             SimpulClient(
-                base_url=world.broker_url, client_id=TAX_OFFICE, key=world.tax_key
+                base_url=world.broker_urls, client_id=TAX_OFFICE, key=world.tax_key
             ) as tax_office,
             httpx.Client(base_url=world.broker_url, timeout=30.0) as portal,
         ):
@@ -315,10 +364,62 @@ def _show_audit(story: _Story, world: SandboxWorld, console: Console) -> bool:
         "The audit log verifies (hash chain intact, no gaps)",
         lambda: (report.ok, f"{report.records} records checked"),
     )
-    raw = b"".join(p.read_bytes() for p in world.data_dir.glob("audit.db*") if p.is_file())
-    citizen_nik = generate().demo_citizen().nik
     story.step(
-        "No raw NIK anywhere in the audit database file",
-        lambda: (citizen_nik.encode() not in raw, "searched audit.db and its WAL byte by byte"),
+        "An auditor's signed checkpoint covers the log (RFC 9162 root, C2SP note)",
+        lambda: _checkpoint_covers(world, report.records),
+    )
+    citizen_nik = generate().demo_citizen().nik
+    if world.external_audit_database_url is None:
+        raw = b"".join(p.read_bytes() for p in world.data_dir.glob("audit.db*") if p.is_file())
+        searched = "searched audit.db and its WAL byte by byte"
+    else:
+        engine = create_db_engine(world.audit_database_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT * FROM audit_records")).all()
+        finally:
+            engine.dispose()
+        raw = "\n".join(repr(tuple(row)) for row in rows).encode()
+        searched = f"searched the text of all {len(rows)} audit rows"
+    story.step(
+        "No raw NIK anywhere in the audit database",
+        lambda: (citizen_nik.encode() not in raw, searched),
     )
     return report.ok
+
+
+def _checkpoint_covers(world: SandboxWorld, records: int) -> tuple[bool, str]:
+    """The audit board asks for a checkpoint; its signature and root check against the log."""
+    from audit import merkle
+    from audit.errors import CheckpointInvalid
+    from audit.notes import open_checkpoint
+    from broker.keys import jwk_to_public_key
+    from broker.sandbox_env import AUDITOR
+    from broker.signatures import CONSENT_REQUEST_COMPONENTS
+
+    if world.auditor_key is None:
+        return False, "the sandbox has no auditor"
+    with SimpulClient(
+        base_url=world.broker_url, client_id=AUDITOR, key=world.auditor_key
+    ) as auditor:
+        signed = auditor.send(
+            "POST", "/v1/audit/checkpoints", components=CONSENT_REQUEST_COMPONENTS
+        ).json()
+    opened = None
+    for jwk in httpx.get(f"{world.broker_url}/.well-known/jwks.json").json()["keys"]:
+        try:
+            opened = open_checkpoint(signed["note"], jwk_to_public_key(jwk))
+            break
+        except CheckpointInvalid:
+            continue
+    if opened is None:
+        return False, "no key in the broker's JWKS verifies the checkpoint"
+    engine = create_db_engine(world.audit_database_url)
+    try:
+        leaves = [record.canonical() for record in read_records(engine, limit=opened.size)]
+    finally:
+        engine.dispose()
+    return (
+        opened.size >= records and merkle.root_hash(leaves) == opened.root,
+        f"tree size {opened.size}, root {opened.root.hex()[:16]}…, signed by {signed['kid']}",
+    )

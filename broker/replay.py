@@ -126,10 +126,15 @@ class ReplayCache:
                     "xroad_id": pending.xroad_id,
                     "seen_at": int(now),
                 }
-                # Insert-or-ignore: a row counted means the id was new; within this batch too.
-                statement = dialect.insert(seen_requests).values(**values)
-                result = conn.execute(statement.on_conflict_do_nothing())
-                fresh.append(result.rowcount == 1)
+                # Insert-or-ignore: a row returned means the id was new; within this batch too.
+                # (RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts here.)
+                statement = (
+                    dialect.insert(seen_requests)
+                    .values(**values)
+                    .on_conflict_do_nothing()
+                    .returning(seen_requests.c.xroad_id)
+                )
+                fresh.append(conn.execute(statement).first() is not None)
         return fresh
 
 

@@ -235,6 +235,11 @@ class SandboxWorld:
         return next(proc for n, proc, _ in self._procs if n == name)
 
     @property
+    def state_database_url(self) -> str:
+        """The broker's consent state, replay cache and outbox."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'simpul.db'}"
+
+    @property
     def audit_database_url(self) -> str:
         """The broker's audit log."""
         return self.external_audit_database_url or f"sqlite:///{self.data_dir / 'audit.db'}"

@@ -21,6 +21,10 @@ from audit.store import (
 from audit.writer import append_now
 from tests.audit._factories import TRIGGERS, make_entry, raw_sqlite
 
+# These tests work on the SQLite file itself (raw connections, dropped triggers, file locks);
+# tests/audit/test_postgres.py covers the same on PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
+
 TIME = "2026-01-01T00:00:00.000000Z"
 
 

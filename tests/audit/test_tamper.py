@@ -29,6 +29,10 @@ from audit.verify import (
 from audit.writer import append_now
 from tests.audit._factories import drop_triggers, make_entry, raw_sqlite
 
+# These tests work on the SQLite file itself (raw connections, dropped triggers, file locks);
+# tests/audit/test_postgres.py covers the same on PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
+
 ORIGIN = "test.go.id/audit"
 SIZE = 30
 BAD = 11

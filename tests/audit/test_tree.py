@@ -73,6 +73,7 @@ class TestTree:
         asyncio.run(write())
         assert root_at(installed, 23) == merkle.root_hash(_leaves(installed))
 
+    @pytest.mark.sqlite_only
     def test_a_log_from_before_the_tree_is_backfilled(self, log: Engine) -> None:
         expected = root_at(log, 37)
         drop_triggers(log)
@@ -96,6 +97,7 @@ class TestTree:
             event.remove(log, "before_cursor_execute", count)
         assert sum("audit_tree" in s for s in statements) == 1
 
+    @pytest.mark.sqlite_only
     def test_tree_rows_are_append_only(self, log: Engine) -> None:
         with raw_sqlite(log) as conn:
             for statement in ("UPDATE audit_tree SET hash = x'00'", "DELETE FROM audit_tree"):
@@ -184,4 +186,5 @@ class TestCheckpoints:
         latest = latest_checkpoint(installed)
         assert latest is not None
         assert (latest.tree_size, latest.kid) == (2, "k-2")
-        assert [c.tree_size for c in list_checkpoints(installed)] == [1, 2]
+        # The timer may have signed the empty tree first; after that, once per growth.
+        assert [c.tree_size for c in list_checkpoints(installed) if c.tree_size] == [1, 2]

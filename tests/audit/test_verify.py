@@ -18,6 +18,10 @@ from audit.verify import OUT_OF_ORDER, RECORD_CHANGED, RECORD_MISSING, VerifyRep
 from audit.writer import append_now
 from tests.audit._factories import drop_triggers, make_entry
 
+# These tests work on the SQLite file itself (raw connections, dropped triggers, file locks);
+# tests/audit/test_postgres.py covers the same on PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
+
 SIZE = 20
 BAD = 7
 seq_col = audit_records.c.seq

@@ -20,6 +20,10 @@ from audit.verify import verify_log
 from audit.writer import AuditLog, append_now
 from tests.audit._factories import database_path, make_entry, raw_sqlite, sqlite_engine
 
+# These tests work on the SQLite file itself (raw connections, dropped triggers, file locks);
+# tests/audit/test_postgres.py covers the same on PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -29,6 +29,16 @@ PURPOSE = {"code": "perizinan-berusaha", "text": "Permohonan izin usaha"}
 KTP_FIELDS = ("nama", "tanggal_lahir", "alamat")
 
 
+def attach_run_database(world: SandboxWorld) -> PostgresSchema | None:
+    """On the PostgreSQL pass, give ``world`` a fresh schema (the caller drops it)."""
+    if DATABASE != "postgresql":
+        return None
+    # One schema for consent state and the audit log, as a cluster shares one database.
+    schema = PostgresSchema()
+    world.database_url = world.external_audit_database_url = schema.create()
+    return schema
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
     """Sandbox backends and broker, running; a service whose backend is down is registered too."""
@@ -42,11 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
         "clients": [PERMIT_OFFICE],
     }
     sandbox = SandboxWorld.create(data_dir, extra_services=[offline])
-    schema = None
-    if DATABASE == "postgresql":
-        # One schema for consent state and the audit log, as a cluster shares one database.
-        schema = PostgresSchema()
-        sandbox.database_url = sandbox.external_audit_database_url = schema.create()
+    schema = attach_run_database(sandbox)
     sandbox.start()
     try:
         yield sandbox

@@ -21,6 +21,8 @@ from broker.sandbox_env import AUDITOR, SandboxWorld
 from broker.signatures import CONSENT_REQUEST_COMPONENTS
 from tests.e2e.conftest import KTP, Granted, grant
 
+pytestmark = pytest.mark.e2e
+
 ORIGIN = "simpul.go.id/audit"
 
 

@@ -20,6 +20,8 @@ from broker.db import create_db_engine
 from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
 from tests.e2e.conftest import KTP, grant
 
+pytestmark = pytest.mark.e2e
+
 THREADS = 6
 
 
@@ -34,6 +36,7 @@ def crash_world(tmp_path: Path) -> Iterator[SandboxWorld]:
         world.stop()
 
 
+@pytest.mark.sqlite_only  # its own world on SQLite files: once is enough
 def test_every_acknowledged_exchange_has_its_record(crash_world: SandboxWorld, people: Any) -> None:
     world = crash_world
     with SimpulClient(

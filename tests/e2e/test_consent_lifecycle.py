@@ -24,7 +24,7 @@ from broker.keys import jwks_resolver
 from broker.notifications import NOTIFICATION_COMPONENTS, list_deliveries
 from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, SandboxWorld, free_port
 from broker.signatures import CONSENT_REQUEST_COMPONENTS, verify_request
-from tests.e2e.conftest import KTP_FIELDS, PURPOSE
+from tests.e2e.conftest import KTP_FIELDS, PURPOSE, attach_run_database
 
 PROVIDER = "ID/GOV/DUKCAPIL/adminduk"
 
@@ -94,11 +94,14 @@ def hooked(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[San
         "SIMPUL_NOTIFY_MAX_BACKOFF_SECONDS": "0.5",
         "SIMPUL_NOTIFY_MAX_ATTEMPTS": "100",
     }
+    schema = attach_run_database(world)
     world.start()
     try:
         yield world
     finally:
         world.stop()
+        if schema is not None:
+            schema.drop()
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +342,7 @@ class TestNotifications:
         held = consent(hooked, desk, nik_of(people, 32))
         fresh_sink.status = 503  # the receivers are down when the consent is revoked
         citizen(hooked, held.nik, "POST", f"/v1/me/consents/{held.consent_id}/revoke")
-        engine = create_db_engine(f"sqlite:///{hooked.data_dir / 'simpul.db'}")
+        engine = create_db_engine(hooked.state_database_url)
         try:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
