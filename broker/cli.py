@@ -51,15 +51,16 @@ def serve(
         typer.echo(f"simpul: configuration refused: {messages}", err=True)
         raise typer.Exit(2) from exc
     count = workers or settings.workers
+    from broker.errors import Error as BrokerError
+    from broker.runtime import preflight
+
+    try:
+        preflight(settings)
+    except (BrokerError, OSError, ValueError) as exc:
+        # A bad registry, a missing key, a database schema behind: say which, and stop.
+        typer.echo(f"simpul: cannot start: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if count > 1:
-        from broker.runtime import Broker
-
-        async def prepare() -> None:
-            # Tables, and in development the signing key, are made once here: workers racing
-            # to create them could fail, or each generate a key of its own.
-            await (await Broker.start(settings)).close()
-
-        asyncio.run(prepare())
         # An import string: each worker process builds its own app from the same environment.
         uvicorn.run(
             "broker.app:create_app",

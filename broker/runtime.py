@@ -9,12 +9,10 @@ import httpx
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
-import audit
-import consent.store
 from adapters import ADAPTER_NAMES
 from audit import AuditLog
 from audit.checkpoints import CheckpointScheduler
-from broker import notifications, replay
+from broker import migrate, notifications
 from broker.auditor_api import AuditorApi
 from broker.auth import RequestAuthenticator
 from broker.citizen import CitizenVerifier
@@ -39,6 +37,51 @@ _log = get_logger("simpul.broker")
 
 #: How often a checkpoint is signed while records arrive (C2SP logs: every few seconds).
 CHECKPOINT_INTERVAL_SECONDS = 2.0
+
+
+def prepare_databases(settings: Settings, engine: Engine, audit_engine: Engine) -> None:
+    """Refuse a database whose schema is not this code's; in development, migrate it first.
+
+    Production schemas change only by an operator's ``simpul db upgrade``, never as a side
+    effect of a node starting (nodes starting together would race to migrate).
+    """
+    databases: tuple[tuple[migrate.Which, Engine], ...] = (
+        ("main", engine),
+        ("audit", audit_engine),
+    )
+    for which, eng in databases:
+        if settings.environment == "dev":
+            migrate.upgrade(eng, which)
+        migrate.require_current(eng, which)
+
+
+def preflight(settings: Settings) -> None:
+    """Everything start-up checks, once, before any server process starts.
+
+    Raises the error that names what is wrong (registry, key, identity provider keys,
+    database schema); in development it also creates the signing key and migrates, so that
+    several workers do not race to do it.
+    """
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    SchemaSet.load()
+    load_registry(
+        settings.resolved_registry_file, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_NAMES
+    )
+    load_signing_key(settings)
+    if settings.citizen_idp_jwks_file is not None:
+        CitizenVerifier.from_jwks_file(
+            settings.citizen_idp_jwks_file,
+            issuer=settings.citizen_idp_issuer,
+            audience=settings.citizen_audience,
+        )
+    engine = create_db_engine(settings.resolved_database_url)
+    audit_engine = create_db_engine(settings.resolved_audit_database_url)
+    try:
+        prepare_databases(settings, engine, audit_engine)
+    finally:
+        engine.dispose()
+        audit_engine.dispose()
 
 
 def load_signing_key(settings: Settings) -> OKPKey:
@@ -96,10 +139,7 @@ class Broker:
         keyring = Keyring.load(key, settings.resolved_signing_key_file)
         engine = create_db_engine(settings.resolved_database_url)
         audit_engine = create_db_engine(settings.resolved_audit_database_url)
-        consent.store.install(engine)
-        notifications.install(engine)
-        replay.install(engine)
-        audit.install(audit_engine)
+        prepare_databases(settings, engine, audit_engine)
 
         issuer = TokenIssuer(key=key, issuer=settings.consent_issuer)
         # Signs with the newest key; verifies tokens signed with any key not yet retired.

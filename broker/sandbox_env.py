@@ -281,6 +281,16 @@ class SandboxWorld:
         self._spawn(
             "capil", [*cli, "sandbox", "--backend", "capil", "--port", str(self.capil_port)], logs
         )
+        # Migrate once, before any node starts: nodes never race to create the schema.
+        upgrade = subprocess.run(  # noqa: S603 - our own CLI
+            [*cli, "db", "upgrade"],
+            env={**os.environ, **self.broker_env()},
+            capture_output=True,
+            check=False,
+        )
+        if upgrade.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"simpul db upgrade failed: {upgrade.stderr.decode()[-2000:]}")
         self.extra_broker_ports = [free_port() for _ in range(nodes - 1)]
         brokers = [("broker", self.broker_port)] + [
             (f"broker-{i}", port) for i, port in enumerate(self.extra_broker_ports, start=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,13 +17,30 @@ from broker.sandbox_env import free_port
 NIK = "3174095708900001"
 
 
-async def _serve(handler: object) -> AsyncIterator[str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+async def _serve(handler: Any) -> AsyncIterator[str]:
+    writers: list[asyncio.StreamWriter] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            tasks.append(task)
+        await handler(reader, writer)
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        # Server.close() leaves accepted connections open (Python 3.11): close them too, or
+        # their sockets are collected unclosed after the test.
         server.close()
+        for task in tasks:
+            task.cancel()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
 
 

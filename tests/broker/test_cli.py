@@ -274,6 +274,7 @@ class TestServe:
         import uvicorn
 
         import broker.app
+        import broker.runtime
 
         built: list[Any] = []
         served: list[dict[str, Any]] = []
@@ -288,6 +289,7 @@ class TestServe:
 
         clean_env.setattr(broker.app, "create_app", fake_create_app)
         clean_env.setattr(uvicorn, "run", fake_run)
+        clean_env.setattr(broker.runtime, "preflight", lambda settings: None)
         clean_env.setenv("SIMPUL_SUBJECT_HASH_SECRET", "ab" * 32)
         clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
         clean_env.setenv("SIMPUL_HOST", "192.0.2.10")
@@ -304,3 +306,30 @@ class TestServe:
                 "access_log": False,
             }
         ]
+
+
+class TestServePreflight:
+    """``simpul serve`` stops before any server starts, saying what is wrong."""
+
+    def test_missing_registry(
+        self, runner: CliRunner, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        clean_env.setenv("SIMPUL_ENVIRONMENT", "dev")
+        clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        result = runner.invoke(app, ["serve"])
+        assert result.exit_code == 2
+        assert "cannot start" in result.stderr
+        assert "registry.toml" in result.stderr
+        assert "Traceback" not in result.output
+
+    def test_schema_behind_in_production(
+        self, runner: CliRunner, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        from broker.sandbox_env import SandboxWorld
+
+        SandboxWorld.create(tmp_path)  # registry, keys; no database yet
+        clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        clean_env.setenv("SIMPUL_SUBJECT_HASH_SECRET", "ab" * 32)
+        result = runner.invoke(app, ["serve"])
+        assert result.exit_code == 2
+        assert "simpul db upgrade" in result.stderr

@@ -8,7 +8,7 @@ from typing import get_args
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -76,3 +76,23 @@ class TestCommandLine:
         current = runner.invoke(app, ["db", "current"])
         assert current.exit_code == 0, current.output
         assert "at nothing" not in current.output
+
+
+class TestAuditTablesAfterMigration:
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "UPDATE audit_records SET status = 500",
+            "DELETE FROM audit_records",
+            "UPDATE audit_tree SET hash = hash",
+            "DELETE FROM audit_tree",
+        ],
+    )
+    def test_append_only_triggers_are_installed(self, engine: Engine, statement: str) -> None:
+        from audit import append_now
+        from tests.audit._factories import make_entry
+
+        migrate.upgrade(engine, "audit")
+        append_now(engine, [make_entry(), make_entry()])
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))

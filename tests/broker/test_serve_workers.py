@@ -1,5 +1,5 @@
-"""``simpul serve --workers N``: the parent prepares the databases once, then uvicorn runs the
-app factory by import string so each worker builds its own app."""
+"""``simpul serve --workers N``: the parent checks and prepares once (``preflight``), then
+uvicorn runs the app factory by import string so each worker builds its own app."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from broker.cli import app
 class _Started:
     closed = 0
 
-    async def close(self) -> None:
-        type(self).closed += 1
-
 
 @pytest.fixture
 def served(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
@@ -28,10 +25,10 @@ def served(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]
     calls: list[dict[str, Any]] = []
     _Started.closed = 0
 
-    async def fake_start(settings: Any) -> _Started:
-        return _Started()
+    def fake_preflight(settings: Any) -> None:
+        _Started.closed += 1
 
-    clean_env.setattr(broker.runtime.Broker, "start", staticmethod(fake_start))
+    clean_env.setattr(broker.runtime, "preflight", fake_preflight)
     clean_env.setattr(
         uvicorn, "run", lambda asgi, **options: calls.append({"app": asgi, **options})
     )
