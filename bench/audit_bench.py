@@ -5,7 +5,9 @@ a baseline measured in the same run on the same machine.
   plain one-row-per-commit inserts of the same records;
 - seconds to verify N records (default 1,000,000) online and offline (an export file), beside
   plain SHA-256 over the same canonical bytes;
-- milliseconds to build an inclusion proof at N records, beside one primary-key record read.
+- milliseconds to build an inclusion proof at N records, beside one primary-key record read;
+- on PostgreSQL (when a server answers), durable appends/s with one and with two writer
+  processes, beside one-row-per-commit inserts (``bench/audit_pg.py``).
 
 Not a test: it prints figures, asserts nothing. ``AUDIT_BENCH_RECORDS`` sets N.
 """
@@ -34,6 +36,7 @@ from audit.notes import open_checkpoint
 from audit.records import canonical_json, record_document
 from audit.tree import inclusion_proof_at
 from audit.verify import verify_log
+from bench.audit_pg import bench_postgres
 
 _T = TypeVar("_T")
 ORIGIN = "bench.simpul/audit"
@@ -154,6 +157,7 @@ def main() -> int:
             f"appends, durable, SQLite     {rate:>12,.0f} /s   "
             f"(baseline one-row-per-commit: {plain_rate:,.0f} /s; target >= 30,000 /s)"
         )
+        bench_postgres()
 
         build_s, engine = _timed(lambda: build_log(folder, records))
         print(f"built a {records:,}-record log in {build_s:.1f} s ({records / build_s:,.0f} /s)")
