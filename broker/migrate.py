@@ -26,6 +26,7 @@ __all__ = [
     "databases",
     "head_revision",
     "require_current",
+    "run_environment",
     "target",
     "upgrade",
 ]
@@ -109,3 +110,27 @@ def require_current(engine: Engine, which: Which) -> None:
             f"the {which} database schema is at {have or 'nothing'}, this broker needs {want}; "
             "run `simpul db upgrade`"
         )
+
+
+def run_environment(which: Which) -> None:
+    """The body of both ``env.py`` files: migrate ``which`` on the connection handed over."""
+    from alembic import context
+
+    owned = target(which)
+
+    def include(
+        _obj: object, name: str | None, type_: str, _reflected: bool, _other: object
+    ) -> bool:
+        # One database may hold both sets of tables (PostgreSQL); each set migrates its own.
+        return type_ != "table" or name in owned.tables
+
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=owned.metadata,
+        version_table=owned.version_table,
+        include_object=include,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
