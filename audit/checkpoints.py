@@ -121,7 +121,11 @@ def sign_now(
 
 def _latest_in(conn: Any) -> StoredCheckpoint | None:
     row = conn.execute(
-        select(audit_checkpoints).order_by(audit_checkpoints.c.id.desc()).limit(1)
+        # The largest tree, not the last row: with several nodes signing, a checkpoint of a
+        # smaller size may be stored after a larger one, and "latest" must never go back.
+        select(audit_checkpoints)
+        .order_by(audit_checkpoints.c.tree_size.desc(), audit_checkpoints.c.id.desc())
+        .limit(1)
     ).first()
     return None if row is None else _from_row(row)
 

@@ -41,8 +41,19 @@ def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 def claimed_headers(headers: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """``(X-Road-Client, X-Road-Id)`` as sent, unverified, for the audit record of a refusal."""
-    return (header(headers, "x-road-client") or "")[:255], (header(headers, "x-road-id") or "")[:64]
+    """``(X-Road-Client, X-Road-Id)`` as sent, unverified, for the audit record of a refusal.
+
+    Only printable ASCII is kept: the id is echoed in the signed response's headers, and a
+    byte that cannot be signed there must not turn a refusal into an unsigned 500.
+    """
+    return (
+        _printable(header(headers, "x-road-client"))[:255],
+        _printable(header(headers, "x-road-id"))[:64],
+    )
+
+
+def _printable(value: str | None) -> str:
+    return value if value and value.isascii() and value.isprintable() else ""
 
 
 class RequestAuthenticator:

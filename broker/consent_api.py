@@ -9,6 +9,7 @@ the background worker, so a crash between the two loses nothing).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -341,14 +342,19 @@ class ConsentApi:
         """
         written = 0
         async with self._flushing:
-            while events := self._store.unaudited(limit=100):
-                for event in events:
+            while claimed := await asyncio.to_thread(
+                self._store.claim_unaudited, now=int(time.time()), limit=100
+            ):
+                for event, claim in claimed:
                     try:
                         record = await self._audit.append(self._entry(event))
                     except AuditUnavailable:
+                        # The claim expires and this or another node writes the event later.
                         _log.warning("consent_event_not_audited", event_id=event.id)
                         return written
-                    self._store.mark_audited(event.id, record.seq)
+                    await asyncio.to_thread(
+                        self._store.mark_audited, event.id, record.seq, claim=claim
+                    )
                     written += 1
         return written
 

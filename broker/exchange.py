@@ -215,6 +215,7 @@ class ExchangeService:
         )
         mark = self._stages.lap("signature", mark)
         trail.client = caller.client_id
+        trail.xroad_id = caller.xroad_id  # canonical (lower-case) form, as the replay cache has it
         trail.request_hash = caller.request_hash
         query = _json_object(request.body)
         # The body is signed, so the person it names can find this attempt in their access
@@ -267,6 +268,10 @@ class ExchangeService:
             # Counted only once the answer is good, atomically: two requests racing for the
             # last use cannot both win.
             self._consents.record_use(claims.jti, service=service.id)
+        else:
+            # Live again after the backend answered: a revoke, pause or expiry that landed
+            # while the backend was working still stops the release.
+            self._consents.require_active(claims.jti, service=service.id)
 
         # 7. Release only what the consent grants (and the consumer asked for).
         minimised = {name: record[name] for name in released if name in record}
@@ -289,8 +294,8 @@ def _request_hash_or_none(request: ExchangeRequest) -> str | None:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest("the body is not valid JSON") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest("the body is not valid JSON (or nests too deeply)") from exc
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
     return value

@@ -32,6 +32,9 @@ def previous_dir(signing_key_file: Path) -> Path:
     return signing_key_file.with_name(f"{signing_key_file.stem}.previous")
 
 
+_KID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
 def retired_dir(signing_key_file: Path) -> Path:
     """Where keys taken out of service are kept (never loaded)."""
     return signing_key_file.with_name(f"{signing_key_file.stem}.retired")
@@ -102,6 +105,8 @@ def rotate(signing_key_file: Path, *, kid: str | None = None) -> tuple[str, OKPK
 
 def retire(signing_key_file: Path, kid: str) -> Path:
     """Take previous key ``kid`` out of service; returns where it now lies."""
+    if not _KID.fullmatch(kid):
+        raise InvalidKey(f"{kid!r} is not a key id (letters, digits, '.', '_' or '-')")
     source = previous_dir(signing_key_file) / f"{kid}.jwk"
     if not source.is_file():
         raise InvalidKey(

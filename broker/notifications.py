@@ -251,25 +251,25 @@ class Notifier:
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
         body = row["payload"].encode()
-        headers = sign_request(
-            method="POST",
-            url=row["url"],
-            headers={
-                "Content-Type": "application/json",
-                "X-Simpul-Notification-Id": row["id"],
-                "X-Simpul-Event": row["event"],
-            },
-            body=body,
-            key=self._key,
-            key_id=self._kid,
-            components=NOTIFICATION_COMPONENTS,
-        )
         error: str | None = None
         try:
+            headers = sign_request(
+                method="POST",
+                url=row["url"],
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Simpul-Notification-Id": row["id"],
+                    "X-Simpul-Event": row["event"],
+                },
+                body=body,
+                key=self._key,
+                key_id=self._kid,
+                components=NOTIFICATION_COMPONENTS,
+            )
             response = await self._client.post(row["url"], content=body, headers=headers)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure (a bad URL too) settles the row
             error = type(exc).__name__
         await asyncio.to_thread(self._settle, row, error)
         return error is None

@@ -68,6 +68,13 @@ class TestFiles:
         with pytest.raises(InvalidKey, match="no previous broker key"):
             retire(key_file, kid)
 
+    @pytest.mark.parametrize("kid", ["../broker-key", "..", "a/b", ""])
+    def test_a_kid_is_never_a_path(self, key_file: Path, kid: str) -> None:
+        rotate(key_file)
+        with pytest.raises(InvalidKey, match="is not a key id"):
+            retire(key_file, kid)
+        assert key_file.is_file()
+
     def test_keyring_publishes_current_first(self, key_file: Path) -> None:
         rotate(key_file)
         rotate(key_file)

@@ -112,6 +112,22 @@ class TestTransitionLog:
         assert store.events(target=consent.id)[0].audit_seq is None
         assert store.events()[0].audit_seq == 7
 
+    def test_a_claimed_event_goes_to_one_drainer_at_a_time(
+        self, store: ConsentStore, consent: Consent
+    ) -> None:
+        now = 2_000_000_000
+        first = store.claim_unaudited(now=now, lease_seconds=60)
+        assert [e.event for e, _ in first] == ["consent.request", "consent.approve"]
+        assert store.claim_unaudited(now=now + 1) == []  # another node finds nothing to take
+        event, claim = first[0]
+        store.mark_audited(event.id, 11, claim=claim - 1)  # not the holder: nothing changes
+        assert store.events()[0].audit_seq == claim
+        store.mark_audited(event.id, 11, claim=claim)
+        assert store.events()[0].audit_seq == 11
+        # The second claim's holder died: after its lease the event is claimed again.
+        again = store.claim_unaudited(now=now + 61)
+        assert [e.id for e, _ in again] == [first[1][0].id]
+
     def test_dispatch_hands_each_event_over_once(
         self,
         store: ConsentStore,

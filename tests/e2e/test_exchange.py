@@ -312,6 +312,34 @@ class TestAuthenticationRefusals:
         response = httpx.post(url, content=body, headers=signed)
         assert_refused(audit_engine, _result(response), "not-a-uuid", "bad-request", 400)
 
+    def test_request_id_that_cannot_be_echoed(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        # A byte the HTTP parser accepts but a signed header cannot carry: still a signed
+        # problem, still audited (under an empty id), never an unsigned 500.
+        response = httpx.post(
+            f"{world.broker_url}/r1/{KTP}",
+            content=json.dumps({"nik": granted.nik}),
+            headers={"X-Road-Client": PERMIT_OFFICE, "X-Road-Id": b"\xe9t\xe9"},
+        )
+        result = _result(response)
+        assert result.status == 400
+        assert result.problem_type == "bad-request"
+        assert "signature" in {k.lower() for k in response.headers}
+
+    def test_body_nested_too_deeply(
+        self, office: SimpulClient, granted: Granted, audit_engine: Engine
+    ) -> None:
+        xroad_id = str(uuid.uuid4())
+        response = office.send(
+            "POST",
+            f"/r1/{KTP}",
+            b"[" * 100_000 + b"]" * 100_000,
+            extra_headers={"Consent-Token": granted.token},
+            xroad_id=xroad_id,
+        )
+        assert_refused(audit_engine, _result(response), xroad_id, "bad-request", 400)
+
 
 class TestAccessRefusals:
     def test_no_access_right(
