@@ -26,6 +26,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _postgres_timeouts(dbapi_connection: Any, _record: Any) -> None:
+    # Fail closed rather than hang: if a peer node dies holding the audit writers' advisory
+    # lock (or a row lock), waiting ends with an error after lock_timeout, the batch fails
+    # with 503 and the writer retries; a session stuck inside a transaction is ended too.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '10s'")
+        cursor.execute("SET statement_timeout = '60s'")
+        cursor.execute("SET idle_in_transaction_session_timeout = '60s'")
+    dbapi_connection.commit()
+
+
 def create_db_engine(url: str) -> Engine:
     """Create an engine for ``url`` with the connection settings Simpul relies on."""
     parsed = make_url(url)
@@ -33,4 +44,7 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _postgres_timeouts)
+    return engine
