@@ -15,14 +15,13 @@ import time
 import uuid
 
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from audit import AuditEntry, AuditLog
 from audit.store import audit_records
 from audit.verify import verify_log
 from broker import migrate
-from broker.db import create_db_engine
+from broker.db import create_db_engine, with_search_path
 
 __all__ = ["bench_postgres"]
 
@@ -114,16 +113,11 @@ def bench_postgres(total: int = 60_000) -> None:
         print(f"PostgreSQL appends: skipped, no server at {URL}: {str(exc.orig).strip()}")
         admin.dispose()
         return
-    results: list[str] = []
     for processes in (1, 2):
         schema = f"simpul_bench_{uuid.uuid4().hex[:10]}"
         with admin.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        url = (
-            make_url(URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
+        url = with_search_path(URL, schema)
         try:
             engine = create_db_engine(url)
             migrate.upgrade(engine, "audit")
@@ -148,6 +142,5 @@ def bench_postgres(total: int = 60_000) -> None:
         )
         if baseline is not None:
             line += f"\n  baseline one-row-per-commit on the same server: {baseline:,.0f} /s"
-        results.append(line)
         print(line, flush=True)
     admin.dispose()

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["create_db_engine", "is_sqlite"]
+__all__ = ["create_db_engine", "is_sqlite", "with_search_path"]
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -48,3 +48,9 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _postgres_timeouts)
     return engine
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` (PostgreSQL) with ``schema`` as its search path: one schema per run or test."""
+    parsed = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return parsed.render_as_string(hide_password=False)

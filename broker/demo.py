@@ -14,13 +14,12 @@ from joserfc.jwk import KeySet
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from adapters.sandbox import generate
 from audit import verify_log
 from audit.store import read_records
 from broker.client import ExchangeResult, SimpulClient
-from broker.db import create_db_engine
+from broker.db import create_db_engine, with_search_path
 from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
 from consent import verify_receipt
 
@@ -96,7 +95,7 @@ class _DemoSchema:
 
     def __init__(self, database_url: str) -> None:
         self._admin = create_db_engine(database_url)
-        self._url = make_url(database_url)
+        self._url = database_url
         self.name = f"simpul_demo_{uuid.uuid4().hex[:10]}"
 
     def create(self) -> str:
@@ -104,8 +103,7 @@ class _DemoSchema:
             raise ValueError("--database is for PostgreSQL; SQLite is the default without it")
         with self._admin.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {self.name}")
-        url = self._url.update_query_dict({"options": f"-csearch_path={self.name}"})
-        return url.render_as_string(hide_password=False)
+        return with_search_path(self._url, self.name)
 
     def drop(self) -> None:
         with self._admin.begin() as conn:

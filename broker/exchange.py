@@ -166,10 +166,18 @@ class ExchangeService:
             # Fail closed: without a durable record nothing is released, not even a refusal.
             _log.error("audit_unavailable", xroad_id=xroad_id)
             body = problem_body(exc, instance=xroad_id or None)
-            return self._signed(exc.status, body, _PROBLEM, xroad_id, req_hash, seq=None)
+            return self._signed(
+                exc.status, body, xroad_id, req_hash, seq=None, problem_type=exc.problem_type
+            )
         mark = self._stages.lap("audit", mark)
-        media = _PROBLEM if problem else _JSON
-        signed = self._signed(status, body, media, xroad_id, req_hash, seq=record.seq)
+        signed = self._signed(
+            status,
+            body,
+            xroad_id,
+            req_hash,
+            seq=record.seq,
+            problem_type=problem.problem_type if problem else None,
+        )
         self._stages.lap("signing", mark)
         self._stages.done()
         return signed
@@ -178,17 +186,17 @@ class ExchangeService:
         self,
         status: int,
         body: bytes,
-        media_type: str,
         xroad_id: str,
         req_hash: str | None,
         *,
         seq: int | None,
+        problem_type: str | None,
     ) -> ExchangeResponse:
-        headers = {"Content-Type": media_type, "X-Road-Id": xroad_id}
+        """Sign the answer; a refusal (``problem_type``) goes out as problem+json."""
+        headers = {"Content-Type": _PROBLEM if problem_type else _JSON, "X-Road-Id": xroad_id}
         if seq is not None:
             headers["X-Simpul-Audit-Seq"] = str(seq)
-        if media_type == _PROBLEM:
-            problem_type = json.loads(body)["type"].rsplit(":", 1)[-1]
+        if problem_type:
             headers["X-Road-Error"] = problem_type
         signed = sign_response(
             status=status,

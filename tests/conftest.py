@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from broker.db import create_db_engine
+from broker.db import create_db_engine, with_search_path
 
 DATABASE = os.environ.get("SIMPUL_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(
@@ -55,12 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
-def postgres_schema_url(schema: str) -> str:
-    """The test server's URL with ``schema`` as the search path."""
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
-
-
 class PostgresSchema:
     """A throw-away schema on the test server (created and dropped by the caller)."""
 
@@ -79,7 +72,7 @@ class PostgresSchema:
             if REQUIRE_POSTGRES:
                 pytest.fail(reason)
             pytest.skip(reason)
-        return postgres_schema_url(self.name)
+        return with_search_path(POSTGRES_URL, self.name)
 
     def drop(self) -> None:
         """Drop the schema and everything in it."""

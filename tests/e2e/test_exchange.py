@@ -312,9 +312,7 @@ class TestAuthenticationRefusals:
         response = httpx.post(url, content=body, headers=signed)
         assert_refused(audit_engine, _result(response), "not-a-uuid", "bad-request", 400)
 
-    def test_request_id_that_cannot_be_echoed(
-        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
-    ) -> None:
+    def test_request_id_that_cannot_be_echoed(self, world: SandboxWorld, granted: Granted) -> None:
         # A byte the HTTP parser accepts but a signed header cannot carry: still a signed
         # problem, still audited (under an empty id), never an unsigned 500.
         response = httpx.post(
