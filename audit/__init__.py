@@ -8,8 +8,9 @@ leaf hash; :func:`verify_log` checks a log end to end. Nothing here imports the 
 from __future__ import annotations
 
 from audit.errors import AuditUnavailable, Error
+from audit.query import records_for_subject
 from audit.records import AuditEntry, AuditRecord
-from audit.store import count, install, read_records, records_for_subject, tail
+from audit.store import count, install, read_records, tail
 from audit.subjects import same_subject, subject_ref
 from audit.verify import VerifyReport, verify_log
 from audit.writer import AuditLog, append_now

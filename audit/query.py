@@ -1,15 +1,17 @@
-"""Finding records for an auditor: by time, client, service, decision, reason, consent, subject."""
+"""Finding records: an auditor's filters (time, client, service, decision, reason, consent,
+subject, X-Road id) and a citizen's own records, newest first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, select
 
+from audit.lookup import Kind, select_records
 from audit.records import AuditRecord
 from audit.store import audit_records, record_from_row
 
-__all__ = ["RecordFilter", "find_records"]
+__all__ = ["RecordFilter", "find_records", "records_for_subject"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +34,8 @@ class RecordFilter:
 
 
 _EQUALS = tuple(f.name for f in fields(RecordFilter) if f.name not in ("since", "until"))
+# Looked up through audit_lookup, most selective first.
+_LOOKED_UP: tuple[Kind, ...] = ("xroad_id", "subject_ref", "consent_id")
 
 
 def find_records(
@@ -40,15 +44,37 @@ def find_records(
     """Matching records in log order, after ``after_seq`` (page on with the last seq seen)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    query = select(audit_records).where(audit_records.c.seq > after_seq)
+    lookup = next((kind for kind in _LOOKED_UP if getattr(where, kind) is not None), None)
+    conditions: list[ColumnElement[bool]] = []
     for name in _EQUALS:
         value = getattr(where, name)
-        if value is not None:
-            query = query.where(audit_records.c[name] == value)
+        if value is not None and name != lookup:
+            conditions.append(audit_records.c[name] == value)
     if where.since is not None:
-        query = query.where(audit_records.c.time >= where.since)
+        conditions.append(audit_records.c.time >= where.since)
     if where.until is not None:
-        query = query.where(audit_records.c.time < where.until)
-    query = query.order_by(audit_records.c.seq).limit(limit)
+        conditions.append(audit_records.c.time < where.until)
     with engine.connect() as conn:
+        if lookup is not None:
+            return select_records(
+                conn, lookup, getattr(where, lookup), conditions, after_seq=after_seq, limit=limit
+            )
+        query = (
+            select(audit_records)
+            .where(audit_records.c.seq > after_seq, *conditions)
+            .order_by(audit_records.c.seq)
+            .limit(limit)
+        )
         return [record_from_row(dict(row)) for row in conn.execute(query).mappings()]
+
+
+def records_for_subject(
+    engine: Engine, subject_ref: str, *, limit: int = 50, before_seq: int | None = None
+) -> list[AuditRecord]:
+    """A citizen's records, newest first; page on with ``before_seq`` = the last seq seen."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    with engine.connect() as conn:
+        return select_records(
+            conn, "subject_ref", subject_ref, before_seq=before_seq, newest_first=True, limit=limit
+        )

@@ -36,6 +36,8 @@ __all__ = [
     "COLUMNS",
     "DOCUMENT_COLUMNS",
     "audit_checkpoints",
+    "audit_lookup",
+    "audit_lookup_marks",
     "audit_records",
     "audit_tree",
     "count",
@@ -48,7 +50,6 @@ __all__ = [
     "record_from_row",
     "record_row",
     "record_values",
-    "records_for_subject",
     "tail",
     "tail_in",
 ]
@@ -85,11 +86,28 @@ audit_records = Table(
     Column("latency_us", BigInteger, nullable=False),
     Column("leaf_hash", Text, nullable=False),
     Column("chain_hash", Text, nullable=False),
-    # (x, seq): a citizen's or a consent's records come newest first straight off the index.
-    Index("ix_audit_records_subject_ref_seq", "subject_ref", "seq"),
-    Index("ix_audit_records_consent_id_seq", "consent_id", "seq"),
-    Index("ix_audit_records_xroad_id", "xroad_id"),
+    # The only secondary index here grows at its right edge, like the table. Lookups by
+    # subject, consent or X-Road id go through audit_lookup (see audit.lookup).
     Index("ix_audit_records_time", "time"),
+)
+
+#: Derived from audit_records, written in bulk by the writer: (kind, 64-bit key, seq).
+audit_lookup = Table(
+    "audit_lookup",
+    metadata,
+    Column("kind", Integer, primary_key=True, autoincrement=False),
+    Column("key", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+#: Each indexing pass's last seq: audit_lookup is complete up to the largest.
+audit_lookup_marks = Table(
+    "audit_lookup_marks",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
 )
 
 audit_tree = Table(
@@ -123,7 +141,13 @@ COLUMNS: Final = tuple(str.__str__(column.name) for column in audit_records.colu
 DOCUMENT_COLUMNS: Final = tuple(name for name in COLUMNS if name not in ("leaf_hash", "chain_hash"))
 
 #: The tables that only ever grow: UPDATE and DELETE (and TRUNCATE) are refused on each.
-APPEND_ONLY_TABLES: Final = ("audit_records", "audit_tree", "audit_checkpoints")
+APPEND_ONLY_TABLES: Final = (
+    "audit_records",
+    "audit_tree",
+    "audit_checkpoints",
+    "audit_lookup",
+    "audit_lookup_marks",
+)
 
 _SQLITE_TRIGGERS: Final = (
     *(
@@ -229,20 +253,6 @@ def read_records(
     """
     for row in iter_rows(engine, start=start, limit=limit, page_size=page_size):
         yield record_from_row(row)
-
-
-def records_for_subject(
-    engine: Engine, subject_ref: str, *, limit: int = 50, before_seq: int | None = None
-) -> list[AuditRecord]:
-    """A citizen's records, newest first; page on with ``before_seq`` = the last seq seen."""
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    query = select(audit_records).where(audit_records.c.subject_ref == subject_ref)
-    if before_seq is not None:
-        query = query.where(audit_records.c.seq < before_seq)
-    query = query.order_by(audit_records.c.seq.desc()).limit(limit)
-    with engine.connect() as conn:
-        return [record_from_row(dict(row)) for row in conn.execute(query).mappings()]
 
 
 def iter_rows(

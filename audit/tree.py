@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, func, select
 
 from audit import merkle
+from audit._bulk import insert_rows
 from audit.store import audit_records, audit_tree
 
 __all__ = [
@@ -103,9 +104,7 @@ def extend_in(conn: Connection, size: int, leaves: Sequence[bytes]) -> None:
         for leaf in leaves
         for level, index, digest in edge.append(leaf)
     ]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    insert = f"INSERT INTO audit_tree (id, hash) VALUES ({mark}, {mark})"  # noqa: S608 - constant
-    conn.exec_driver_sql(insert, rows)
+    insert_rows(conn, "audit_tree", ("id", "hash"), rows)
 
 
 def backfill_in(conn: Connection) -> None:

@@ -9,22 +9,27 @@ broker nodes) can share one database, and a writer recovers from a failed batch 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
+from audit._bulk import insert_rows
 from audit._lock import write_transaction
 from audit.errors import AuditUnavailable
-from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time, seal
-from audit.store import COLUMNS, record_row, tail_in
+from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
+from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time
+from audit.sealing import seal_batch
+from audit.store import COLUMNS, tail_in
 from audit.tree import extend_in
 
-__all__ = ["AuditLog", "append_now"]
+__all__ = ["AuditLog", "append_now", "index_pending"]
 
+_log = logging.getLogger(__name__)
 _FAILED = "the audit record could not be written"
 _NOT_RUNNING = "the audit writer is not running"
 
@@ -41,34 +46,31 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
         raise AuditUnavailable(_FAILED) from exc
 
 
-def _insert_sql(conn: Connection) -> str:
-    # Plain DBAPI executemany: SQLAlchemy's per-row parameter processing costs more than the
-    # insert itself at these batch sizes.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    columns = COLUMNS
-    return (
-        f"INSERT INTO audit_records ({', '.join(columns)}) "  # noqa: S608 - constant column names
-        f"VALUES ({', '.join([mark] * len(columns))})"
-    )
-
-
 def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
     if not entries:
         return []
     with write_transaction(engine) as conn:
         last = tail_in(conn)
         seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
-        time = format_time(datetime.now(UTC))
-        records = []
-        for entry in entries:
-            seq += 1
-            record = seal(entry, seq=seq, time=time, previous_chain_hash=previous)
-            previous = record.chain_hash
-            records.append(record)
-        conn.exec_driver_sql(_insert_sql(conn), [record_row(record) for record in records])
+        records, rows, leaves = seal_batch(
+            entries,
+            first_seq=seq + 1,
+            time=format_time(datetime.now(UTC)),
+            previous_chain_hash=previous,
+        )
+        insert_rows(conn, "audit_records", COLUMNS, rows)
         # The tree grows in the same transaction: a committed record is always a leaf.
-        extend_in(conn, records[0].seq - 1, [bytes.fromhex(r.leaf_hash) for r in records])
+        extend_in(conn, seq, leaves)
+        # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
+        if seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY:
+            index_pending_in(conn)
     return records
+
+
+def index_pending(engine: Engine) -> int:
+    """Index every record the lookup table does not cover yet; return how many."""
+    with write_transaction(engine) as conn:
+        return index_pending_in(conn)
 
 
 @dataclass(slots=True)
@@ -88,7 +90,14 @@ class AuditLog:
     carries on with the next batch.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 512, max_delay: float = 0.002) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 512,
+        max_delay: float = 0.002,
+        index_when_idle: float = 0.05,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_delay < 0:
@@ -96,6 +105,8 @@ class AuditLog:
         self._engine = engine
         self._max_batch = max_batch
         self._max_delay = max_delay
+        self._index_when_idle = index_when_idle
+        self._unindexed = False
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._accepting = False
@@ -163,7 +174,7 @@ class AuditLog:
         try:
             stopping = False
             while not stopping:
-                first = await self._queue.get()
+                first = await self._next()
                 if first is None:
                     return
                 batch = [first]
@@ -189,6 +200,28 @@ class AuditLog:
                 if item is not None:
                     _fail(item.future, None)
 
+    async def _next(self) -> _Pending | None:
+        """The next queued item; when none comes for a while, index what was written first."""
+        if not self._unindexed or not self._queue.empty():
+            return await self._queue.get()
+        # Never cancelled, so no item can be lost between the queue and a timed-out wait.
+        getter = asyncio.ensure_future(self._queue.get())
+        try:
+            done, _ = await asyncio.wait({getter}, timeout=self._index_when_idle)
+            if not done:
+                self._unindexed = False
+                try:
+                    await asyncio.to_thread(index_pending, self._engine)
+                except Exception:  # noqa: BLE001 - derived data: queries stay complete without it
+                    _log.warning("indexing the audit lookup table failed", exc_info=True)
+            return await getter
+        except asyncio.CancelledError:
+            # The writer is being cancelled: an entry the getter already took must fail too.
+            if getter.done() and not getter.cancelled() and (item := getter.result()) is not None:
+                _fail(item.future, None)
+            getter.cancel()
+            raise
+
     async def _write(self, batch: list[_Pending]) -> None:
         try:
             records = await asyncio.to_thread(
@@ -200,6 +233,7 @@ class AuditLog:
             return
         self._batches_written += 1
         self._records_written += len(records)
+        self._unindexed = True
         for pending, record in zip(batch, records, strict=True):
             if not pending.future.done():  # a cancelled caller has gone; its record stays
                 pending.future.set_result(record)

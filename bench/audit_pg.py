@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -51,29 +52,39 @@ def _entry(i: int, writer: int) -> AuditEntry:
     )
 
 
-def _writer(url: str, writer: int, count: int, concurrency: int, start_at: float) -> None:
+def _writer(
+    url: str, writer: int, count: int, concurrency: int, start_at: float, ends: Any
+) -> None:
     engine = create_db_engine(url)
-    time.sleep(max(0.0, start_at - time.time()))  # every process starts at the same instant
+    entries = [_entry(i, writer) for i in range(count)]
+    with engine.connect() as conn:  # a warm pool: connecting is not part of the figure
+        conn.exec_driver_sql("SELECT 1")
 
     async def run() -> None:
-        async with AuditLog(engine, max_batch=1024, max_delay=0.002) as log:
-            entries = iter([_entry(i, writer) for i in range(count)])
+        # The broker's writer settings (broker/runtime.py): no delay, batches form while the
+        # previous one commits.
+        async with AuditLog(engine, max_delay=0.0) as log:
+            queue = iter(entries)
 
             async def worker() -> None:
-                for entry in entries:
+                for entry in queue:
                     await log.append(entry)
 
+            await asyncio.sleep(max(0.0, start_at - time.time()))  # all processes start together
             await asyncio.gather(*(worker() for _ in range(concurrency)))
+        ends.put(time.time())
 
     asyncio.run(run())
     engine.dispose()
 
 
 def _appends(url: str, processes: int, total: int) -> float:
-    start_at = time.time() + 1.0
+    # Far enough ahead for every spawned interpreter to import, connect and build its entries.
+    start_at = time.time() + 5.0
     context = multiprocessing.get_context("spawn")
+    ends = context.Queue()
     procs = [
-        context.Process(target=_writer, args=(url, w, total // processes, 256, start_at))
+        context.Process(target=_writer, args=(url, w, total // processes, 256, start_at, ends))
         for w in range(processes)
     ]
     for proc in procs:
@@ -82,7 +93,9 @@ def _appends(url: str, processes: int, total: int) -> float:
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"writer process failed with {proc.exitcode}")
-    return total / (time.time() - start_at)
+    if time.time() < start_at:
+        raise RuntimeError("the writers finished before they were due to start")
+    return total / (max(ends.get() for _ in procs) - start_at)
 
 
 def _one_per_commit(url: str, rows: int) -> float:

@@ -20,6 +20,10 @@ TRIGGERS = (
     "audit_tree_no_delete",
     "audit_checkpoints_no_update",
     "audit_checkpoints_no_delete",
+    "audit_lookup_no_update",
+    "audit_lookup_no_delete",
+    "audit_lookup_marks_no_update",
+    "audit_lookup_marks_no_delete",
 )
 
 

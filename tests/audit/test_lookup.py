@@ -1,0 +1,154 @@
+"""Lookups by subject, consent and X-Road id: indexed in bulk, always complete."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from audit import AuditLog
+from audit.lookup import (
+    INDEX_EVERY,
+    LOOKUP_KINDS,
+    index_pending_in,
+    indexed_through_in,
+    lookup_key,
+)
+from audit.query import RecordFilter, find_records, records_for_subject
+from audit.records import GENESIS_CHAIN_HASH, seal
+from audit.store import audit_lookup, audit_records, record_values
+from audit.writer import _write_batch, append_now, index_pending
+from broker import migrate
+from tests.audit._factories import make_entry
+
+TIME = "2026-01-01T00:00:00.000000Z"
+SUBJECT_0 = make_entry(0).subject_ref
+assert SUBJECT_0 is not None
+
+
+def _watermark(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return indexed_through_in(conn)
+
+
+def _lookup_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(audit_lookup)) or 0)
+
+
+class TestKeys:
+    def test_the_key_is_the_signed_first_8_bytes_of_sha256(self) -> None:
+        # SHA-256("abc") = ba7816bf8f01cfea...
+        assert lookup_key("abc") == int.from_bytes(bytes.fromhex("ba7816bf8f01cfea"), "big") - 2**64
+
+    def test_kinds_are_frozen(self) -> None:
+        # Stored in audit_lookup: renumbering would orphan every row.
+        assert LOOKUP_KINDS == {"subject_ref": 1, "consent_id": 2, "xroad_id": 3}
+
+
+class TestIndexing:
+    def test_small_appends_wait_for_the_indexer(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(i) for i in range(10)])
+        assert _watermark(installed) == 0
+        assert index_pending(installed) == 10
+        assert _watermark(installed) == 10
+        # 10 records, each with a subject, a consent and an X-Road id.
+        assert _lookup_rows(installed) == 30
+        assert index_pending(installed) == 0
+
+    def test_the_writer_indexes_once_enough_records_wait(self, installed: Engine) -> None:
+        _write_batch(installed, [make_entry(i) for i in range(INDEX_EVERY - 1)])
+        assert _watermark(installed) == 0
+        _write_batch(installed, [make_entry(INDEX_EVERY)])
+        assert _watermark(installed) == INDEX_EVERY
+
+    def test_missing_values_are_not_indexed(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(1, subject_ref=None, consent_id=None)])
+        index_pending(installed)
+        assert _lookup_rows(installed) == 1  # the X-Road id only
+
+    def test_indexing_stops_at_upto(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(i) for i in range(10)])
+        with installed.begin() as conn:
+            assert index_pending_in(conn, upto=4) == 4
+        assert _watermark(installed) == 4
+
+    async def test_an_idle_writer_indexes_what_it_wrote(self, installed: Engine) -> None:
+        async with AuditLog(installed, max_delay=0.0, index_when_idle=0.01) as log:
+            await asyncio.gather(*(log.append(make_entry(i)) for i in range(5)))
+            for _ in range(200):
+                if _watermark(installed) == 5:
+                    break
+                await asyncio.sleep(0.01)
+            assert _watermark(installed) == 5
+            # An append arriving after the idle pass is taken as usual.
+            record = await log.append(make_entry(6))
+        assert record.seq == 6
+
+
+@pytest.mark.parametrize("indexed_through", [0, 7, 15, 30])
+class TestQueriesAreComplete:
+    """However far the index has got, every query sees every record."""
+
+    @pytest.fixture
+    def log(self, installed: Engine, indexed_through: int) -> Engine:
+        append_now(installed, [make_entry(i) for i in range(30)])
+        with installed.begin() as conn:
+            index_pending_in(conn, upto=indexed_through)
+        return installed
+
+    def test_a_subject_newest_first_and_paged(self, log: Engine) -> None:
+        expected = [seq for seq in range(30, 0, -1) if (seq - 1) % 3 == 0]
+        first = records_for_subject(log, SUBJECT_0, limit=4)
+        rest = records_for_subject(log, SUBJECT_0, limit=50, before_seq=first[-1].seq)
+        assert [r.seq for r in first + rest] == expected
+
+    def test_a_consent_in_log_order_after_a_seq(self, log: Engine) -> None:
+        found = find_records(log, RecordFilter(consent_id="consent-2"), after_seq=5, limit=3)
+        assert [r.seq for r in found] == [8, 13, 18]
+
+    def test_an_x_road_id(self, log: Engine) -> None:
+        wanted = make_entry(21).xroad_id
+        assert [r.seq for r in find_records(log, RecordFilter(xroad_id=wanted))] == [22]
+
+    def test_other_criteria_apply_on_top(self, log: Engine) -> None:
+        found = find_records(
+            log, RecordFilter(consent_id="consent-0", subject_ref=SUBJECT_0, event="exchange")
+        )
+        # consent-(i % 5) == 0 and subject-(i % 3) == 0: i in {0, 15}.
+        assert [r.seq for r in found] == [1, 16]
+        assert find_records(log, RecordFilter(consent_id="consent-0", event="other")) == []
+
+
+class TestCollisions:
+    def test_a_colliding_key_never_returns_a_stranger(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(i) for i in range(3)])
+        index_pending(installed)
+        # A forged lookup row pointing the stranger's key at record 2 (consent-1's record).
+        with installed.begin() as conn:
+            conn.execute(
+                insert(audit_lookup).values(
+                    kind=LOOKUP_KINDS["consent_id"], key=lookup_key("consent-0"), seq=2
+                )
+            )
+        found = find_records(installed, RecordFilter(consent_id="consent-0"))
+        assert [r.seq for r in found] == [1]
+
+
+class TestMigration:
+    def test_0002_indexes_the_records_already_there(self, engine: Engine) -> None:
+        migrate.upgrade(engine, "audit", "0001")
+        # What a writer of revision 0001 wrote: sealed records (the writer needs 0002 now).
+        previous, records = GENESIS_CHAIN_HASH, []
+        for i in range(12):
+            record = seal(make_entry(i), seq=i + 1, time=TIME, previous_chain_hash=previous)
+            previous = record.chain_hash
+            records.append(record_values(record))
+        with engine.begin() as conn:
+            conn.execute(insert(audit_records), records)
+        migrate.upgrade(engine, "audit")
+        assert _watermark(engine) == 12
+        assert _lookup_rows(engine) == 36
+        found = records_for_subject(engine, SUBJECT_0, limit=50)
+        assert [r.seq for r in found] == [10, 7, 4, 1]
