@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 
 from audit import AuditEntry, AuditLog, append_now, install, read_records
 from audit.checkpoints import sign_now
@@ -38,23 +38,15 @@ from audit.records import canonical_json, record_document
 from audit.tree import inclusion_proof_at
 from audit.verify import verify_log
 from bench.audit_pg import bench_postgres
+from broker.db import create_db_engine
 
 _T = TypeVar("_T")
 ORIGIN = "bench.simpul/audit"
 
 
 def _engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
-
-    return engine
+    # The broker's own engine setup (WAL, synchronous=FULL, busy timeout).
+    return create_db_engine(f"sqlite:///{path}")
 
 
 def _entry(i: int) -> AuditEntry:

@@ -95,7 +95,7 @@ def _appends(url: str, processes: int, total: int) -> float:
             raise RuntimeError(f"writer process failed with {proc.exitcode}")
     if time.time() < start_at:
         raise RuntimeError("the writers finished before they were due to start")
-    return total / (max(ends.get() for _ in procs) - start_at)
+    return total / (max(float(ends.get()) for _ in procs) - start_at)
 
 
 def _one_per_commit(url: str, rows: int) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, exc
 
+from audit import writer as writer_module
 from audit.errors import AuditUnavailable
 from audit.store import count, read_records, tail
 from audit.verify import verify_log
@@ -299,3 +300,37 @@ class TestSeveralWriters:
             if r.client not in ("child", "warm-up") and min(child_seqs) < r.seq < max(child_seqs)
         ]
         assert between, "the two processes never interleaved, so nothing was tested"
+
+
+class TestWalCheckpoint:
+    """The writer copies SQLite's WAL back beside its batches, not inside them."""
+
+    async def test_the_writer_checkpoints_and_stop_waits_for_it(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls: list[Engine] = []
+
+        def slow_checkpoint(engine: Engine) -> None:
+            time.sleep(0.2)
+            calls.append(engine)
+
+        monkeypatch.setattr(writer_module, "_checkpoint_wal", slow_checkpoint)
+        async with AuditLog(installed, max_delay=0.0) as log:
+            for round_ in range(3):  # three batches, while the first checkpoint still runs
+                await asyncio.gather(*(log.append(make_entry(round_ * 10 + i)) for i in range(10)))
+            assert log.batches_written == 3
+        assert calls == [installed]  # one at a time, and stop() waited for it
+
+    def test_a_checkpoint_moves_the_wal_into_the_database(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(i) for i in range(200)])
+        database = Path(database_path(installed))
+        before = database.stat().st_size
+        writer_module._checkpoint_wal(installed)
+        assert database.stat().st_size > before
+
+    def test_a_failed_checkpoint_is_only_a_warning(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        nowhere = sqlite_engine(str(tmp_path / "missing" / "audit.db"))
+        writer_module._checkpoint_wal(nowhere)
+        assert "checkpointing the audit WAL failed" in caplog.text
