@@ -18,6 +18,7 @@ import orjson
 
 __all__ = [
     "GENESIS_CHAIN_HASH",
+    "MAX_SEQ",
     "AuditEntry",
     "AuditRecord",
     "Decision",
@@ -40,6 +41,8 @@ _TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 # Integers beyond 2**53 - 1 lose precision in JSON readers that use doubles (RFC 7493, I-JSON),
 # and RFC 8785 serialises numbers as doubles; staying inside keeps every verifier byte-exact.
 _MAX_SAFE_INT: Final = 2**53 - 1
+#: The largest sequence number (or any other number) a record can hold; APIs bound inputs by it.
+MAX_SEQ: Final = _MAX_SAFE_INT
 _OPTIONAL_TEXT: Final = ("service", "officer", "issue", "purpose", "consent_id", "reason")
 _OPTIONAL_HASHES: Final = ("subject_ref", "request_hash", "response_hash")
 

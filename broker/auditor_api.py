@@ -25,6 +25,7 @@ from audit.checkpoints import (
 from audit.errors import AuditQueryInvalid, AuditRecordNotFound
 from audit.export import iter_export
 from audit.query import RecordFilter, find_records
+from audit.records import MAX_SEQ
 from audit.store import read_records
 from audit.tree import consistency_proof_at, inclusion_proof_at
 from broker.auth import Caller, RequestAuthenticator
@@ -97,7 +98,7 @@ class RecordQuery(BaseModel):
     subject_nik: Annotated[str | None, Field(pattern=r"^[0-9]{16}$")] = None
     subject_ref: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = None
     xroad_id: str | None = None
-    after_seq: Annotated[int, Field(ge=0)] = 0
+    after_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from audit.errors import AuditQueryInvalid
+from audit.records import MAX_SEQ
 from broker.auditor_api import (
     MAX_PAGE,
     CheckpointOut,
@@ -67,7 +68,7 @@ async def sign(_: AuditorDep, broker: BrokerDep) -> CheckpointOut:
 async def checkpoints(
     _: AuditorDep,
     broker: BrokerDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> list[CheckpointOut]:
     """Page on with ``after_id`` = the last id seen."""
@@ -75,7 +76,9 @@ async def checkpoints(
 
 
 @router.get("/checkpoints/{checkpoint_id}", summary="One checkpoint")
-async def checkpoint(checkpoint_id: int, _: AuditorDep, broker: BrokerDep) -> CheckpointOut:
+async def checkpoint(
+    checkpoint_id: Annotated[int, Path(ge=1, le=MAX_SEQ)], _: AuditorDep, broker: BrokerDep
+) -> CheckpointOut:
     """By id."""
     return await run_in_threadpool(broker.auditor_api.checkpoint, checkpoint_id)
 
@@ -84,8 +87,10 @@ async def checkpoint(checkpoint_id: int, _: AuditorDep, broker: BrokerDep) -> Ch
 async def inclusion(
     _: AuditorDep,
     broker: BrokerDep,
-    seq: Annotated[int, Query(ge=1)],
-    checkpoint: Annotated[int | None, Query(ge=1, description="default: the latest")] = None,
+    seq: Annotated[int, Query(ge=1, le=MAX_SEQ)],
+    checkpoint: Annotated[
+        int | None, Query(ge=1, le=MAX_SEQ, description="default: the latest")
+    ] = None,
 ) -> InclusionOut:
     """RFC 9162 audit path for leaf ``seq - 1``."""
     return await broker.auditor_api.inclusion(seq, checkpoint)
@@ -95,8 +100,8 @@ async def inclusion(
 async def consistency(
     _: AuditorDep,
     broker: BrokerDep,
-    old: Annotated[int, Query(ge=1, alias="from")],
-    new: Annotated[int, Query(ge=1, alias="to")],
+    old: Annotated[int, Query(ge=1, le=MAX_SEQ, alias="from")],
+    new: Annotated[int, Query(ge=1, le=MAX_SEQ, alias="to")],
 ) -> ConsistencyOut:
     """RFC 9162: the tree of checkpoint ``from`` is a prefix of the tree of checkpoint ``to``."""
     return await run_in_threadpool(broker.auditor_api.consistency, old, new)
@@ -110,9 +115,11 @@ async def consistency(
 async def export(
     _: AuditorDep,
     broker: BrokerDep,
-    first_seq: Annotated[int, Query(ge=1)] = 1,
-    last_seq: Annotated[int | None, Query(ge=1)] = None,
-    checkpoint: Annotated[int | None, Query(ge=1, description="default: the latest")] = None,
+    first_seq: Annotated[int, Query(ge=1, le=MAX_SEQ)] = 1,
+    last_seq: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
+    checkpoint: Annotated[
+        int | None, Query(ge=1, le=MAX_SEQ, description="default: the latest")
+    ] = None,
 ) -> StreamingResponse:
     """Line 1 is a header holding the checkpoint note; check with ``simpul audit verify``."""
     signed, lines = await broker.auditor_api.export(

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from audit.records import MAX_SEQ
 from broker.access_log import MAX_PAGE, AccessLogPage, access_log
 from broker.consent_api import ConsentOut, ConsentRequestOut, ReceiptOut
 from broker.deps import BrokerDep, CitizenDep
@@ -85,7 +86,9 @@ async def my_access_log(
     citizen: CitizenDep,
     broker: BrokerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="next_before of the last page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_SEQ, description="next_before of the last page")
+    ] = None,
     proofs: Annotated[bool, Query(description="add each entry's inclusion proof")] = False,
 ) -> AccessLogPage:
     """Every exchange and refusal that concerned me, and my own consent decisions."""

@@ -21,6 +21,8 @@ from broker.sandbox_env import AUDITOR, SandboxWorld
 from broker.signatures import CONSENT_REQUEST_COMPONENTS
 from tests.e2e.conftest import KTP, Granted, grant
 
+HUGE = 10**30  # past any sequence number or id a log can hold
+
 pytestmark = pytest.mark.e2e
 
 ORIGIN = "simpul.go.id/audit"
@@ -130,6 +132,13 @@ class TestProofs:
             ),
             ("/v1/audit/checkpoints/999999", 404, "checkpoint-not-found"),
             ("/v1/audit/export?first_seq=5&last_seq=2", 400, "audit-query-invalid"),
+            # Beyond any sequence number the log can hold: refused, not a database error.
+            (f"/v1/audit/proofs/inclusion?seq={HUGE}", 400, "bad-request"),
+            (f"/v1/audit/checkpoints/{HUGE}", 400, "bad-request"),
+            (f"/v1/audit/checkpoints?after_id={HUGE}", 400, "bad-request"),
+            (f"/v1/audit/proofs/consistency?from=1&to={HUGE}", 400, "bad-request"),
+            (f"/v1/audit/export?first_seq={HUGE}", 400, "bad-request"),
+            (f"/v1/audit/records?after_seq={HUGE}", 400, "bad-request"),
         ],
     )
     def test_refusals(
@@ -232,6 +241,9 @@ class TestCitizenProofs:
             )
         plain = httpx.get(f"{world.broker_url}/v1/me/access-log", headers=me).json()
         assert all(entry["proof"] is None for entry in plain["entries"])
+        huge = httpx.get(f"{world.broker_url}/v1/me/access-log?before={HUGE}", headers=me)
+        assert huge.status_code == 400
+        assert huge.headers["x-road-error"] == "bad-request"
 
 
 def test_a_nik_in_a_url_is_refused(auditor: SimpulClient) -> None:
