@@ -1,7 +1,7 @@
 """Signed checkpoints of the log, kept for ever: sign now, sign on a timer, look them up.
 
-A checkpoint is signed over the tree exactly as committed: the size and the root are read in
-one read transaction, after any batch that is already committed and before any that is not.
+A checkpoint is signed over the tree exactly as committed: the size and the root are read under
+the writers' lock, after any batch that is already committed and before any that is not.
 Every checkpoint is stored (``audit_checkpoints`` is append-only), so an auditor can ask for a
 consistency proof between any two of them.
 """
@@ -18,6 +18,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select
 
+from audit._lock import write_transaction
 from audit.errors import CheckpointNotFound
 from audit.notes import Checkpoint, key_id, sign_checkpoint
 from audit.records import format_time
@@ -91,13 +92,15 @@ def sign_now(
 
     Unless ``force``, returns the latest checkpoint instead when the log has not grown since.
     """
-    with engine.connect() as conn:
-        with conn.begin():  # one snapshot: the size and the nodes under it agree
-            size = tree_size_in(conn)
-            root = root_in(conn, size)
-            latest = _latest_in(conn)
+    # Under the writers' lock: the size and the nodes under it agree, and of several nodes
+    # signing at once, the second sees the first's checkpoint (no duplicates, and ids follow
+    # tree sizes). Holding it costs the writers one root and one signature.
+    with write_transaction(engine) as conn:
+        size = tree_size_in(conn)
+        latest = _latest_in(conn)
         if latest is not None and latest.tree_size == size and not force:
             return latest
+        root = root_in(conn, size)
         checkpoint = Checkpoint(origin=origin, size=size, root=root)
         signed = StoredCheckpoint(
             id=0,
@@ -111,12 +114,11 @@ def sign_now(
         )
         values = signed.as_dict()
         del values["id"]
-        with conn.begin():
-            inserted = conn.execute(insert(audit_checkpoints).values(**values))
-        new_id = inserted.inserted_primary_key
-        if new_id is None:  # pragma: no cover - both dialects return the new key
-            raise RuntimeError("the checkpoint's id was not returned")
-        return replace(signed, id=int(new_id[0]))
+        inserted = conn.execute(insert(audit_checkpoints).values(**values))
+    new_id = inserted.inserted_primary_key
+    if new_id is None:  # pragma: no cover - both dialects return the new key
+        raise RuntimeError("the checkpoint's id was not returned")
+    return replace(signed, id=int(new_id[0]))
 
 
 def _latest_in(conn: Any) -> StoredCheckpoint | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import Engine, event, text
 from audit import merkle
 from audit.checkpoints import (
     CheckpointScheduler,
+    StoredCheckpoint,
     checkpoint_covering,
     get_checkpoint,
     latest_checkpoint,
@@ -122,6 +125,21 @@ class TestCheckpoints:
         forced = sign_now(log, origin=ORIGIN, kid="k", key=key, force=True)
         assert forced.id != first.id
         assert forced.tree_size == first.tree_size
+
+    def test_nodes_signing_at_once_store_one_checkpoint(
+        self, log: Engine, key: Ed25519PrivateKey
+    ) -> None:
+        # Several nodes' schedulers firing together on a log that has not grown since.
+        barrier = threading.Barrier(6)
+
+        def sign() -> StoredCheckpoint:
+            barrier.wait()
+            return sign_now(log, origin=ORIGIN, kid="k", key=key)
+
+        with ThreadPoolExecutor(6) as pool:
+            signed = list(pool.map(lambda _: sign(), range(6)))
+        assert len(list_checkpoints(log)) == 1
+        assert {checkpoint.id for checkpoint in signed} == {signed[0].id}
 
     def test_every_checkpoint_is_kept_and_consistent(
         self, installed: Engine, key: Ed25519PrivateKey
