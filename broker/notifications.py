@@ -234,13 +234,15 @@ class Notifier:
                 .all()
             )
             for row in rows:
+                lease = now + self._lease
                 won = conn.execute(
                     update(notification_outbox)
                     .where(t.id == row["id"], t.next_attempt_at == row["next_attempt_at"])
-                    .values(next_attempt_at=now + self._lease)
+                    .values(next_attempt_at=lease)
                 ).rowcount
                 if won == 1:
-                    claimed.append(dict(row))
+                    # The lease is the claim: settling checks it is still ours.
+                    claimed.append(dict(row) | {"next_attempt_at": lease})
         return claimed
 
     async def run_once(self) -> int:
@@ -288,9 +290,18 @@ class Notifier:
             delay = min(self._backoff * 2 ** (attempts - 1), self._max_backoff)
             # jitter, so many failed rows do not all come back in the same instant
             values |= {"next_attempt_at": now + delay * random.uniform(0.8, 1.2)}  # noqa: S311
+        t = notification_outbox.c
         with self._engine.begin() as conn:
-            conn.execute(
+            settled = conn.execute(
                 update(notification_outbox)
-                .where(notification_outbox.c.id == row["id"])
+                .where(
+                    t.id == row["id"],
+                    t.state == "PENDING",
+                    t.next_attempt_at == row["next_attempt_at"],
+                )
                 .values(**values)
-            )
+            ).rowcount
+        if settled != 1:
+            # The lease ran out mid-delivery and another worker claimed the row: its outcome
+            # stands (the recipient may see the notification twice; ids make that harmless).
+            _log.warning("notification_lease_lost", id=row["id"], recipient=row["recipient"])

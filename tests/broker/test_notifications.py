@@ -193,6 +193,17 @@ class TestDelivery:
         assert len(claimed) == 1
         assert world.notifier._claim() == []  # leased to the first claimant
 
+    async def test_a_lost_lease_leaves_the_new_claimants_outcome(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        (slow,) = world.notifier._claim()
+        world.clock.now += 61  # the first claimant's 60 s lease runs out mid-delivery
+        (fast,) = world.notifier._claim()
+        world.notifier._settle(fast, None)
+        world.notifier._settle(slow, "ReadTimeout")  # late: must not undo the delivery
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.attempts, row.last_error) == ("DELIVERED", 1, None)
+
 
 class TestOperators:
     def test_cli_lists_the_outbox(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
