@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, select
 
 from audit import merkle
+from audit._plain import document_canonicaliser
 from audit.checkpoints import StoredCheckpoint
 from audit.errors import AuditQueryInvalid, CheckpointInvalid
 from audit.notes import Checkpoint, open_checkpoint
@@ -148,9 +149,8 @@ def verify_export(
         previous_chain_hash=header.previous,
         edge=header.edge,
     )
-    for line in it:
-        if not line.strip():
-            continue
+
+    def reference(line: str) -> VerifyReport | None:
         try:
             document = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -158,15 +158,19 @@ def verify_export(
         if header.first_seq + checker.checked > header.last_seq:  # more than the range holds
             return checker.verdict(header.last_seq + 1, OUT_OF_ORDER)
         if not isinstance(document, dict):
-            report: VerifyReport | None = checker.verdict(
-                header.first_seq + checker.checked, RECORD_CHANGED
-            )
-        else:
-            report = checker.feed(document)
-        if report is not None:
-            return report
-        if progress is not None and checker.checked % progress_every == 0:
-            progress(checker.checked)
+            return checker.verdict(header.first_seq + checker.checked, RECORD_CHANGED)
+        return checker.feed(document)
+
+    report = checker.run(
+        (line for line in it if line.strip()),
+        plain=document_canonicaliser(),
+        slow=reference,
+        last_seq=header.last_seq,
+        progress=progress,
+        progress_every=progress_every,
+    )
+    if report is not None:
+        return report
     if progress is not None:
         progress(checker.checked)
     if header.first_seq + checker.checked <= header.last_seq:

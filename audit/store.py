@@ -9,7 +9,7 @@ verifier are for. On PostgreSQL the broker should therefore not connect as the o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -43,7 +43,7 @@ __all__ = [
     "count",
     "encode_fields",
     "install",
-    "iter_raw_rows",
+    "iter_raw_tuples",
     "iter_rows",
     "metadata",
     "read_records",
@@ -359,29 +359,6 @@ def record_from_row(row: Mapping[str, Any]) -> AuditRecord:
     )
 
 
-def iter_raw_rows(
-    engine: Engine, *, start: int = 1, page_size: int = 1000
-) -> Iterator[dict[str, Any]]:
-    """Rows from ``start`` on as plain dicts, fetched through the driver (the verifier's path)."""
-    if page_size < 1:
-        raise ValueError("page_size must be at least 1")
-    names = COLUMNS
-    next_seq = start
-    while True:
-        with engine.connect() as conn:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            page = conn.exec_driver_sql(
-                f"SELECT {', '.join(names)} FROM audit_records "  # noqa: S608 - constant names
-                f"WHERE seq >= {mark} ORDER BY seq LIMIT {mark}",
-                (next_seq, page_size),
-            ).fetchall()
-        for values in page:
-            yield dict(zip(names, values, strict=True))
-        if len(page) < page_size:
-            return
-        next_seq = int(page[-1][0]) + 1
-
-
 def encode_fields(fields: Sequence[str]) -> str:
     """``released_fields`` as stored: canonical JSON text of the list."""
     return _encode_fields(tuple(fields))
@@ -406,3 +383,38 @@ def _decode_fields(text: object) -> tuple[str, ...]:
     if _encode_fields(fields) != text:
         raise ValueError("released_fields is not canonical JSON")
     return fields
+
+
+def iter_raw_tuples(
+    engine: Engine, *, start: int = 1, page_size: int = 1000
+) -> Generator[tuple[Any, ...], None, None]:
+    """Rows from ``start`` on as the driver's tuples, in :data:`COLUMNS` order (verifier's path).
+
+    Like :func:`iter_rows` without a dict or a SQLAlchemy row per record. Each page is its
+    own read, streamed off the driver's cursor while the caller checks it (a page kept in the
+    CPU caches, not a list of thousands of rows), so a read lasts as long as its page's checks.
+    """
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    next_seq = start
+    while True:
+        fetched = 0
+        last: tuple[Any, ...] | None = None
+        with engine.connect() as conn:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(
+                    f"SELECT {', '.join(COLUMNS)} FROM audit_records "  # noqa: S608 - constant names
+                    f"WHERE seq >= {mark} ORDER BY seq LIMIT {mark}",
+                    (next_seq, page_size),
+                )
+                while chunk := cursor.fetchmany(256):
+                    fetched += len(chunk)
+                    last = chunk[-1]
+                    yield from chunk
+            finally:
+                cursor.close()
+        if fetched < page_size or last is None:
+            return
+        next_seq = int(last[0]) + 1

@@ -3,22 +3,31 @@
 The hash chain shows *where* a log breaks; the Merkle roots in signed checkpoints show *that* it
 was rewritten even when the chain was recomputed or the tail cut off. The same
 :class:`LogChecker` walks rows from the database (:func:`verify_log`) and records from an export
-file (:mod:`audit.offline`), recomputing every leaf from the record's content.
+file (:mod:`audit.export`), recomputing every leaf from the record's content.
+
+:meth:`LogChecker.feed` is the reference: one record, every check spelled out. A million records
+go through :meth:`LogChecker.run`, which checks the well-formed, in-order ones in one tight loop
+(their canonical JSON from :mod:`audit._plain`) and hands anything else to the reference, so
+the verdict, the first bad seq and the problem are the same either way.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from sqlalchemy import Engine
 
+from audit import merkle
+from audit._plain import Plain, row_canonicaliser
 from audit.merkle import CompactRange
 from audit.notes import Checkpoint
 from audit.records import GENESIS_CHAIN_HASH, canonical_json, hash_chain, hash_leaf
-from audit.store import DOCUMENT_COLUMNS, encode_fields, iter_raw_rows
+from audit.store import COLUMNS, DOCUMENT_COLUMNS, encode_fields, iter_raw_tuples
 
 __all__ = [
     "CHECKPOINT_MISMATCH",
@@ -42,7 +51,10 @@ CHECKPOINT_MISMATCH: Final = "log rewritten: root differs from a signed checkpoi
 _MAX_SHIFT: Final = 3  # how far back a renumbered record is looked for (insertions)
 _LOWEST_SEQ: Final = -(2**63)  # read from the very bottom: a row numbered 0 or below is a forgery
 
+_PENDING_LEAVES: Final = 4096  # accepted leaves held before they go into the compact range
+
 LeafOf = Callable[[Mapping[str, Any]], bytes | None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,90 @@ class LogChecker:
             self._edge.append_subtree(level, digest)
         return self._check_checkpoints()
 
+    def run(
+        self,
+        items: Iterable[_T],
+        *,
+        plain: Callable[[_T], Plain | None],
+        slow: Callable[[_T], VerifyReport | None],
+        last_seq: int | None = None,
+        progress: Callable[[int], object] | None = None,
+        progress_every: int = 10_000,
+    ) -> VerifyReport | None:
+        """Check every item; the first bad one's report, or None (then :meth:`finish`).
+
+        The verdict is the one ``slow`` (the reference step: feed one item, e.g. through
+        :meth:`feed`) would reach on each item in turn, only faster. An item that ``plain``
+        turns into its seq and canonical JSON is accepted here when it is the next record (at
+        most ``last_seq``), its recomputed leaf is its stored one and its chain follows, which is
+        exactly when :meth:`feed` accepts it; everything else (a gap, a mismatch, a record not
+        in the plain shape, the record after a suspect) is handed to ``slow`` with the state
+        as the reference walk would have it. ``progress`` gets the count of records checked at
+        every multiple of ``progress_every``, as a per-item loop calling it would.
+        """
+        sha256 = hashlib.sha256
+        leaves: list[bytes] = []  # accepted, not yet in the compact range
+        expected, previous, checked = self._expected, self._previous, self.checked
+        ceiling = (1 << 64) if last_seq is None else last_seq
+        stop = self._due[-1].size if self._due else -1
+        fast = self._suspect is None
+        for item in items:
+            if fast:
+                parts = plain(item)
+                if parts is not None:
+                    seq, canonical, leaf_hex, chain_hex = parts
+                    if seq == expected and expected <= ceiling:
+                        leaf = sha256(b"\x00" + canonical).digest()
+                        if leaf.hex() == leaf_hex:
+                            chain = sha256(previous + leaf).digest()
+                            if chain.hex() == chain_hex:
+                                previous = chain
+                                expected += 1
+                                checked += 1
+                                leaves.append(leaf)
+                                if expected - 1 == stop or len(leaves) >= _PENDING_LEAVES:
+                                    self._catch_up(leaves, expected, previous, checked)
+                                    report = self._check_checkpoints()
+                                    if report is not None:
+                                        return report
+                                    stop = self._due[-1].size if self._due else -1
+                                if progress is not None and checked % progress_every == 0:
+                                    progress(checked)
+                                continue
+            self._catch_up(leaves, expected, previous, checked)
+            report = slow(item)
+            if report is not None:
+                return report
+            expected, previous, checked = self._expected, self._previous, self.checked
+            stop = self._due[-1].size if self._due else -1
+            fast = self._suspect is None
+            if progress is not None and checked % progress_every == 0:
+                progress(checked)
+        self._catch_up(leaves, expected, previous, checked)
+        return None
+
+    def _catch_up(self, leaves: list[bytes], expected: int, previous: bytes, checked: int) -> None:
+        """Bring the state up to the records :meth:`run` accepted, and empty ``leaves``.
+
+        The leaves go in as the aligned perfect subtrees they make up, each hashed level by
+        level: the same tree as appending them one by one, with far fewer calls.
+        """
+        self._expected, self._previous, self.checked = expected, previous, checked
+        if not leaves:
+            return
+        sha256 = hashlib.sha256
+        begin = self._edge.size
+        for level, index in merkle.perfect_subtrees(begin, begin + len(leaves)):
+            start = (index << level) - begin
+            layer = leaves[start : start + (1 << level)]
+            while len(layer) > 1:
+                layer = [
+                    sha256(b"\x01" + left + right).digest()
+                    for left, right in zip(layer[::2], layer[1::2], strict=True)
+                ]
+            self._edge.append_subtree(level, layer[0])
+        leaves.clear()
+
     def _chains_onto(self, row: Mapping[str, Any], previous: bytes) -> bool:
         leaf = self._leaf_of(row)
         return leaf is not None and hash_chain(previous, leaf).hex() == row.get("chain_hash")
@@ -219,13 +315,19 @@ def verify_log(
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
     checker = LogChecker(leaf_of=leaf_of_row, checkpoints=checkpoints)
-    report: VerifyReport | None = None
-    for row in iter_raw_rows(engine, start=_LOWEST_SEQ, page_size=page_size):
-        report = checker.feed(row)
-        if report is not None:
-            break
-        if progress is not None and checker.checked % progress_every == 0:
-            progress(checker.checked)
+
+    def reference(values: tuple[Any, ...]) -> VerifyReport | None:
+        return checker.feed(dict(zip(COLUMNS, values, strict=True)))
+
+    rows = iter_raw_tuples(engine, start=_LOWEST_SEQ, page_size=page_size)
+    with closing(rows):
+        report = checker.run(
+            rows,
+            plain=row_canonicaliser(),
+            slow=reference,
+            progress=progress,
+            progress_every=progress_every,
+        )
     if report is None:
         report = checker.finish()
     if progress is not None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +27,11 @@ POSTGRES_URL = os.environ.get(
     "SIMPUL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("SIMPUL_REQUIRE_POSTGRES") == "1"
+
+# Property tests judge results, never speed: on a busy 2-core machine an example can take longer
+# than hypothesis' default 200 ms deadline, which would fail a correct test.
+settings.register_profile("simpul", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("simpul")
 
 if DATABASE not in {"sqlite", "postgresql"}:  # pragma: no cover - a typo in the environment
     raise pytest.UsageError("SIMPUL_TEST_DATABASE must be sqlite or postgresql")
