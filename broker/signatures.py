@@ -12,6 +12,10 @@ learns the original scheme (uvicorn ``--proxy-headers`` with ``--forwarded-allow
 the proxy only), or if the broker is configured with its public base URL and rebuilds the
 target from that. Identifiers need no percent-encoding (see ``broker.registry``), so the
 path Starlette decodes is the path the client signed.
+
+Requests in the clients' usual shape are verified by :mod:`broker._fastverify` and the
+broker's usual responses signed by :mod:`broker._fastsig`; everything else, and every
+refusal, goes through ``http-message-signatures`` (:mod:`broker._libsig`).
 """
 
 from __future__ import annotations
@@ -19,32 +23,25 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from http_message_signatures import (
-    ContentDigest,
-    HTTPMessageSignaturesException,
-    HTTPMessageSigner,
-    HTTPMessageVerifier,
-    HTTPSignatureComponentResolver,
-    HTTPSignatureKeyResolver,
-    MappingKeyResolver,
-    VerifyResult,
-    algorithms,
-)
+from http_message_signatures import HTTPMessageSignaturesException, HTTPSignatureComponentResolver
 from http_sf.compat import Dictionary, InnerList
 
 from broker._fastsig import sign_response_headers
-from broker.errors import (
-    BadRequest,
-    DigestMismatch,
-    SignatureInvalid,
-    SignatureMissing,
-    SignatureStale,
+from broker._fastverify import Canonical, read_canonical, verify_canonical
+from broker._libsig import (
+    Fields,
+    Request,
+    Response,
+    check_digest,
+    group,
+    sign_message,
+    verify_message,
 )
+from broker.errors import SignatureInvalid, SignatureMissing
 
 __all__ = [
     "CONSENT_REQUEST_COMPONENTS",
@@ -103,10 +100,6 @@ Headers = Sequence[tuple[str, str]] | Mapping[str, str]
 KeyResolver = Callable[[str], Ed25519PublicKey | None]
 """Maps a signature's ``keyid`` to the public key, or None when the key is unknown."""
 
-# The library checks `created` against its own clock with a 5 s tolerance; a window this wide
-# leaves that check to us (an injectable clock, our skew, and SignatureStale as the answer).
-_LIBRARY_SKEW = timedelta(days=365 * 50)
-
 
 @dataclass(frozen=True, slots=True)
 class VerifiedRequest:
@@ -131,51 +124,6 @@ class VerifiedResponse:
     components: Mapping[str, str]
 
 
-@dataclass(slots=True)
-class _Request:
-    method: str
-    url: str
-    headers: Any
-
-
-@dataclass(slots=True)
-class _Response:
-    status_code: int
-    headers: Any
-
-
-class _Fields:
-    """A read-only header view for verification that keeps repeated field lines."""
-
-    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._pairs = pairs
-
-    def items(self) -> Sequence[tuple[str, str]]:
-        return self._pairs
-
-
-class _Resolver(HTTPSignatureKeyResolver):
-    """Adapts a ``kid → key`` callable; remembers what went wrong for a precise error."""
-
-    def __init__(self, resolve: KeyResolver) -> None:
-        self._resolve = resolve
-        self.unknown: str | None = None
-        self.error: Exception | None = None
-
-    def resolve_public_key(self, key_id: str) -> Ed25519PublicKey | None:
-        try:
-            key = self._resolve(key_id)
-        except Exception as exc:  # noqa: BLE001 - re-raised by _verify, not swallowed
-            self.error = exc
-            return None
-        if key is None:
-            self.unknown = key_id
-        return key
-
-    def resolve_private_key(self, key_id: str) -> Ed25519PrivateKey:  # pragma: no cover
-        raise NotImplementedError
-
-
 def sign_request(
     *,
     method: str,
@@ -193,12 +141,12 @@ def sign_request(
     URL the request goes to. A ``Content-Digest`` already present must match ``body``.
     """
     out = dict(headers)
-    message = _Request(method.upper(), url, out)
-    _sign(
-        message,
+    sign_message(
+        Request(method.upper(), url, out),
         body=body,
         key=key,
         key_id=key_id,
+        label=SIGNATURE_LABEL,
         tag=REQUEST_TAG,
         components=components,
         created=created,
@@ -243,11 +191,12 @@ def sign_response(
     )
     if fast is not None:  # the broker's usual shape, written directly (see broker._fastsig)
         return fast
-    _sign(
-        _Response(status, out),
+    sign_message(
+        Response(status, out),
         body=body,
         key=key,
         key_id=key_id,
+        label=SIGNATURE_LABEL,
         tag=RESPONSE_TAG,
         components=components,
         created=created,
@@ -277,8 +226,22 @@ def verify_request(
     the past or the future → SignatureStale.
     """
     pairs = _pairs(headers)
-    result = _verify(
-        _Request(method, url, _Fields(pairs)),
+    fast = verify_canonical(
+        method=method,
+        url=url,
+        pairs=pairs,
+        body=body,
+        resolve_key=resolve_key,
+        label=SIGNATURE_LABEL,
+        tag=REQUEST_TAG,
+        required=tuple(required),
+        max_skew_seconds=max_skew_seconds,
+        now=now,
+    )
+    if fast is not None:  # the clients' usual shape, read directly (see broker._fastverify)
+        return _verified(fast)
+    result = verify_message(
+        Request(method, url, Fields(pairs)),
         pairs,
         body=body,
         resolve_key=resolve_key,
@@ -314,8 +277,8 @@ def verify_response(
     Other errors as for :func:`verify_request`.
     """
     pairs = _pairs(headers)
-    result = _verify(
-        _Response(status, _Fields(pairs)),
+    result = verify_message(
+        Response(status, Fields(pairs)),
         pairs,
         body=body,
         resolve_key=resolve_key,
@@ -348,8 +311,19 @@ def request_hash(*, method: str, url: str, headers: Headers, body: bytes) -> str
     from the headers :func:`sign_request` returned. ``body`` must match the Content-Digest.
     """
     pairs = _pairs(headers)
-    fields = _group(pairs)
-    _check_digest(fields, body, required=("content-digest",))
+    fast = read_canonical(
+        method=method,
+        url=url,
+        pairs=pairs,
+        body=body,
+        label=SIGNATURE_LABEL,
+        tag=REQUEST_TAG,
+        components=None,
+    )
+    if fast is not None:
+        return hashlib.sha256(fast[0].base).hexdigest()
+    fields = group(pairs)
+    check_digest(fields, body, required=("content-digest",))
     signature_input = fields.get("signature-input")
     if not signature_input:
         raise SignatureMissing("the request has no Signature-Input header")
@@ -363,7 +337,7 @@ def request_hash(*, method: str, url: str, headers: Headers, body: bytes) -> str
         ]
         if len(members) != 1:
             raise SignatureInvalid(f"expected one {REQUEST_TAG!r} signature, found {len(members)}")
-        message = _Request(method, url, _Fields(pairs))
+        message = Request(method, url, Fields(pairs))
         # The library's resolver has an unannotated constructor.
         resolver = HTTPSignatureComponentResolver(message)  # type: ignore[no-untyped-call]
         covered = {str(item): resolver.resolve(item) for item in members[0]}
@@ -373,121 +347,19 @@ def request_hash(*, method: str, url: str, headers: Headers, body: bytes) -> str
     return _hash_base(covered)
 
 
-def _sign(
-    message: _Request | _Response,
-    *,
-    body: bytes,
-    key: Ed25519PrivateKey,
-    key_id: str,
-    tag: str,
-    components: Sequence[str],
-    created: datetime | None,
-) -> None:
-    signer = HTTPMessageSigner(
-        signature_algorithm=algorithms.ED25519,
-        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: key}),
-    )
-    try:
-        signer.sign(
-            message,
-            key_id=key_id,
-            created=created or datetime.now(UTC),
-            label=SIGNATURE_LABEL,
-            tag=tag,
-            covered_component_ids=tuple(components),
-            body=body,
-            use_existing_digest=True,
-        )
-    except HTTPMessageSignaturesException as exc:
-        raise ValueError(f"cannot sign the message: {exc}") from exc
-
-
-def _verify(
-    message: _Request | _Response,
-    pairs: Sequence[tuple[str, str]],
-    *,
-    body: bytes,
-    resolve_key: KeyResolver,
-    tag: str,
-    required: Sequence[str],
-    max_skew_seconds: int,
-    now: datetime | None,
-) -> VerifyResult:
-    fields = _group(pairs)
-    if "signature" not in fields or "signature-input" not in fields:
-        raise SignatureMissing("the message has no Signature and Signature-Input headers")
-    # A covered field sent twice is signed as "a, b" while code reading the first line sees
-    # "a"; refuse it rather than let the two disagree.
-    for name in required:
-        if not name.startswith("@") and len(fields.get(name, ())) > 1:
-            raise BadRequest(f"header {name!r} appears more than once")
-    _check_digest(fields, body, required=required)
-
-    resolver = _Resolver(resolve_key)
-    verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
-    verifier.max_clock_skew = _LIBRARY_SKEW
-    try:
-        results = verifier.verify(
-            message,
-            max_age=None,
-            expect_tag=tag,
-            require_components=tuple(required),
-            body=body,
-        )
-    except (HTTPMessageSignaturesException, ValueError, TypeError) as exc:
-        if resolver.error is not None:
-            raise resolver.error from exc
-        if resolver.unknown is not None:
-            raise SignatureInvalid(f"unknown key id {resolver.unknown[:100]!r}") from exc
-        reason = f": {exc}" if str(exc) else ""
-        raise SignatureInvalid(f"signature does not verify{reason}") from exc
-    if len(results) != 1:
-        raise SignatureInvalid(f"expected one {tag!r} signature, found {len(results)}")
-    result = results[0]
-    _check_window(result.parameters, now=now, max_skew_seconds=max_skew_seconds)
-    return result
-
-
-def _check_digest(fields: Mapping[str, list[str]], body: bytes, *, required: Sequence[str]) -> None:
-    values = fields.get("content-digest")
-    if not values:
-        if "content-digest" in required or body:
-            raise DigestMismatch("the message has no Content-Digest header")
-        return
-    try:
-        ContentDigest.verify(", ".join(values), body)
-    except (HTTPMessageSignaturesException, ValueError) as exc:
-        raise DigestMismatch(str(exc)) from exc
-
-
-def _check_window(
-    params: Mapping[str, Any], *, now: datetime | None, max_skew_seconds: int
-) -> None:
-    current = (now or datetime.now(UTC)).timestamp()
-    created = params["created"]  # the library refuses a signature without an integer created
-    age = current - created
-    if age > max_skew_seconds:
-        raise SignatureStale(f"signature created {age:.0f} s ago (at most {max_skew_seconds} s)")
-    if -age > max_skew_seconds:
-        raise SignatureStale(
-            f"signature created {-age:.0f} s in the future (at most {max_skew_seconds} s)"
-        )
-    expires = params.get("expires")
-    if expires is not None and expires < current:
-        raise SignatureStale("signature has expired")
-
-
 def _pairs(headers: Headers) -> Sequence[tuple[str, str]]:
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
 
 
-def _group(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for name, value in pairs:
-        fields.setdefault(name.lower(), []).append(value.strip(" \t"))
-    return fields
+def _verified(fast: Canonical) -> VerifiedRequest:
+    return VerifiedRequest(
+        key_id=fast.key_id,
+        created=datetime.fromtimestamp(fast.created, UTC),
+        request_hash=hashlib.sha256(fast.base).hexdigest(),
+        components=MappingProxyType(fast.components),
+    )
 
 
 def _hash_base(covered: Mapping[str, str]) -> str:
