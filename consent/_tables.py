@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from consent.tokens import Grant, Purpose
 
 __all__ = [
     "consent_events",
+    "consent_from_mapping",
     "consent_from_row",
     "consent_requests",
     "consent_uses",
@@ -187,7 +189,11 @@ def request_from_row(row: Row[Any]) -> ConsentRequest:
 
 def consent_from_row(row: Row[Any]) -> Consent:
     """A Consent from a ``consents`` row."""
-    m = row._mapping
+    return consent_from_mapping(row._mapping)
+
+
+def consent_from_mapping(m: Mapping[Any, Any]) -> Consent:
+    """A Consent from a ``consents`` row's columns by name (``grants`` already decoded)."""
     return Consent(
         id=m["id"],
         request_id=m["request_id"],

@@ -17,8 +17,10 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consent._events import consent_event, request_event
+from consent._live import LiveReader
 from consent._log import TransitionLog
 from consent._tables import (
+    consent_from_mapping,
     consent_from_row,
     consent_requests,
     consent_uses,
@@ -109,6 +111,17 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def _judged(consent: Consent, *, used: bool, at: int) -> Consent:
+    """``consent`` if it allows an exchange at ``at``; else the error that says why not."""
+    if consent.status is not ConsentStatus.ACTIVE:
+        raise _inactive(consent)
+    if at < consent.nbf:
+        raise ConsentNotYetValid()
+    if used or (consent.max_uses is not None and consent.use_count >= consent.max_uses):
+        raise ConsentExhausted()
+    return consent
+
+
 def _inactive(consent: Consent) -> Error:
     """The error that explains why ``consent`` (not ACTIVE) allows nothing."""
     if consent.status is ConsentStatus.REVOKED:
@@ -135,6 +148,7 @@ class ConsentStore(TransitionLog):
         self._engine = engine
         self._issuer = issuer
         self._clock = clock
+        self._live = LiveReader(engine)
 
     # --- the client's side ---
 
@@ -367,6 +381,21 @@ class ConsentStore(TransitionLog):
         A consent found past its ``exp`` is marked EXPIRED on the way.
         """
         at = self._clock() if now is None else now
+        if not self._live.available:
+            return self._require_active_core(consent_id, service=service, at=at)
+        read = self._live.read(consent_id, service)
+        if read is None:
+            raise ConsentNotFound()
+        values, used = read
+        consent = consent_from_mapping(values)
+        if consent.status in _LIVE and at >= consent.exp:
+            # Past exp but not yet marked: the transactional path marks it and logs the event.
+            return self._require_active_core(consent_id, service=service, at=at)
+        used = used and service is not None and consent.fetch_type is FetchType.ONETIME
+        return _judged(consent, used=used, at=at)
+
+    def _require_active_core(self, consent_id: str, *, service: str | None, at: int) -> Consent:
+        """:meth:`require_active` through SQLAlchemy Core, settling an expired consent."""
         with self._engine.begin() as conn:
             row = self._consent_row(conn, consent_id)
             if row is None:
@@ -382,13 +411,7 @@ class ConsentStore(TransitionLog):
                 ).first()
                 is not None
             )
-        if consent.status is not ConsentStatus.ACTIVE:
-            raise _inactive(consent)
-        if at < consent.nbf:
-            raise ConsentNotYetValid()
-        if used or (consent.max_uses is not None and consent.use_count >= consent.max_uses):
-            raise ConsentExhausted()
-        return consent
+        return _judged(consent, used=used, at=at)
 
     def record_use(
         self, consent_id: str, *, service: str | None = None, now: int | None = None
@@ -400,6 +423,19 @@ class ConsentStore(TransitionLog):
         exchanges racing for the last use, exactly one wins and the other is ConsentExhausted.
         """
         at = self._clock() if now is None else now
+        if self._live.available:
+            try:
+                values = self._live.count_use(consent_id, service, at)
+            except self._live.integrity_error as exc:
+                raise ConsentExhausted("consent was already used for this service") from exc
+            if values is None:
+                self.require_active(consent_id, now=at)  # raises the precise reason
+                raise ConsentExhausted()  # it was usable when checked: lost a race
+            return consent_from_mapping(values)
+        return self._record_use_core(consent_id, service=service, at=at)
+
+    def _record_use_core(self, consent_id: str, *, service: str | None, at: int) -> Consent:
+        """:meth:`record_use` through SQLAlchemy Core."""
         c = consents.c
         try:
             with self._engine.begin() as conn:

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from joserfc import jws
@@ -17,6 +18,7 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import KeySet, OKPKey
 from joserfc.util import urlsafe_b64decode
 
+from consent._sigcache import DEFAULT_CACHE_SIZE, SignatureCache
 from consent.errors import (
     ConsentAlgorithmRefused,
     ConsentExpired,
@@ -149,9 +151,20 @@ class TokenVerifier:
     naming ``none``, an HMAC or any other algorithm off the allow-list is refused without
     touching a key (no RS/HS confusion); the key by ``kid``; the signature; ``typ``; the
     claims and their types; ``iss``; and the validity window at ``now``.
+
+    A PERIODIC consent presents the same token on every exchange, so the signature check
+    alone is remembered (see :class:`~consent._sigcache.SignatureCache`, ``cache_size``
+    tokens, 0 to turn it off); every other step runs on every call.
     """
 
-    def __init__(self, *, keys: KeySet, issuer: str, leeway_seconds: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        keys: KeySet,
+        issuer: str,
+        leeway_seconds: int = 0,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
         if not issuer:
             raise ValueError("issuer must not be empty")
         if leeway_seconds < 0:
@@ -166,9 +179,10 @@ class TokenVerifier:
             by_kid[kid] = key
         if not by_kid:
             raise ValueError("at least one verification key is needed")
-        self._keys = by_kid
+        self._keys: Mapping[str, OKPKey] = MappingProxyType(by_kid)
         self._issuer = issuer
         self._leeway = leeway_seconds
+        self._signatures = SignatureCache(cache_size)
 
     def verify(self, token: str | None, *, now: int | None = None) -> ConsentClaims:
         """Verify ``token`` at ``now`` (unix seconds; default: the current time)."""
@@ -178,7 +192,7 @@ class TokenVerifier:
             raise ConsentInvalid("token is not a compact JWS")
         header = _read_header(token)
         key = self._key_for(header)
-        payload = _verified_payload(token, key)
+        payload = self._signatures.payload(token, key, _verified_payload)
         if not _is_consent_type(header.get("typ")):
             raise ConsentInvalid(f"token type must be {TOKEN_TYPE}")
         claims = claims_from_payload(_decode_payload(payload))

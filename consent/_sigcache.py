@@ -1,0 +1,61 @@
+"""Remembered consent-token signature checks: the one costly step a repeated token can skip.
+
+A PERIODIC consent's token is the same string on every exchange, and verifying its Ed25519
+signature (through joserfc) was the largest part of the consent step. The outcome of that
+check depends only on the token's bytes and the key that checked it, so it is remembered,
+keyed by the exact token, together with that key: a token is a hit only when the verifier
+would pick the very same key object for it again, so a changed key set never reuses an entry.
+Only successes are stored (a failed check raises before anything is written), and everything
+else (header rules, ``typ``, claims, ``iss``, ``exp``/``nbf``, the binding to the client's
+key and the consent's live status) is still checked on every exchange by the callers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from joserfc.jwk import OKPKey
+
+__all__ = ["DEFAULT_CACHE_SIZE", "MAX_CACHED_TOKEN_LENGTH", "SignatureCache"]
+
+#: Tokens remembered per verifier (a bounded LRU).
+DEFAULT_CACHE_SIZE: Final = 1024
+#: Longer tokens are checked every time, which bounds the memory the cache can hold.
+MAX_CACHED_TOKEN_LENGTH: Final = 4096
+
+
+class SignatureCache:
+    """A bounded, thread-safe LRU of tokens whose signature verified, with the payload."""
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("cache_size must not be negative")
+        self._size = size
+        self._entries: OrderedDict[str, tuple[OKPKey, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def payload(self, token: str, key: OKPKey, verify: Callable[[str, OKPKey], bytes]) -> bytes:
+        """The payload of ``token`` verified with ``key``: remembered, or ``verify(token, key)``.
+
+        ``verify`` raises when the signature does not verify; nothing is remembered then.
+        """
+        if self._size == 0 or len(token) > MAX_CACHED_TOKEN_LENGTH:
+            return verify(token, key)
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None and entry[0] is key:
+                self._entries.move_to_end(token)
+                return entry[1]
+        payload = verify(token, key)
+        with self._lock:
+            self._entries[token] = (key, payload)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return payload
+
+    def __len__(self) -> int:
+        return len(self._entries)

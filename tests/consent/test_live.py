@@ -1,0 +1,189 @@
+"""The driver-level live check decides as the SQLAlchemy Core path does, and reads live data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from broker.db import create_db_engine
+from consent.errors import ConsentNotActive, ConsentRevoked
+from consent.models import Consent, ConsentRequest, ConsentStatus, FetchType
+from consent.store import ConsentStore
+from consent.tokens import Grant, Purpose, TokenIssuer
+from tests.consent.conftest import CLIENT, DAY, KK, KTP, NIK, T0, Clock
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def make_consent(store: ConsentStore, client_jkt: str) -> Callable[..., Consent]:
+    """Approve a request from CLIENT about NIK for KTP and KK, valid 30 days."""
+
+    def create(**changes: Any) -> Consent:
+        arguments: dict[str, Any] = {
+            "client_id": CLIENT,
+            "client_jkt": client_jkt,
+            "subject_nik": NIK,
+            "grants": (Grant(service=KTP, fields=("nik",)), Grant(service=KK, fields=("no_kk",))),
+            "purpose": Purpose(code="izin-usaha", text="Izin usaha"),
+            "procedure_ref": "PERMIT-1",
+            "valid_for_seconds": 30 * DAY,
+            **changes,
+        }
+        request: ConsentRequest = store.create_request(**arguments)
+        return store.approve(request.id, subject_nik=NIK)
+
+    return create
+
+
+def _outcome(call: Callable[[], Consent]) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - the outcome is what is compared
+        return type(exc), str(exc)
+
+
+def _both(store: ConsentStore, consent_id: str, service: str | None, at: int) -> tuple[Any, Any]:
+    fast = _outcome(lambda: store.require_active(consent_id, service=service, now=at))
+    core = _outcome(lambda: store._require_active_core(consent_id, service=service, at=at))
+    return fast, core
+
+
+def _core_record_use(store: ConsentStore) -> Callable[..., Consent]:
+    def count(consent_id: str, *, service: str | None, now: int) -> Consent:
+        return store._record_use_core(consent_id, service=service, at=now)
+
+    return count
+
+
+class TestSameAsCore:
+    def test_the_driver_path_is_used(self, store: ConsentStore) -> None:
+        assert store._live.available
+
+    @pytest.mark.parametrize("service", [None, KTP, KK])
+    @pytest.mark.parametrize(
+        "state",
+        ["active", "paused", "revoked", "not-yet", "used-up", "onetime", "onetime-used", "unknown"],
+    )
+    def test_every_state(
+        self,
+        store: ConsentStore,
+        make_consent: Callable[..., Consent],
+        state: str,
+        service: str | None,
+    ) -> None:
+        consent = make_consent(
+            max_uses=1 if state == "used-up" else None,
+            fetch_type=FetchType.ONETIME if state.startswith("onetime") else FetchType.PERIODIC,
+        )
+        at = T0 + 10
+        if state == "paused":
+            store.pause(consent.id, subject_nik=NIK)
+        if state == "revoked":
+            store.revoke(consent.id, subject_nik=NIK)
+        if state == "not-yet":
+            at = consent.nbf - 1
+        if state in ("used-up", "onetime-used"):
+            store.record_use(consent.id, service=KTP, now=at)
+        consent_id = UNKNOWN if state == "unknown" else consent.id
+        fast, core = _both(store, consent_id, service, at)
+        assert fast == core
+
+    @pytest.mark.parametrize("service", [None, KTP])
+    @pytest.mark.parametrize(
+        "state", ["active", "capped", "used-up", "onetime", "onetime-used", "revoked", "unknown"]
+    )
+    def test_counting_a_use(
+        self,
+        store: ConsentStore,
+        make_consent: Callable[..., Consent],
+        state: str,
+        service: str | None,
+    ) -> None:
+        """The driver path and the Core path count (or refuse) alike, on twin consents."""
+        outcomes = []
+        for count in (store.record_use, _core_record_use(store)):
+            consent = make_consent(
+                max_uses={"capped": 2, "used-up": 1}.get(state),
+                fetch_type=FetchType.ONETIME if state.startswith("onetime") else "PERIODIC",
+            )
+            if state in ("used-up", "onetime-used"):
+                store.record_use(consent.id, service=KTP, now=T0 + 1)
+            if state == "revoked":
+                store.revoke(consent.id, subject_nik=NIK)
+            consent_id = UNKNOWN if state == "unknown" else consent.id
+            outcome = _outcome(lambda: count(consent_id, service=service, now=T0 + 2))  # noqa: B023 - called at once
+            if isinstance(outcome, Consent):
+                outcome = (outcome.use_count, outcome.status, outcome.max_uses)
+            uses = store.events(target=consent.id)  # nothing else may have changed
+            outcomes.append((outcome, [e.event for e in uses]))
+        assert outcomes[0] == outcomes[1]
+
+    def test_expiry_is_marked_and_logged_once(
+        self, store: ConsentStore, make_consent: Callable[..., Consent], clock: Clock
+    ) -> None:
+        consent = make_consent()
+        clock.advance(31 * DAY)
+        with pytest.raises(Exception, match="expired"):
+            store.require_active(consent.id)
+        with pytest.raises(Exception, match="expired"):
+            store.require_active(consent.id)
+        events = [e.event for e in store.events(target=consent.id)]
+        assert events.count("consent.expire") == 1
+        assert store.list_consents(subject_nik=NIK)[0].status is ConsentStatus.EXPIRED
+
+
+@pytest.fixture
+def second_node(database_url: str, issuer: TokenIssuer, clock: Clock) -> Iterator[ConsentStore]:
+    """Another broker process on the same database: its own engine and connection pool."""
+    engine = create_db_engine(database_url)
+    yield ConsentStore(engine=engine, issuer=issuer, clock=clock)
+    engine.dispose()
+
+
+def _failing_write(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE consents SET use_count = 99")
+        raise RuntimeError
+
+
+class TestLive:
+    def test_a_revoke_elsewhere_stops_the_next_check(
+        self, store: ConsentStore, second_node: ConsentStore, make_consent: Callable[..., Consent]
+    ) -> None:
+        consent = make_consent()
+        assert second_node.require_active(consent.id, service=KTP) == consent  # pool warmed
+        store.revoke(consent.id, subject_nik=NIK)
+        with pytest.raises(ConsentRevoked):
+            second_node.require_active(consent.id, service=KTP)
+
+    def test_a_pause_and_resume_elsewhere_are_seen(
+        self, store: ConsentStore, second_node: ConsentStore, make_consent: Callable[..., Consent]
+    ) -> None:
+        consent = make_consent()
+        second_node.require_active(consent.id)
+        store.pause(consent.id, subject_nik=NIK)
+        with pytest.raises(ConsentNotActive):
+            second_node.require_active(consent.id)
+        store.resume(consent.id, subject_nik=NIK)
+        assert second_node.require_active(consent.id).status is ConsentStatus.ACTIVE
+
+    def test_pooled_connections_come_back_transactional(
+        self, store: ConsentStore, engine: Engine, make_consent: Callable[..., Consent]
+    ) -> None:
+        """Whatever mode the live read used, the next borrower gets a normal transaction."""
+        consent = make_consent()
+        for _ in range(3):
+            store.require_active(consent.id)
+        fairy = engine.raw_connection()
+        try:
+            assert getattr(fairy.driver_connection, "autocommit", False) is False
+        finally:
+            fairy.close()
+        # A write that fails after the consent change rolls the change back.
+        with pytest.raises(RuntimeError):
+            _failing_write(engine)
+        assert store.require_active(consent.id).use_count == 0
