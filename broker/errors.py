@@ -9,6 +9,7 @@ __all__ = [
     "AuditorRequired",
     "BadRequest",
     "CitizenUnauthenticated",
+    "ContentTooLarge",
     "DigestMismatch",
     "Error",
     "InvalidKey",
@@ -42,6 +43,14 @@ class BadRequest(Error):
     problem_type = "bad-request"
     status = 400
     title = "Malformed request"
+
+
+class ContentTooLarge(Error):
+    """The request body is longer than the broker reads; it was refused unread."""
+
+    problem_type = "content-too-large"
+    status = 413
+    title = "Content too large"
 
 
 class SignatureMissing(Error):

@@ -22,7 +22,7 @@ from adapters import Adapter
 from adapters.sandbox import generate
 from adapters.sandbox.idp import DevIdentityProvider
 from audit import subject_ref
-from broker.app import create_app
+from broker.app import MAX_BODY_BYTES, create_app
 from broker.keys import generate_key, load_private_jwk, public_jwk, to_private_key
 from broker.runtime import Broker
 from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
@@ -691,3 +691,55 @@ class TestCitizenUnauthenticated:
         assert_problem(response, 401, "citizen-unauthenticated")
         listed = await harness.http.get("/v1/me/consent-requests", headers=harness.citizen())
         assert [r["status"] for r in listed.json()] == ["PENDING"]
+
+
+class TestHttpEdges:
+    """Refusals below the routes are problems too, and the body is bounded."""
+
+    async def test_an_oversized_exchange_is_refused_unread(self, harness: Harness) -> None:
+        body = b"{" + b" " * MAX_BODY_BYTES + b"}"
+        response = await harness.signed("POST", "/r1/ID/GOV/DUKCAPIL/adminduk/ktp", body)
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-road-error"] == "content-too-large"
+        assert response.json()["type"] == "urn:simpul:problem:content-too-large"
+
+    async def test_an_oversized_consent_request_is_refused(self, harness: Harness) -> None:
+        response = await harness.signed("POST", "/v1/consent-requests", b"x" * (MAX_BODY_BYTES + 1))
+        assert response.status_code == 413
+        assert response.headers["x-road-error"] == "content-too-large"
+
+    async def test_an_exchange_at_the_limit_is_read(self, harness: Harness) -> None:
+        body = b"{" + b" " * (MAX_BODY_BYTES - 2) + b"}"
+        response = await harness.signed("POST", "/r1/ID/GOV/DUKCAPIL/adminduk/ktp", body)
+        # Read and judged by the pipeline: refused for what it says, signed like every answer.
+        assert response.status_code != 413
+        assert "signature" in response.headers
+
+    async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
+        response = await harness.http.get("/no/such/thing")
+        assert response.status_code == 404
+        assert response.headers["x-road-error"] == "not-found"
+        assert response.json()["status"] == 404
+
+    async def test_a_wrong_method_is_a_problem_naming_the_right_one(self, harness: Harness) -> None:
+        response = await harness.http.get("/r1/ID/GOV/DUKCAPIL/adminduk/ktp")
+        assert response.status_code == 405
+        assert response.headers["x-road-error"] == "method-not-allowed"
+        assert response.headers["allow"] == "POST"
+
+    async def test_the_exchange_stays_in_the_openapi_document(self, harness: Harness) -> None:
+        paths = (await harness.http.get("/openapi.json")).json()["paths"]
+        assert "post" in paths["/r1/{service_id}"]
+
+    @pytest.mark.parametrize("path", ["/r1/ID/GOV/DUKCAPIL/adminduk/ktp", "/v1/consent-requests"])
+    async def test_an_oversized_body_without_a_length_is_refused(
+        self, harness: Harness, path: str
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(MAX_BODY_BYTES // 1024 + 1):
+                yield b" " * 1024
+
+        response = await harness.http.post(path, content=chunks())
+        assert response.status_code == 413
+        assert response.headers["x-road-error"] == "content-too-large"
