@@ -46,7 +46,7 @@ def create_adapter(
     """The adapter registered as ``name``, calling the backend at ``base_url``.
 
     ``timeout`` (seconds) bounds each fetch. Without ``client`` the adapter owns a pooled
-    ``httpx.AsyncClient`` and closes it in ``aclose``; a given client is left open.
+    aiohttp session and closes it in ``aclose``; a given client is left open.
     """
     try:
         cls = _CLASSES[name]

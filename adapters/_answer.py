@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-
-import httpx
+from typing import Protocol
 
 from adapters.errors import UpstreamInvalid
 
 __all__ = ["Fields", "json_of", "parse_iso_date", "parse_iso_datetime"]
 
 
-def json_of(response: httpx.Response, where: str) -> object:
+class _HasJson(Protocol):
+    def json(self) -> object: ...
+
+
+def json_of(response: _HasJson, where: str) -> object:
     """The decoded JSON body of ``response``."""
     try:
         body: object = response.json()

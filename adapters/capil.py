@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from adapters._answer import Fields, json_of, parse_iso_date, parse_iso_datetime
-from adapters._http import HttpAdapter
+from adapters._http import Answer, HttpAdapter
 from adapters._query import identifier, query_shape, text
 from adapters._vocabulary import JENIS_KELAMIN
 from adapters.errors import RecordNotFound, UpstreamError, UpstreamInvalid
@@ -72,7 +70,7 @@ def _akta(data: Fields) -> dict[str, Any]:
     }
 
 
-def _not_found(response: httpx.Response) -> Exception:
+def _not_found(response: Answer) -> Exception:
     """The registry's own not-found error, or an upstream error for any other 404."""
     try:
         error = Fields(json_of(response, "capil 404 answer"), "capil 404 answer").obj("error")

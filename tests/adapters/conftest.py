@@ -13,8 +13,8 @@ from adapters.sandbox import create_capil_app, create_dukcapil_app, generate
 from adapters.sandbox.population import Population
 from tests.adapters.samples import CAPIL_URL, DUKCAPIL_URL
 
-# Adapter-owned clients run on aiohttp (adapters._http.pooled_client), below httpcore; respx
-# intercepts them at the httpx client instead.
+# Adapters under respx are given an httpx client (an adapter-owned client is aiohttp, which
+# respx cannot see); intercept at the httpx client, whatever its transport.
 respx.mocks.DEFAULT_MOCKER = respx.mocks.HTTPXMocker.name
 
 # Well under the sandbox's 3 s stall, so a slow NIK times out quickly.

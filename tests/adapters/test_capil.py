@@ -36,10 +36,11 @@ BY_NUMBER = {"no_akta": NO_AKTA, "kantor_penerbit": OFFICE}
 
 @pytest.fixture
 async def adapter() -> AsyncIterator[Adapter]:
-    """A birth registry adapter owning its client (respx intercepts it)."""
-    adapter = create_adapter("capil", base_url=CAPIL_URL, timeout=0.2)
-    yield adapter
-    await adapter.aclose()
+    """A birth registry adapter on an httpx client, which respx intercepts."""
+    async with httpx.AsyncClient() as client:
+        adapter = create_adapter("capil", base_url=CAPIL_URL, timeout=0.2, client=client)
+        yield adapter
+        await adapter.aclose()
 
 
 def _params(route: respx.Route) -> dict[str, str]:

@@ -43,10 +43,14 @@ TIMEOUT = 0.2
 
 @pytest.fixture
 async def adapter() -> AsyncIterator[Adapter]:
-    """A Dukcapil adapter owning its client (respx intercepts it)."""
-    adapter = create_adapter("dukcapil", base_url=DUKCAPIL_URL, timeout=TIMEOUT)
-    yield adapter
-    await adapter.aclose()
+    """A Dukcapil adapter on an httpx client, which respx intercepts.
+
+    (An adapter-owned client is aiohttp; tests/adapters/test_transport.py runs it on sockets.)
+    """
+    async with httpx.AsyncClient() as client:
+        adapter = create_adapter("dukcapil", base_url=DUKCAPIL_URL, timeout=TIMEOUT, client=client)
+        yield adapter
+        await adapter.aclose()
 
 
 def _sent(route: respx.Route) -> Any:

@@ -1,5 +1,5 @@
-"""Adapter-owned clients (aiohttp under the httpx API) against real sockets: failures keep
-their problem types."""
+"""Adapter-owned clients (an aiohttp session) against real sockets: what they send, what they
+make of answers, and failures keeping their problem types."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from adapters import create_adapter
-from adapters._http import pooled_client
-from adapters.errors import UpstreamTimeout, UpstreamUnavailable
+from adapters.errors import (
+    UpstreamError,
+    UpstreamInvalid,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from broker.sandbox_env import free_port
+from tests.adapters.samples import NIK as SAMPLE_NIK
+from tests.adapters.samples import dukcapil_element, page
 
 NIK = "3174095708900001"
 
@@ -68,14 +75,104 @@ async def silent() -> AsyncIterator[str]:
         yield url
 
 
-class TestOwnedClient:
-    async def test_speaks_http_through_aiohttp(self) -> None:
-        client = pooled_client(timeout=1.0)
+class _Backend:
+    """A one-route HTTP/1.1 backend that records each request and answers ``reply``."""
+
+    def __init__(self, reply: bytes, *, hang_up: bool = False) -> None:
+        self.reply = reply
+        self.hang_up = hang_up
+        self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            self.requests.append((head, await reader.readexactly(length)))
+            writer.write(self.reply)
+            await writer.drain()
+            if self.hang_up:
+                writer.close()
+                return
+
+
+def _reply(status: str, body: bytes, *, length: int | None = None) -> bytes:
+    size = len(body) if length is None else length
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    ).encode() + body
+
+
+async def _fetch_from(backend: _Backend) -> dict[str, Any]:
+    async for url in _serve(backend):
+        adapter = create_adapter("dukcapil", base_url=url, timeout=1.0)
         try:
-            assert type(client._transport).__name__ == "AiohttpTransport"
-            assert client.headers["user-agent"] == "simpul-adapter"
+            return await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
         finally:
-            await client.aclose()
+            await adapter.aclose()
+    raise AssertionError("the backend did not start")  # pragma: no cover
+
+
+class TestOwnedClient:
+    async def test_a_round_trip_over_a_socket(self) -> None:
+        backend = _Backend(_reply("200 OK", orjson.dumps(page(dukcapil_element()))))
+        record = await _fetch_from(backend)
+        assert record["nik"] == SAMPLE_NIK
+        ((head, body),) = backend.requests
+        assert head.startswith(b"POST /dukcapil/api/v1/CALL_NIK HTTP/1.1\r\n")
+        lines = head.lower().split(b"\r\n")
+        assert b"user-agent: simpul-adapter" in lines
+        assert b"content-type: application/json" in lines
+        assert b"accept: application/json" in lines
+        assert not any(line.startswith(b"cookie") for line in lines)
+        assert orjson.loads(body) == {"NIK": SAMPLE_NIK}
+
+    async def test_connections_are_kept_alive(self) -> None:
+        backend = _Backend(_reply("200 OK", orjson.dumps(page(dukcapil_element()))))
+        async for url in _serve(backend):
+            adapter = create_adapter("dukcapil", base_url=url, timeout=1.0)
+            try:
+                for _ in range(3):
+                    await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
+            finally:
+                await adapter.aclose()
+        assert len(backend.requests) == 3  # all three on the one connection the handler served
+
+    @pytest.mark.parametrize(
+        ("backend", "error"),
+        [
+            pytest.param(
+                _Backend(_reply("500 Internal Server Error", b"{}")), UpstreamError, id="http-500"
+            ),
+            pytest.param(_Backend(_reply("200 OK", b"<html>")), UpstreamInvalid, id="not-json"),
+            pytest.param(_Backend(_reply("200 OK", b'{"a": NaN}')), UpstreamInvalid, id="nan"),
+            pytest.param(_Backend(_reply("200 OK", b"\xff\xfe")), UpstreamInvalid, id="not-utf8"),
+            pytest.param(
+                _Backend(_reply("200 OK", b'{"content": [', length=100), hang_up=True),
+                UpstreamUnavailable,
+                id="cut-short",
+            ),
+            pytest.param(
+                _Backend(b"SPEAKING NONSENSE\r\n\r\n", hang_up=True),
+                UpstreamUnavailable,
+                id="not-http",
+            ),
+        ],
+    )
+    async def test_a_bad_answer_keeps_its_problem_type(
+        self, backend: _Backend, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            await _fetch_from(backend)
 
     @pytest.mark.parametrize("service", ["ktp", "kk"])
     async def test_refused_connection_is_unavailable(self, service: str) -> None:
