@@ -1,10 +1,12 @@
-"""Inserting a batch of rows in one go: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""The writer's statements at the driver: plain DBAPI cursors, ``COPY`` on PostgreSQL.
 
-The writer inserts hundreds of rows per batch into three tables while it holds the log's lock,
-so the insert is the lock's hold time. psycopg's ``executemany`` pipelines one INSERT per row,
-and the server still executes each one; ``COPY ... FROM STDIN`` streams them all into a single
-statement, several times faster. SQLite's ``executemany`` already steps one prepared statement.
-Both run inside the caller's transaction.
+The writer runs half a dozen statements per batch while it holds the log's lock, so their cost
+is the lock's hold time, and at low load a batch is a single record. Through SQLAlchemy each
+statement paid more in execution context and result set-up than SQLite took to run it, so these
+go to the DBAPI cursor of the caller's connection, inside its transaction. Inserts are one
+``executemany`` on SQLite (one prepared statement stepped per row); on PostgreSQL psycopg's
+``executemany`` would pipeline one INSERT per row, so ``COPY ... FROM STDIN`` streams them all
+into a single statement instead, several times faster.
 """
 
 from __future__ import annotations
@@ -14,7 +16,22 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-__all__ = ["insert_rows"]
+__all__ = ["fetch_rows", "insert_rows", "mark"]
+
+
+def mark(conn: Connection) -> str:
+    """The driver's placeholder: ``?`` for sqlite3, ``%s`` for psycopg."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def fetch_rows(conn: Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
+    """Every row ``sql`` returns, as the driver's tuples."""
+    cursor: Any = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def insert_rows(
@@ -24,14 +41,14 @@ def insert_rows(
     if not rows:
         return
     names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        raw: Any = conn.connection.driver_connection
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join(["?"] * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))  # noqa: S608 - constant names
+    cursor: Any = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join(["?"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 - constant names
+    finally:
+        cursor.close()

@@ -25,9 +25,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Final, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 
-from audit._bulk import insert_rows
+from audit._bulk import fetch_rows, insert_rows
 from audit.records import AuditRecord
 from audit.store import audit_lookup, audit_lookup_marks, audit_records, record_from_row
 
@@ -59,7 +59,8 @@ def lookup_key(value: str) -> int:
 
 def indexed_through_in(conn: Connection) -> int:
     """The sequence number up to which ``audit_lookup`` covers every record (0: none)."""
-    return int(conn.scalar(select(func.max(audit_lookup_marks.c.seq))) or 0)
+    ((top,),) = fetch_rows(conn, "SELECT max(seq) FROM audit_lookup_marks")
+    return int(top or 0)
 
 
 def index_pending_in(conn: Connection, *, upto: int | None = None) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 
+from audit._bulk import fetch_rows
 from audit._lock import write_transaction
 from audit.records import AuditRecord
 
@@ -234,12 +235,10 @@ def tail(engine: Engine) -> tuple[int, str] | None:
 
 def tail_in(conn: Connection) -> tuple[int, str] | None:
     """:func:`tail` inside an open transaction (the writer's, under its lock)."""
-    row = conn.execute(
-        select(audit_records.c.seq, audit_records.c.chain_hash)
-        .order_by(audit_records.c.seq.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (int(row.seq), str(row.chain_hash))
+    # Driver-level SQL: the writer runs this once per batch, and Core's statement caching
+    # cost more than the read itself.
+    rows = fetch_rows(conn, "SELECT seq, chain_hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 def read_records(

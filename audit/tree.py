@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, func, select
 
 from audit import merkle
-from audit._bulk import insert_rows
+from audit._bulk import fetch_rows, insert_rows, mark
 from audit.store import audit_records, audit_tree
 
 __all__ = [
@@ -42,12 +42,12 @@ def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> merkle.NodeSour
     wanted = {merkle.node_id(level, index): (level, index) for level, index in keys}
     found: dict[tuple[int, int], bytes] = {}
     ids = list(wanted)
+    placeholder = mark(conn)
     for start in range(0, len(ids), 500):  # stay far below any bound-parameter limit
-        rows = conn.execute(
-            select(audit_tree.c.id, audit_tree.c.hash).where(
-                audit_tree.c.id.in_(ids[start : start + 500])
-            )
-        )
+        chunk = ids[start : start + 500]
+        # At the driver: every batch's append and every proof reads here (see audit._bulk).
+        marks = ", ".join([placeholder] * len(chunk))
+        rows = fetch_rows(conn, f"SELECT id, hash FROM audit_tree WHERE id IN ({marks})", chunk)  # noqa: S608 - marks only
         for stored_id, digest in rows:
             found[wanted[int(stored_id)]] = bytes(digest)
 

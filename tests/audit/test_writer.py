@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, exc
+from sqlalchemy import Engine
 
 from audit import writer as writer_module
 from audit.errors import AuditUnavailable
@@ -62,8 +63,9 @@ def _restore_table(engine: Engine) -> None:
 
 
 SABOTAGE = [
-    pytest.param(_block_inserts, _unblock_inserts, exc.IntegrityError, id="inserts-refused"),
-    pytest.param(_hide_table, _restore_table, exc.OperationalError, id="table-gone"),
+    # The writer talks to the driver (audit._bulk), so the cause is sqlite3's own error.
+    pytest.param(_block_inserts, _unblock_inserts, sqlite3.IntegrityError, id="inserts-refused"),
+    pytest.param(_hide_table, _restore_table, sqlite3.OperationalError, id="table-gone"),
 ]
 
 
@@ -91,7 +93,7 @@ class TestAppendNow:
     def test_without_the_table_it_fails_closed(self, engine: Engine) -> None:
         with pytest.raises(AuditUnavailable) as caught:
             append_now(engine, [make_entry(1)])
-        assert isinstance(caught.value.__cause__, exc.OperationalError)
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
         assert caught.value.status == 503
         assert caught.value.problem_type == "audit-unavailable"
 
@@ -229,7 +231,7 @@ class TestFailClosed:
         _block_inserts(installed)
         with pytest.raises(AuditUnavailable) as caught:
             append_now(installed, [make_entry(1), make_entry(2)])
-        assert isinstance(caught.value.__cause__, exc.IntegrityError)
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
         _unblock_inserts(installed)
         assert count(installed) == 1
 
