@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 from sqlalchemy import Engine
 
@@ -74,6 +74,13 @@ def index_pending(engine: Engine) -> int:
         return index_pending_in(conn)
 
 
+class _IndexNow:
+    """Queued by the idle timer: run an indexing pass (see :mod:`audit.lookup`)."""
+
+
+_INDEX_NOW: Final = _IndexNow()
+
+
 @dataclass(slots=True)
 class _Pending:
     entry: AuditEntry
@@ -110,7 +117,9 @@ class AuditLog:
         self._unindexed = False
         self._wal_checkpoint: asyncio.Task[None] | None = None
         self._wal_checkpointed_at = 0.0
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | _IndexNow | None] = asyncio.Queue()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_write = 0.0
         self._task: asyncio.Task[None] | None = None
         self._accepting = False
         self._batches_written = 0
@@ -133,11 +142,16 @@ class AuditLog:
         self._queue = asyncio.Queue()
         self._task = asyncio.create_task(self._run(), name="audit-writer")
         self._accepting = True
+        self._idle_timer = asyncio.get_running_loop().call_later(
+            self._index_when_idle, self._on_idle_timer
+        )
 
     async def stop(self) -> None:
         """Stop taking entries, write every one already queued, then end the task."""
         task, self._task = self._task, None
         self._accepting = False
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         if task is None:
             return
         if task.done():  # the writer was killed; it failed whatever it held on the way out
@@ -179,9 +193,12 @@ class AuditLog:
         try:
             stopping = False
             while not stopping:
-                first = await self._next()
+                first = await self._queue.get()
                 if first is None:
                     return
+                if isinstance(first, _IndexNow):
+                    await self._index_idle()
+                    continue
                 batch = [first]
                 wait = first.arrived + self._max_delay - asyncio.get_running_loop().time()
                 if wait > 0 and self._queue.qsize() < self._max_batch - 1:
@@ -191,6 +208,9 @@ class AuditLog:
                     if item is None:
                         stopping = True
                         break
+                    if isinstance(item, _IndexNow):  # busy after all: the next idle spell will do it
+                        self._unindexed = True
+                        continue
                     batch.append(item)
                 await self._write(batch)
         finally:
@@ -202,30 +222,29 @@ class AuditLog:
                 _fail(pending.future, None)
             while not self._queue.empty():
                 item = self._queue.get_nowait()
-                if item is not None:
+                if isinstance(item, _Pending):
                     _fail(item.future, None)
 
-    async def _next(self) -> _Pending | None:
-        """The next queued item; when none comes for a while, index what was written first."""
-        if not self._unindexed or not self._queue.empty():
-            return await self._queue.get()
-        # Never cancelled, so no item can be lost between the queue and a timed-out wait.
-        getter = asyncio.ensure_future(self._queue.get())
+    def _on_idle_timer(self) -> None:
+        """Every ``index_when_idle`` seconds: if the writer has been idle that long with records
+        not yet in the lookup table, queue an indexing pass (taken after anything queued)."""
+        if not self._accepting:
+            return
+        loop = asyncio.get_running_loop()
+        if (
+            self._unindexed
+            and self._queue.empty()
+            and loop.time() - self._last_write >= self._index_when_idle
+        ):
+            self._unindexed = False
+            self._queue.put_nowait(_INDEX_NOW)
+        self._idle_timer = loop.call_later(self._index_when_idle, self._on_idle_timer)
+
+    async def _index_idle(self) -> None:
         try:
-            done, _ = await asyncio.wait({getter}, timeout=self._index_when_idle)
-            if not done:
-                self._unindexed = False
-                try:
-                    await asyncio.to_thread(index_pending, self._engine)
-                except Exception:  # noqa: BLE001 - derived data: queries stay complete without it
-                    _log.warning("indexing the audit lookup table failed", exc_info=True)
-            return await getter
-        except asyncio.CancelledError:
-            # The writer is being cancelled: an entry the getter already took must fail too.
-            if getter.done() and not getter.cancelled() and (item := getter.result()) is not None:
-                _fail(item.future, None)
-            getter.cancel()
-            raise
+            await asyncio.to_thread(index_pending, self._engine)
+        except Exception:  # noqa: BLE001 - derived data: queries stay complete without it
+            _log.warning("indexing the audit lookup table failed", exc_info=True)
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -239,6 +258,7 @@ class AuditLog:
         self._batches_written += 1
         self._records_written += len(records)
         self._unindexed = True
+        self._last_write = asyncio.get_running_loop().time()
         self._checkpoint_wal_beside()
         for pending, record in zip(batch, records, strict=True):
             if not pending.future.done():  # a cancelled caller has gone; its record stays
