@@ -558,7 +558,11 @@ class ConsentStore(TransitionLog):
             if row is None or not _same(row.subject_nik, subject_nik):
                 raise ConsentNotFound()
             consent = self._settle_consent(conn, consent_from_row(row), now)
-            if consent.status in sources:
+            # A concurrent move (a pause racing this revoke) makes the conditional UPDATE miss:
+            # judge the consent anew and try again while the move still applies to it.
+            for _ in range(_MOVE_ATTEMPTS):
+                if consent.status not in sources:
+                    break
                 changed = conn.execute(
                     update(consents)
                     .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
@@ -574,8 +578,10 @@ class ConsentStore(TransitionLog):
                         at=now,
                     )
                     return replace(consent, status=target, status_changed_at=now)
-                row = self._consent_row(conn, consent_id)  # changed meanwhile: judge it anew
-                consent = consent_from_row(row) if row is not None else consent
+                row = self._consent_row(conn, consent_id)
+                if row is None:  # pragma: no cover - consents are never deleted
+                    raise ConsentNotFound()
+                consent = consent_from_row(row)
             if consent.status in done:
                 return consent
         raise ConsentTransitionRefused(
@@ -584,6 +590,7 @@ class ConsentStore(TransitionLog):
 
 
 _PAST = {"pause": "paused", "resume": "resumed", "revoke": "revoked"}
+_MOVE_ATTEMPTS = 3
 
 
 def _fetch_type(value: FetchType | str) -> FetchType:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from joserfc.jwk import KeySet, OKPKey
+from sqlalchemy import update
 
 from consent import ConsentStore, Grant, ReceiptContext, ReceiptIssuer, verify_receipt
+from consent._tables import consents
 from consent.errors import ConsentExhausted, ConsentRequestInvalid, ReceiptInvalid
-from consent.models import Consent, ConsentRequest, FetchType, RequestStatus
+from consent.models import Consent, ConsentRequest, ConsentStatus, FetchType, RequestStatus
 from consent.receipts import mask_nik
 from tests.consent import test_store as _store_tests
 from tests.consent.conftest import DAY, ISSUER, KK, KTP, NIK, Clock, public
@@ -198,3 +202,29 @@ class TestReceipts:
 
     def test_mask(self) -> None:
         assert mask_nik("3171014501900001") == "************0001"
+
+
+class TestRacingMoves:
+    @pytest.mark.skipif(
+        os.environ.get("SIMPUL_TEST_DATABASE", "sqlite") != "postgresql",
+        reason="needs READ COMMITTED: SQLite lets no other writer in between a read and a write",
+    )
+    def test_a_revoke_racing_a_pause_still_revokes(
+        self, store: ConsentStore, consent: Consent, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        settle = store._settle_consent
+
+        def settle_then_paused_elsewhere(conn: Any, before: Consent, now: int) -> Consent:
+            judged = settle(conn, before, now)
+            # Another node's pause commits between this revoke's read and its UPDATE.
+            with store._engine.begin() as other:
+                other.execute(
+                    update(consents).where(consents.c.id == before.id).values(status="PAUSED")
+                )
+            return judged
+
+        monkeypatch.setattr(store, "_settle_consent", settle_then_paused_elsewhere)
+        revoked = store.revoke(consent.id, subject_nik=NIK)
+        assert revoked.status is ConsentStatus.REVOKED
+        monkeypatch.undo()
+        assert store.citizen_consent(consent.id, subject_nik=NIK).status is ConsentStatus.REVOKED
