@@ -4,6 +4,8 @@
 entries per batch while it holds the log's lock, so this does the same in one loop: the record
 document is built with its keys already in sorted order (so orjson needs no sorting pass), the
 chain is carried as bytes, and each record's table row and leaf hash come out of the same pass.
+The records themselves are not built here: a :class:`Stamp` per entry is all the lock needs to
+hand back, and :func:`record_of` makes the record on the waiting caller's side.
 An :class:`AuditEntry` was validated when it was made, so it can hold no float and no lone
 surrogate, and the checks of :func:`audit.records.canonical_json` would find nothing.
 ``tests/audit/test_sealing.py`` proves the records, rows and hashes equal the reference's.
@@ -13,15 +15,38 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import orjson
 
 from audit.records import _ENTRY_FIELDS, _TIME, AuditEntry, AuditRecord
 
-__all__ = ["Sealed", "seal_batch"]
+__all__ = ["Sealed", "Stamp", "record_of", "seal_batch"]
 
-#: What a batch seals into: the records, their table rows (in COLUMNS order) and leaf hashes.
-Sealed = tuple[list[AuditRecord], list[tuple[object, ...]], list[bytes]]
+
+class Stamp(NamedTuple):
+    """What sealing added to an entry: its place, time and hashes (hex)."""
+
+    seq: int
+    time: str
+    leaf_hash: str
+    chain_hash: str
+
+
+#: What a batch seals into: a stamp per entry, the table rows (in COLUMNS order), leaf hashes.
+Sealed = tuple[list[Stamp], list[tuple[object, ...]], list[bytes]]
+
+
+def record_of(entry: AuditEntry, stamp: Stamp) -> AuditRecord:
+    """The record ``entry`` became: the same as :func:`seal` gives, without checking again."""
+    record = object.__new__(AuditRecord)
+    for name in _ENTRY_FIELDS:
+        object.__setattr__(record, name, getattr(entry, name))
+    object.__setattr__(record, "seq", stamp.seq)
+    object.__setattr__(record, "time", stamp.time)
+    object.__setattr__(record, "leaf_hash", stamp.leaf_hash)
+    object.__setattr__(record, "chain_hash", stamp.chain_hash)
+    return record
 
 
 def seal_batch(
@@ -32,10 +57,8 @@ def seal_batch(
         raise ValueError("seq must be a positive int and time RFC 3339 UTC with microseconds")
     sha256 = hashlib.sha256
     dumps = orjson.dumps
-    new = object.__new__
-    setattr_ = object.__setattr__
     chain = bytes.fromhex(previous_chain_hash)
-    records: list[AuditRecord] = []
+    stamps: list[Stamp] = []
     rows: list[tuple[object, ...]] = []
     leaves: list[bytes] = []
     seq = first_seq
@@ -66,14 +89,7 @@ def seal_batch(
         chain = sha256(chain + leaf).digest()
         leaf_hex = leaf.hex()
         chain_hex = chain.hex()
-        record = new(AuditRecord)
-        for name in _ENTRY_FIELDS:
-            setattr_(record, name, getattr(entry, name))
-        setattr_(record, "seq", seq)
-        setattr_(record, "time", time)
-        setattr_(record, "leaf_hash", leaf_hex)
-        setattr_(record, "chain_hash", chain_hex)
-        records.append(record)
+        stamps.append(Stamp(seq, time, leaf_hex, chain_hex))
         rows.append(
             (
                 seq,
@@ -100,4 +116,4 @@ def seal_batch(
         )
         leaves.append(leaf)
         seq += 1
-    return records, rows, leaves
+    return stamps, rows, leaves

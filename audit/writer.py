@@ -23,7 +23,7 @@ from audit._lock import write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
 from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time
-from audit.sealing import seal_batch
+from audit.sealing import Stamp, record_of, seal_batch
 from audit.store import COLUMNS, tail_in
 from audit.tree import extend_in
 
@@ -42,18 +42,20 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
     code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
     """
     try:
-        return _write_batch(engine, entries)
+        stamps = _write_batch(engine, entries)
     except Exception as exc:
         raise AuditUnavailable(_FAILED) from exc
+    return [record_of(entry, stamp) for entry, stamp in zip(entries, stamps, strict=True)]
 
 
-def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[Stamp]:
+    """Append ``entries`` in one transaction under the write lock; their stamps once committed."""
     if not entries:
         return []
     with write_transaction(engine) as conn:
         last = tail_in(conn)
         seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
-        records, rows, leaves = seal_batch(
+        stamps, rows, leaves = seal_batch(
             entries,
             first_seq=seq + 1,
             time=format_time(datetime.now(UTC)),
@@ -65,7 +67,7 @@ def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRec
         # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
         if seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY:
             index_pending_in(conn)
-    return records
+    return stamps
 
 
 def index_pending(engine: Engine) -> int:
@@ -84,7 +86,7 @@ _INDEX_NOW: Final = _IndexNow()
 @dataclass(slots=True)
 class _Pending:
     entry: AuditEntry
-    future: asyncio.Future[AuditRecord]
+    future: asyncio.Future[Stamp]
     arrived: float
 
 
@@ -172,9 +174,10 @@ class AuditLog:
         if not self._accepting:
             raise AuditUnavailable(_NOT_RUNNING)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[AuditRecord] = loop.create_future()
+        future: asyncio.Future[Stamp] = loop.create_future()
         self._queue.put_nowait(_Pending(entry, future, loop.time()))
-        return await future
+        # The record is made here, on the caller's side, not under the writers' lock.
+        return record_of(entry, await future)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -208,7 +211,9 @@ class AuditLog:
                     if item is None:
                         stopping = True
                         break
-                    if isinstance(item, _IndexNow):  # busy after all: the next idle spell will do it
+                    if isinstance(
+                        item, _IndexNow
+                    ):  # busy after all: the next idle spell will do it
                         self._unindexed = True
                         continue
                     batch.append(item)
@@ -248,7 +253,7 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            records = await asyncio.to_thread(
+            stamps = await asyncio.to_thread(
                 _write_batch, self._engine, [pending.entry for pending in batch]
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
@@ -256,13 +261,13 @@ class AuditLog:
                 _fail(pending.future, exc)
             return
         self._batches_written += 1
-        self._records_written += len(records)
+        self._records_written += len(stamps)
         self._unindexed = True
         self._last_write = asyncio.get_running_loop().time()
         self._checkpoint_wal_beside()
-        for pending, record in zip(batch, records, strict=True):
+        for pending, stamp in zip(batch, stamps, strict=True):
             if not pending.future.done():  # a cancelled caller has gone; its record stays
-                pending.future.set_result(record)
+                pending.future.set_result(stamp)
 
     def _checkpoint_wal_beside(self) -> None:
         """On SQLite, copy the WAL back into the database on another thread, now and then.
@@ -292,7 +297,7 @@ def _checkpoint_wal(engine: Engine) -> None:
         _log.warning("checkpointing the audit WAL failed", exc_info=True)
 
 
-def _fail(future: asyncio.Future[AuditRecord], cause: BaseException | None) -> None:
+def _fail(future: asyncio.Future[Stamp], cause: BaseException | None) -> None:
     if future.done():
         return
     # One exception per waiter: a shared instance would collect every waiter's traceback.

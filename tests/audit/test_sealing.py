@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from audit.records import GENESIS_CHAIN_HASH, AuditEntry, seal
-from audit.sealing import seal_batch
+from audit.sealing import record_of, seal_batch
 from audit.store import record_row
 from tests.audit._factories import make_entry
 
@@ -61,17 +61,20 @@ def _reference(
 def test_a_batch_seals_exactly_as_seal_does_one_by_one(
     batch: list[AuditEntry], first_seq: int, previous: str
 ) -> None:
-    sealed = seal_batch(batch, first_seq=first_seq, time=TIME, previous_chain_hash=previous)
-    assert sealed == _reference(batch, first_seq, previous)
-    for record in sealed[0]:
+    stamps, rows, leaves = seal_batch(
+        batch, first_seq=first_seq, time=TIME, previous_chain_hash=previous
+    )
+    records = [record_of(entry, stamp) for entry, stamp in zip(batch, stamps, strict=True)]
+    assert (records, rows, leaves) == _reference(batch, first_seq, previous)
+    for record in records:
         record.__post_init__()  # every record passes the full validation too
 
 
 def test_the_records_canonical_bytes_give_the_leaf() -> None:
-    records, _, leaves = seal_batch(
-        [make_entry(i) for i in range(3)], first_seq=5, time=TIME, previous_chain_hash="ab" * 32
-    )
-    for record, leaf in zip(records, leaves, strict=True):
+    entries = [make_entry(i) for i in range(3)]
+    stamps, _, leaves = seal_batch(entries, first_seq=5, time=TIME, previous_chain_hash="ab" * 32)
+    for entry, stamp, leaf in zip(entries, stamps, leaves, strict=True):
+        record = record_of(entry, stamp)
         assert hashlib.sha256(b"\x00" + record.canonical()).digest() == leaf
 
 
