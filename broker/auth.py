@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from broker.errors import BadRequest, UnknownClient
+from broker.errors import BadRequest, Replay, UnknownClient
 from broker.keys import thumbprint
 from broker.registry import Registry
 from broker.replay import ReplayCache
@@ -82,6 +83,30 @@ class RequestAuthenticator:
         # client's request ids with unsigned traffic.
         self._replay.remember(caller.client_id, caller.xroad_id)
         return caller
+
+    def verify(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        components: Sequence[str],
+    ) -> Caller:
+        """The signature check alone: the caller must still pass :meth:`remember`."""
+        return self._verified(
+            method=method, url=url, headers=headers, body=body, components=components
+        )
+
+    def remember_soon(self, caller: Caller) -> asyncio.Future[bool]:
+        """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`."""
+        return self._replay.remember_soon(caller.client_id, caller.xroad_id)
+
+    @staticmethod
+    async def remembered(caller: Caller, recording: asyncio.Future[bool]) -> None:
+        """Wait until the id is durable; raise :class:`Replay` if it was not new."""
+        if not await recording:
+            raise Replay(f"X-Road-Id {caller.xroad_id} was already used by this client")
 
     async def authenticate_async(
         self,

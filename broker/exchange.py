@@ -11,12 +11,12 @@ from typing import Any
 
 from audit import AuditEntry, AuditLog, subject_ref
 from audit.errors import AuditUnavailable
-from broker.auth import RequestAuthenticator, claimed_headers, header
+from broker.auth import Caller, RequestAuthenticator, claimed_headers, header
 from broker.context import Adapters
 from broker.errors import BadRequest
 from broker.logs import get_logger
 from broker.problems import InternalError, Problem, problem_body
-from broker.registry import Registry
+from broker.registry import Registry, Service
 from broker.signatures import (
     REQUEST_COMPONENTS,
     REQUEST_COMPONENTS_WITHOUT_CONSENT,
@@ -24,10 +24,21 @@ from broker.signatures import (
     sign_response,
 )
 from broker.stages import StageClock
-from consent import ConsentStore, TokenVerifier, check_exchange, check_subject_in
+from consent import (
+    ConsentClaims,
+    ConsentStore,
+    TokenVerifier,
+    check_exchange,
+    check_subject_in,
+)
+from consent.models import Consent
 from schemas import SchemaSet
 
 __all__ = ["ExchangeRequest", "ExchangeResponse", "ExchangeService", "record_subjects"]
+
+#: What steps 2-4 establish: the service, the query, the claims, the fields to release, and
+#: the consent as the store holds it.
+_Checked = tuple[Service, dict[str, Any], ConsentClaims, tuple[str, ...], Consent]
 
 _log = get_logger("simpul.exchange")
 
@@ -208,23 +219,8 @@ class ExchangeService:
         )
         return ExchangeResponse(status=status, headers=signed, body=body)
 
-    async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
-        # 1. Who is calling, with a registered key, never twice.
-        # Without a Consent-Token header there is nothing to cover; the consent step then
-        # refuses with consent-missing rather than a confusing signature error.
-        has_token = header(request.headers, "consent-token") is not None
-        mark = self._stages.start()
-        caller = await self._auth.authenticate_async(
-            method=request.method,
-            url=request.url,
-            headers=request.headers,
-            body=request.body,
-            components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
-        )
-        mark = self._stages.lap("signature", mark)
-        trail.client = caller.client_id
-        trail.xroad_id = caller.xroad_id  # canonical (lower-case) form, as the replay cache has it
-        trail.request_hash = caller.request_hash
+    def _check(self, request: ExchangeRequest, trail: _Trail, caller: Caller) -> _Checked:
+        """Steps 2-4: access right, consent token, request schema, consent policy, live status."""
         query = _json_object(request.body)
         # The body is signed, so the person it names can find this attempt in their access
         # log even when it is refused below.
@@ -235,18 +231,15 @@ class ExchangeService:
         # 2. Access rights, deny by default.
         service = self._registry.service(request.service_id)
         self._registry.require_access(caller.client_id, service.id)
-        mark = self._stages.lap("access", mark)
 
         # 3. Consent: the token itself, then its live status in the store.
         claims = self._tokens.verify(header(request.headers, "consent-token"))
         trail.consent_id = claims.jti
         trail.purpose = claims.purpose.code
         trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
-        mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).
         self._schemas.validate_request(service.schema, query)
-        mark = self._stages.lap("schema", mark)
         requested = query.get("fields")
         released = check_exchange(
             claims,
@@ -261,7 +254,39 @@ class ExchangeService:
         self._registry.require_purpose(caller.client_id, claims.purpose.code)
         # Live: a revoked, paused, expired or spent consent stops this very request.
         consent = self._consents.require_active(claims.jti, service=service.id)
+
+        return service, query, claims, released, consent
+
+    async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
+        # 1. Who is calling, with a registered key, never twice.
+        # Without a Consent-Token header there is nothing to cover; the consent step then
+        # refuses with consent-missing rather than a confusing signature error.
+        has_token = header(request.headers, "consent-token") is not None
+        mark = self._stages.start()
+        caller = self._auth.verify(
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            body=request.body,
+            components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
+        )
+        trail.client = caller.client_id
+        trail.xroad_id = caller.xroad_id  # canonical (lower-case) form, as the replay cache has it
+        trail.request_hash = caller.request_hash
+        mark = self._stages.lap("signature", mark)
+        # Never twice: the X-Road-Id is recorded durably (a commit on another thread) while the
+        # checks of steps 2-4 run, none of which has an effect; the backend is not called
+        # before the id is known to be new, and a replay is refused as a replay whatever the
+        # checks found.
+        recording = self._auth.remember_soon(caller)
+        try:
+            checked = self._check(request, trail, caller)
+        except BaseException:
+            await self._auth.remembered(caller, recording)  # a Replay takes precedence
+            raise
+        await self._auth.remembered(caller, recording)
         mark = self._stages.lap("consent", mark)
+        service, query, claims, released, consent = checked
 
         # 5. The owning agency's backend, through its adapter.
         lookup = {k: v for k, v in query.items() if k != "fields"}

@@ -65,7 +65,7 @@ class ReplayCache:
         self._clock = clock
         self._last_purge = 0.0
         self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[list[bool]] | None = None
 
     def remember(self, client_id: str, xroad_id: str) -> None:
         """Record the id, or raise :class:`Replay` if this client used it inside the window."""
@@ -88,26 +88,46 @@ class ReplayCache:
 
     async def remember_async(self, client_id: str, xroad_id: str) -> None:
         """:meth:`remember`, returning once the id is durable; raises :class:`Replay` the same."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(client_id, xroad_id, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        if not await future:
+        if not await self.remember_soon(client_id, xroad_id):
             raise Replay(f"X-Road-Id {xroad_id} was already used by this client")
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                fresh = await asyncio.to_thread(self._insert_batch, batch)
-            except Exception as exc:  # noqa: BLE001 - every waiter learns the batch failed
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+    def remember_soon(self, client_id: str, xroad_id: str) -> asyncio.Future[bool]:
+        """Start recording the id now; the future says, once it is durable, whether it was new.
+
+        Group commit: the ids that arrive while a batch commits go in the next one. The batch
+        is handed to a worker thread at once, so the commit runs while the caller goes on.
+        A failed batch fails every future in it.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append(_Pending(client_id, xroad_id, future))
+        if self._in_flight is None:
+            self._commit_pending(loop)
+        return future
+
+    def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        in_flight = loop.run_in_executor(None, self._insert_batch, batch)
+        self._in_flight = in_flight
+        in_flight.add_done_callback(lambda done: self._settle(loop, batch, done))
+
+    def _settle(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Pending],
+        done: asyncio.Future[list[bool]],
+    ) -> None:
+        self._in_flight = None
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        for index, pending in enumerate(batch):
+            if pending.future.done():  # a cancelled caller has gone
                 continue
-            for pending, ok in zip(batch, fresh, strict=True):
-                if not pending.future.done():  # a cancelled caller has gone
-                    pending.future.set_result(ok)
+            if error is not None:
+                pending.future.set_exception(error)
+            else:
+                pending.future.set_result(done.result()[index])
+        if self._pending:
+            self._commit_pending(loop)
 
     def _insert_batch(self, batch: list[_Pending]) -> list[bool]:
         """Insert every id in one transaction; for each, whether it was new."""

@@ -217,6 +217,19 @@ class TestUseLimits:
         assert kk.status == 200  # the other granted service has its own one use
         assert desk.fetch(KK, {"nik": person.nik}, consent_token=held.token).status == 403
 
+    def test_a_replay_is_refused_as_a_replay_even_once_the_consent_is_spent(
+        self, hooked: SandboxWorld, desk: SimpulClient, people: Any
+    ) -> None:
+        # The replay commit overlaps the consent checks; its verdict must still come first.
+        held = consent(hooked, desk, nik_of(people, 6), fetch_type="ONETIME")
+        xroad_id = str(uuid.uuid4())
+        body = json.dumps({"nik": held.nik}).encode()
+        token = {"Consent-Token": held.token}
+        first = desk.send("POST", f"/r1/{KTP}", body, extra_headers=token, xroad_id=xroad_id)
+        assert first.status_code == 200
+        again = desk.send("POST", f"/r1/{KTP}", body, extra_headers=token, xroad_id=xroad_id)
+        assert (again.status_code, again.headers["x-road-error"]) == (409, "replay")
+
     def test_max_uses(self, hooked: SandboxWorld, desk: SimpulClient, people: Any) -> None:
         held = consent(hooked, desk, nik_of(people, 4), max_uses=2)
         assert [ktp(desk, held).status for _ in range(2)] == [200, 200]
