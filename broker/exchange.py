@@ -219,8 +219,13 @@ class ExchangeService:
         )
         return ExchangeResponse(status=status, headers=signed, body=body)
 
-    def _check(self, request: ExchangeRequest, trail: _Trail, caller: Caller) -> _Checked:
-        """Steps 2-4: access right, consent token, request schema, consent policy, live status."""
+    def _check(
+        self, request: ExchangeRequest, trail: _Trail, caller: Caller, mark: int
+    ) -> tuple[_Checked, int]:
+        """Steps 2-4: access right, consent token, request schema, consent policy, live status.
+
+        Returns what they establish and a new stage-clock mark.
+        """
         query = _json_object(request.body)
         # The body is signed, so the person it names can find this attempt in their access
         # log even when it is refused below.
@@ -231,15 +236,18 @@ class ExchangeService:
         # 2. Access rights, deny by default.
         service = self._registry.service(request.service_id)
         self._registry.require_access(caller.client_id, service.id)
+        mark = self._stages.lap("access", mark)
 
         # 3. Consent: the token itself, then its live status in the store.
         claims = self._tokens.verify(header(request.headers, "consent-token"))
         trail.consent_id = claims.jti
         trail.purpose = claims.purpose.code
         trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
+        mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).
         self._schemas.validate_request(service.schema, query)
+        mark = self._stages.lap("schema", mark)
         requested = query.get("fields")
         released = check_exchange(
             claims,
@@ -254,8 +262,8 @@ class ExchangeService:
         self._registry.require_purpose(caller.client_id, claims.purpose.code)
         # Live: a revoked, paused, expired or spent consent stops this very request.
         consent = self._consents.require_active(claims.jti, service=service.id)
-
-        return service, query, claims, released, consent
+        mark = self._stages.lap("consent", mark)
+        return (service, query, claims, released, consent), mark
 
     async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
         # 1. Who is calling, with a registered key, never twice.
@@ -280,12 +288,12 @@ class ExchangeService:
         # checks found.
         recording = self._auth.remember_soon(caller)
         try:
-            checked = self._check(request, trail, caller)
+            checked, mark = self._check(request, trail, caller, mark)
         except BaseException:
             await self._auth.remembered(caller, recording)  # a Replay takes precedence
             raise
         await self._auth.remembered(caller, recording)
-        mark = self._stages.lap("consent", mark)
+        mark = self._stages.lap("signature", mark)  # with the replay commit, as it awaits
         service, query, claims, released, consent = checked
 
         # 5. The owning agency's backend, through its adapter.
