@@ -17,8 +17,10 @@ from joserfc.jwk import OKPKey
 
 from broker.keys import jwk_to_public_key, to_private_key
 from broker.signatures import (
+    AUDIT_SEQ_HEADER,
     CONSENT_REQUEST_COMPONENTS,
     REQUEST_COMPONENTS,
+    RESPONSE_COMPONENTS,
     request_hash,
     sign_request,
     verify_response,
@@ -52,7 +54,7 @@ class ExchangeResult:
     @property
     def audit_seq(self) -> int | None:
         """The audit log sequence number of this exchange."""
-        seq = self.headers.get("x-simpul-audit-seq")
+        seq = self.headers.get(AUDIT_SEQ_HEADER)
         return int(seq) if seq else None
 
 
@@ -189,6 +191,10 @@ class SimpulClient:
             body=request.content,
         )
         keys = self._jwks()
+        # An audit sequence number is trusted only if the signature covers it.
+        required = RESPONSE_COMPONENTS
+        if AUDIT_SEQ_HEADER in response.headers:
+            required = (*RESPONSE_COMPONENTS, AUDIT_SEQ_HEADER)
         try:
             verify_response(
                 status=response.status_code,
@@ -196,6 +202,7 @@ class SimpulClient:
                 body=response.content,
                 expected_request_hash=expected,
                 resolve_key=lambda kid: jwk_to_public_key(keys[kid]) if kid in keys else None,
+                required=required,
             )
         except Exception as exc:
             raise SimpulClientError(f"broker response signature refused: {exc}") from exc

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import HTTPMessageSignaturesException, HTTPSignatureComponentResolver
@@ -44,6 +45,7 @@ from broker._libsig import (
 from broker.errors import SignatureInvalid, SignatureMissing
 
 __all__ = [
+    "AUDIT_SEQ_HEADER",
     "CONSENT_REQUEST_COMPONENTS",
     "REQUEST_COMPONENTS",
     "REQUEST_COMPONENTS_WITHOUT_CONSENT",
@@ -78,6 +80,9 @@ REQUEST_COMPONENTS_WITHOUT_CONSENT: tuple[str, ...] = REQUEST_COMPONENTS[:-1]
 
 CONSENT_REQUEST_COMPONENTS = REQUEST_COMPONENTS_WITHOUT_CONSENT
 """What a consumer's request to create a consent request must cover (it has no token yet)."""
+
+#: The audit record's sequence number on an exchange's answer (covered by its signature).
+AUDIT_SEQ_HEADER: Final = "x-simpul-audit-seq"
 
 RESPONSE_COMPONENTS: tuple[str, ...] = (
     "@status",
@@ -168,15 +173,16 @@ def sign_response(
     """Return ``headers`` plus ``Content-Digest``, ``X-Road-Request-Hash`` and the signature.
 
     By default the signature covers ``@status``, ``content-digest`` and those of
-    ``content-type``, ``x-road-id`` and ``x-road-request-hash`` that are present (a refusal
-    of an unreadable request may have no id and no request hash to bind to).
+    ``content-type``, ``x-road-id``, ``x-road-request-hash`` and ``x-simpul-audit-seq`` that
+    are present (a refusal of an unreadable request may have no id and no request hash to
+    bind to; an answer whose audit record could not be written has no sequence number).
     """
     out = dict(headers)
     if request_hash is not None:
         out[REQUEST_HASH_HEADER] = request_hash
     if components is None:
         present = {name.lower() for name in out}
-        optional = ("content-type", "x-road-id", "x-road-request-hash")
+        optional = ("content-type", "x-road-id", "x-road-request-hash", AUDIT_SEQ_HEADER)
         components = ("@status", "content-digest", *(c for c in optional if c in present))
     fast = sign_response_headers(
         status=status,

@@ -30,6 +30,7 @@ from broker.errors import (
     UnknownClient,
 )
 from broker.signatures import (
+    AUDIT_SEQ_HEADER,
     CONSENT_REQUEST_COMPONENTS,
     REQUEST_COMPONENTS,
     REQUEST_COMPONENTS_WITHOUT_CONSENT,
@@ -583,6 +584,31 @@ class TestResponse:
         assert verified.key_id == BROKER_KID
         assert verified.components["@status"] == "200"
         assert verified.components["content-type"] == "application/json"
+
+    def test_the_audit_sequence_number_is_covered(self) -> None:
+        headers = _response(extra={"X-Simpul-Audit-Seq": "42"})
+        assert '"x-simpul-audit-seq")' in headers["Signature-Input"]
+        required = (*RESPONSE_COMPONENTS, AUDIT_SEQ_HEADER)
+        verified = verify_response(
+            status=200,
+            headers=headers,
+            body=b'{"nama":"SITI"}',
+            resolve_key=KEYS.get,
+            expected_request_hash="ab" * 32,
+            required=required,
+            now=CREATED,
+        )
+        assert verified.components[AUDIT_SEQ_HEADER] == "42"
+        with pytest.raises(SignatureInvalid):
+            verify_response(
+                status=200,
+                headers={**headers, "X-Simpul-Audit-Seq": "43"},
+                body=b'{"nama":"SITI"}',
+                resolve_key=KEYS.get,
+                expected_request_hash="ab" * 32,
+                required=required,
+                now=CREATED,
+            )
 
     def test_bound_to_a_real_request(self) -> None:
         req = signed()
