@@ -97,7 +97,9 @@ class AuditLog:
     arrived within ``max_delay`` seconds of the first, and writes them in one transaction
     on a worker thread. :meth:`append` returns only after its record is committed; if the
     batch fails, every entry in it fails with :class:`AuditUnavailable` and the writer
-    carries on with the next batch.
+    carries on with the next batch. After ``index_when_idle`` seconds without a batch, it
+    indexes what it wrote for lookups (:mod:`audit.lookup`); on SQLite it also checkpoints
+    the WAL now and then on another thread.
     """
 
     def __init__(
@@ -112,6 +114,8 @@ class AuditLog:
             raise ValueError("max_batch must be at least 1")
         if max_delay < 0:
             raise ValueError("max_delay must not be negative")
+        if not index_when_idle > 0:
+            raise ValueError("index_when_idle must be a positive number of seconds")
         self._engine = engine
         self._max_batch = max_batch
         self._max_delay = max_delay
@@ -154,6 +158,8 @@ class AuditLog:
         self._accepting = False
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        if self._wal_checkpoint is not None:
+            await self._wal_checkpoint  # never raises: a failure is only logged
         if task is None:
             return
         if task.done():  # the writer was killed; it failed whatever it held on the way out

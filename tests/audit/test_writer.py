@@ -156,6 +156,11 @@ class TestLifecycle:
         with pytest.raises(ValueError, match="max_"):
             AuditLog(installed, max_batch=max_batch, max_delay=max_delay)
 
+    @pytest.mark.parametrize("idle", [0.0, -1.0])
+    def test_the_idle_interval_must_be_positive(self, installed: Engine, idle: float) -> None:
+        with pytest.raises(ValueError, match="index_when_idle"):
+            AuditLog(installed, index_when_idle=idle)
+
 
 class TestGroupCommit:
     async def test_500_concurrent_appends_are_numbered_1_to_500(self, installed: Engine) -> None:
