@@ -76,7 +76,10 @@ class _HttpProblem(Exception):
     def __init__(self, exc: StarletteHTTPException) -> None:
         self.status = exc.status_code
         self.problem_type = self._TYPES.get(exc.status_code, "http-error")
-        self.title = HTTPStatus(exc.status_code).phrase
+        try:
+            self.title = HTTPStatus(exc.status_code).phrase
+        except ValueError:  # a status with no standard phrase
+            self.title = "HTTP error"
         self.detail = self.title
         super().__init__(self.detail)
 
