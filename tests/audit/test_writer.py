@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -316,16 +317,20 @@ class TestWalCheckpoint:
         self, installed: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[Engine] = []
+        release = threading.Event()
 
-        def slow_checkpoint(engine: Engine) -> None:
-            time.sleep(0.2)
+        def held_checkpoint(engine: Engine) -> None:
+            release.wait(timeout=10)
+            time.sleep(0.1)  # still running when stop() is called
             calls.append(engine)
 
-        monkeypatch.setattr(writer_module, "_checkpoint_wal", slow_checkpoint)
+        monkeypatch.setattr(writer_module, "_checkpoint_wal", held_checkpoint)
         async with AuditLog(installed, max_delay=0.0) as log:
             for round_ in range(3):  # three batches, while the first checkpoint still runs
                 await asyncio.gather(*(log.append(make_entry(round_ * 10 + i)) for i in range(10)))
+                await asyncio.sleep(0.11)  # past the 0.1 s spacing: only the one in flight stops it
             assert log.batches_written == 3
+            release.set()
         assert calls == [installed]  # one at a time, and stop() waited for it
 
     def test_a_checkpoint_moves_the_wal_into_the_database(self, installed: Engine) -> None:
