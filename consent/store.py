@@ -6,24 +6,20 @@ says whether this caller made it, so two racing decisions cannot both win.
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, insert, select, update
 
-from consent._events import consent_event, request_event
+from consent._citizen import CitizenMoves, same_subject
+from consent._events import request_event
 from consent._live import LiveReader
-from consent._log import TransitionLog
+from consent._live_checks import LIVE_STATUSES
 from consent._tables import (
-    consent_from_mapping,
     consent_from_row,
     consent_requests,
-    consent_uses,
     consent_values,
     consents,
     install,
@@ -43,17 +39,10 @@ from consent._validation import (
     checked_text,
 )
 from consent.errors import (
-    ConsentExhausted,
-    ConsentExpired,
-    ConsentNotActive,
     ConsentNotFound,
-    ConsentNotYetValid,
     ConsentRequestInvalid,
     ConsentRequestNotFound,
     ConsentRequestNotPending,
-    ConsentRevoked,
-    ConsentTransitionRefused,
-    Error,
 )
 from consent.models import (
     Consent,
@@ -80,58 +69,12 @@ __all__ = [
     "metadata",
 ]
 
-_LIVE = (ConsentStatus.ACTIVE, ConsentStatus.PAUSED)
-
-# The citizen's moves on a consent: verb -> (target, statuses it may leave, statuses where the
-# move is already done and repeating it changes nothing). Anything else is refused.
-_MOVES: dict[str, tuple[ConsentStatus, frozenset[ConsentStatus], frozenset[ConsentStatus]]] = {
-    "pause": (
-        ConsentStatus.PAUSED,
-        frozenset({ConsentStatus.ACTIVE}),
-        frozenset({ConsentStatus.PAUSED}),
-    ),
-    "resume": (
-        ConsentStatus.ACTIVE,
-        frozenset({ConsentStatus.PAUSED}),
-        frozenset({ConsentStatus.ACTIVE}),
-    ),
-    "revoke": (
-        ConsentStatus.REVOKED,
-        frozenset(_LIVE),
-        frozenset({ConsentStatus.REVOKED}),
-    ),
-}
-
 
 def _unix_now() -> int:
     return int(time.time())
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def _judged(consent: Consent, *, used: bool, at: int) -> Consent:
-    """``consent`` if it allows an exchange at ``at``; else the error that says why not."""
-    if consent.status is not ConsentStatus.ACTIVE:
-        raise _inactive(consent)
-    if at < consent.nbf:
-        raise ConsentNotYetValid()
-    if used or (consent.max_uses is not None and consent.use_count >= consent.max_uses):
-        raise ConsentExhausted()
-    return consent
-
-
-def _inactive(consent: Consent) -> Error:
-    """The error that explains why ``consent`` (not ACTIVE) allows nothing."""
-    if consent.status is ConsentStatus.REVOKED:
-        return ConsentRevoked()
-    if consent.status is ConsentStatus.EXPIRED:
-        return ConsentExpired()
-    return ConsentNotActive(f"consent is {consent.status.value.lower()}")
-
-
-class ConsentStore(TransitionLog):
+class ConsentStore(CitizenMoves):
     """Consent requests and consents in a database; ``issuer`` signs the consents' tokens.
 
     Every transition is logged in the same transaction as the change (see
@@ -307,38 +250,6 @@ class ConsentStore(TransitionLog):
                 return request
         raise ConsentRequestNotPending(f"consent request is {_status_word(request)}")
 
-    def list_consents(self, *, subject_nik: str) -> list[Consent]:
-        """The citizen's consents, newest first."""
-        now = self._clock()
-        with self._engine.begin() as conn:
-            rows = conn.execute(
-                select(consents)
-                .where(consents.c.subject_nik == subject_nik)
-                .order_by(consents.c.iat.desc(), consents.c.id)
-            ).all()
-            return [self._settle_consent(conn, consent_from_row(row), now) for row in rows]
-
-    def revoke(self, consent_id: str, *, subject_nik: str) -> Consent:
-        """Revoke the citizen's own live consent for good (revoking again changes nothing)."""
-        return self._change(consent_id, subject_nik, "revoke")
-
-    def pause(self, consent_id: str, *, subject_nik: str) -> Consent:
-        """Pause the citizen's own ACTIVE consent (idempotent); an ended one cannot be paused."""
-        return self._change(consent_id, subject_nik, "pause")
-
-    def resume(self, consent_id: str, *, subject_nik: str) -> Consent:
-        """Make the citizen's own PAUSED consent ACTIVE again (idempotent)."""
-        return self._change(consent_id, subject_nik, "resume")
-
-    def citizen_consent(self, consent_id: str, *, subject_nik: str) -> Consent:
-        """The citizen's own consent (someone else's is ConsentNotFound)."""
-        now = self._clock()
-        with self._engine.begin() as conn:
-            row = self._consent_row(conn, consent_id)
-            if row is None or not _same(row.subject_nik, subject_nik):
-                raise ConsentNotFound()
-            return self._settle_consent(conn, consent_from_row(row), now)
-
     def expire_due(self, *, limit: int = 500) -> int:
         """Mark live consents past ``exp`` and PENDING requests past their deadline EXPIRED.
 
@@ -351,7 +262,9 @@ class ConsentStore(TransitionLog):
         with self._engine.begin() as conn:
             rows = conn.execute(
                 select(consents)
-                .where(consents.c.status.in_([s.value for s in _LIVE]), consents.c.exp <= now)
+                .where(
+                    consents.c.status.in_([s.value for s in LIVE_STATUSES]), consents.c.exp <= now
+                )
                 .limit(limit)
             ).all()
             for row in rows:
@@ -370,102 +283,6 @@ class ConsentStore(TransitionLog):
                 marked += self._settle_request(conn, pending, now) != pending
         return marked
 
-    # --- every exchange ---
-
-    def require_active(
-        self, consent_id: str, *, service: str | None = None, now: int | None = None
-    ) -> Consent:
-        """The live check on every exchange: the consent exists, is ACTIVE, valid and not used up.
-
-        With ``service``, a ONETIME consent already used for that service is exhausted too.
-        A consent found past its ``exp`` is marked EXPIRED on the way.
-        """
-        at = self._clock() if now is None else now
-        if not self._live.available:
-            return self._require_active_core(consent_id, service=service, at=at)
-        read = self._live.read(consent_id, service)
-        if read is None:
-            raise ConsentNotFound()
-        values, used = read
-        consent = consent_from_mapping(values)
-        if consent.status in _LIVE and at >= consent.exp:
-            # Past exp but not yet marked: the transactional path marks it and logs the event.
-            return self._require_active_core(consent_id, service=service, at=at)
-        used = used and service is not None and consent.fetch_type is FetchType.ONETIME
-        return _judged(consent, used=used, at=at)
-
-    def _require_active_core(self, consent_id: str, *, service: str | None, at: int) -> Consent:
-        """:meth:`require_active` through SQLAlchemy Core, settling an expired consent."""
-        with self._engine.begin() as conn:
-            row = self._consent_row(conn, consent_id)
-            if row is None:
-                raise ConsentNotFound()
-            consent = self._settle_consent(conn, consent_from_row(row), at)
-            used = (
-                service is not None
-                and consent.fetch_type is FetchType.ONETIME
-                and conn.execute(
-                    select(consent_uses.c.service).where(
-                        consent_uses.c.consent_id == consent_id, consent_uses.c.service == service
-                    )
-                ).first()
-                is not None
-            )
-        return _judged(consent, used=used, at=at)
-
-    def record_use(
-        self, consent_id: str, *, service: str | None = None, now: int | None = None
-    ) -> Consent:
-        """Count one use of an ACTIVE consent, atomically refusing one past its limits.
-
-        The count is a conditional UPDATE (``use_count < max_uses``) and a ONETIME consent's
-        use of ``service`` an INSERT on a primary key, both in one transaction: of two
-        exchanges racing for the last use, exactly one wins and the other is ConsentExhausted.
-        """
-        at = self._clock() if now is None else now
-        if self._live.available:
-            try:
-                values = self._live.count_use(consent_id, service, at)
-            except self._live.integrity_error as exc:
-                raise ConsentExhausted("consent was already used for this service") from exc
-            if values is None:
-                self.require_active(consent_id, now=at)  # raises the precise reason
-                raise ConsentExhausted()  # it was usable when checked: lost a race
-            return consent_from_mapping(values)
-        return self._record_use_core(consent_id, service=service, at=at)
-
-    def _record_use_core(self, consent_id: str, *, service: str | None, at: int) -> Consent:
-        """:meth:`record_use` through SQLAlchemy Core."""
-        c = consents.c
-        try:
-            with self._engine.begin() as conn:
-                counted = conn.execute(
-                    update(consents)
-                    .where(
-                        c.id == consent_id,
-                        c.status == ConsentStatus.ACTIVE.value,
-                        c.nbf <= at,
-                        c.exp > at,
-                        (c.max_uses.is_(None)) | (c.use_count < c.max_uses),
-                    )
-                    .values(use_count=c.use_count + 1)
-                ).rowcount
-                row = self._consent_row(conn, consent_id) if counted == 1 else None
-                if row is not None and row.fetch_type == FetchType.ONETIME.value:
-                    if service is None:
-                        raise ValueError("a ONETIME consent's use must name the service")
-                    conn.execute(
-                        insert(consent_uses).values(
-                            consent_id=consent_id, service=service, used_at=at
-                        )
-                    )
-        except IntegrityError as exc:
-            raise ConsentExhausted("consent was already used for this service") from exc
-        if row is None:
-            self.require_active(consent_id, now=at)  # raises the precise reason
-            raise ConsentExhausted()  # it was usable when checked: lost a race for the last use
-        return consent_from_row(row)
-
     # --- internals ---
 
     def _own_request(
@@ -474,13 +291,9 @@ class ConsentStore(TransitionLog):
         row = conn.execute(
             select(consent_requests).where(consent_requests.c.id == request_id)
         ).first()
-        if row is None or not _same(row.subject_nik, subject_nik):
+        if row is None or not same_subject(row.subject_nik, subject_nik):
             raise ConsentRequestNotFound()
         return self._settle_request(conn, request_from_row(row), now)
-
-    @staticmethod
-    def _consent_row(conn: Connection, consent_id: str) -> Row[Any] | None:
-        return conn.execute(select(consents).where(consents.c.id == consent_id)).first()
 
     @staticmethod
     def _settle_request(conn: Connection, request: ConsentRequest, now: int) -> ConsentRequest:
@@ -508,27 +321,6 @@ class ConsentStore(TransitionLog):
         return replace(request, status=RequestStatus.EXPIRED, decided_at=now)
 
     @staticmethod
-    def _settle_consent(conn: Connection, consent: Consent, now: int) -> Consent:
-        """Mark a live consent past its ``exp`` EXPIRED; return it as it now stands."""
-        if consent.status not in _LIVE or now < consent.exp:
-            return consent
-        changed = conn.execute(
-            update(consents)
-            .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
-            .values(status=ConsentStatus.EXPIRED.value, status_changed_at=now)
-        ).rowcount
-        if changed == 1:
-            consent_event(
-                conn,
-                consent,
-                event="consent.expire",
-                to_status=ConsentStatus.EXPIRED.value,
-                actor="broker",
-                at=consent.exp,
-            )
-        return replace(consent, status=ConsentStatus.EXPIRED, status_changed_at=now)
-
-    @staticmethod
     def _decide(
         conn: Connection,
         request: ConsentRequest,
@@ -548,49 +340,6 @@ class ConsentStore(TransitionLog):
             .values(status=status.value, decided_at=now, consent_id=consent_id)
         )
         return result.rowcount == 1
-
-    def _change(self, consent_id: str, subject_nik: str, verb: str) -> Consent:
-        """Make the citizen's move ``verb`` on their own consent, or refuse it."""
-        target, sources, done = _MOVES[verb]
-        now = self._clock()
-        with self._engine.begin() as conn:
-            row = self._consent_row(conn, consent_id)
-            if row is None or not _same(row.subject_nik, subject_nik):
-                raise ConsentNotFound()
-            consent = self._settle_consent(conn, consent_from_row(row), now)
-            # A concurrent move (a pause racing this revoke) makes the conditional UPDATE miss:
-            # judge the consent anew and try again while the move still applies to it.
-            for _ in range(_MOVE_ATTEMPTS):
-                if consent.status not in sources:
-                    break
-                changed = conn.execute(
-                    update(consents)
-                    .where(consents.c.id == consent.id, consents.c.status == consent.status.value)
-                    .values(status=target.value, status_changed_at=now)
-                ).rowcount
-                if changed == 1:
-                    consent_event(
-                        conn,
-                        consent,
-                        event=f"consent.{verb}",
-                        to_status=target.value,
-                        actor="citizen",
-                        at=now,
-                    )
-                    return replace(consent, status=target, status_changed_at=now)
-                row = self._consent_row(conn, consent_id)
-                if row is None:  # pragma: no cover - consents are never deleted
-                    raise ConsentNotFound()
-                consent = consent_from_row(row)
-            if consent.status in done:
-                return consent
-        raise ConsentTransitionRefused(
-            f"consent is {consent.status.value.lower()}; it cannot be {_PAST[verb]}"
-        )
-
-
-_PAST = {"pause": "paused", "resume": "resumed", "revoke": "revoked"}
-_MOVE_ATTEMPTS = 3
 
 
 def _fetch_type(value: FetchType | str) -> FetchType:
