@@ -76,27 +76,13 @@ class RequestAuthenticator:
         components: Sequence[str],
     ) -> Caller:
         """Return the caller, or raise the broker error that names why not."""
-        caller = self._verified(
+        caller = self.verify(
             method=method, url=url, headers=headers, body=body, components=components
         )
         # Replay is checked only after the signature verifies, so nobody can burn another
         # client's request ids with unsigned traffic.
         self._replay.remember(caller.client_id, caller.xroad_id)
         return caller
-
-    def verify(
-        self,
-        *,
-        method: str,
-        url: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        components: Sequence[str],
-    ) -> Caller:
-        """The signature check alone: the caller must still pass :meth:`remember`."""
-        return self._verified(
-            method=method, url=url, headers=headers, body=body, components=components
-        )
 
     def remember_soon(self, caller: Caller) -> asyncio.Future[bool]:
         """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`."""
@@ -108,7 +94,7 @@ class RequestAuthenticator:
         if not await recording:
             raise Replay(f"X-Road-Id {caller.xroad_id} was already used by this client")
 
-    async def authenticate_async(
+    def verify(
         self,
         *,
         method: str,
@@ -117,22 +103,8 @@ class RequestAuthenticator:
         body: bytes,
         components: Sequence[str],
     ) -> Caller:
-        """:meth:`authenticate` for the event loop: the replay check is group-committed."""
-        caller = self._verified(
-            method=method, url=url, headers=headers, body=body, components=components
-        )
-        await self._replay.remember_async(caller.client_id, caller.xroad_id)
-        return caller
-
-    def _verified(
-        self,
-        *,
-        method: str,
-        url: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        components: Sequence[str],
-    ) -> Caller:
+        """The signature check alone; the X-Road-Id still has to pass the replay cache
+        (:meth:`remember_soon`, or :meth:`authenticate`, which does both)."""
         client_id = header(headers, "x-road-client")
         if not client_id or not _CLIENT_ID.match(client_id):
             raise BadRequest("X-Road-Client must be INSTANCE/CLASS/MEMBER/SUBSYSTEM")
