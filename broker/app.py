@@ -133,32 +133,30 @@ class _Entry:
         if root and path.startswith(root):
             path = path[len(root) :]
         if _declared_length(scope) > MAX_BODY_BYTES:
-            await _send(send, *_too_large(scope))
+            await _problem_response(_too_large(), Request(scope))(scope, receive, send)
             return
         if scope["method"] == "POST" and path.startswith(_EXCHANGE_PREFIX):
             await self._exchange(path[len(_EXCHANGE_PREFIX) :], scope, receive, send)
             return
-        await self.app(scope, _bounded(receive, MAX_BODY_BYTES), send)
+        await self.app(scope, _bounded(receive), send)
 
     async def _exchange(self, service_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive, MAX_BODY_BYTES)
-        if body is None:
-            status, headers, content = _too_large(scope)
-        else:
-            running: Broker = self.fastapi_app.state.broker
-            outcome = await running.exchange.handle(
-                ExchangeRequest(
-                    service_id=service_id,
-                    method="POST",
-                    url=str(URL(scope=scope)),  # what Starlette's Request.url gives the route
-                    headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-                    ],
-                    body=body,
-                )
+        try:
+            body = await _read_body(_bounded(receive))
+        except broker.errors.ContentTooLarge as exc:
+            await _problem_response(exc, Request(scope))(scope, receive, send)
+            return
+        running: Broker = self.fastapi_app.state.broker
+        outcome = await running.exchange.handle(
+            ExchangeRequest(
+                service_id=service_id,
+                method="POST",
+                url=str(URL(scope=scope)),  # what Starlette's Request.url gives the route
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+                body=body,
             )
-            status, headers, content = outcome.status, outcome.headers, outcome.body
-        await _send(send, status, headers, content)
+        )
+        await _send(send, outcome.status, outcome.headers, outcome.body)
 
 
 _EXCHANGE_PREFIX = "/r1/"
@@ -178,48 +176,36 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-def _bounded(receive: Receive, limit: int) -> Receive:
-    """``receive`` that refuses (ContentTooLarge, a 413 problem) once ``limit`` bytes passed."""
+def _bounded(receive: Receive) -> Receive:
+    """``receive`` that refuses (ContentTooLarge, a 413 problem) past :data:`MAX_BODY_BYTES`."""
     size = 0
 
     async def bounded() -> Message:
         nonlocal size
         message = await receive()
         size += len(message.get("body", b""))
-        if size > limit:
-            raise broker.errors.ContentTooLarge(f"a body may hold at most {limit} bytes")
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
         return message
 
     return bounded
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
-def _too_large(scope: Scope) -> tuple[int, dict[str, str], bytes]:
-    problem = broker.errors.ContentTooLarge(f"a body may hold at most {MAX_BODY_BYTES} bytes")
-    xroad_id = next(
-        (v.decode("latin-1")[:64] for k, v in scope["headers"] if k == b"x-road-id"), None
-    )
-    headers = {"Content-Type": PROBLEM_MEDIA_TYPE, "X-Road-Error": problem.problem_type}
-    if xroad_id:
-        headers["X-Road-Id"] = xroad_id
-    return problem.status, headers, problem_body(problem, instance=xroad_id)
+def _too_large() -> broker.errors.ContentTooLarge:
+    return broker.errors.ContentTooLarge(f"a body may hold at most {MAX_BODY_BYTES} bytes")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
