@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from audit import AuditLog
+from audit import writer as writer_module
 from audit.lookup import (
     INDEX_EVERY,
     LOOKUP_KINDS,
@@ -85,6 +86,28 @@ class TestIndexing:
             # An append arriving after the idle pass is taken as usual.
             record = await log.append(make_entry(6))
         assert record.seq == 6
+
+    async def test_a_failed_idle_pass_is_a_warning_and_appends_go_on(
+        self,
+        installed: Engine,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        def broken(engine: Engine) -> int:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(writer_module, "index_pending", broken)
+        async with AuditLog(installed, max_delay=0.0, index_when_idle=0.01) as log:
+            await log.append(make_entry(0))
+            for _ in range(200):
+                if "indexing the audit lookup table failed" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert "indexing the audit lookup table failed" in caplog.text
+            assert (await log.append(make_entry(3))).seq == 2
+        # Queries stay complete: the records the pass missed are scanned after the watermark.
+        assert _watermark(installed) == 0
+        assert [r.seq for r in records_for_subject(installed, SUBJECT_0)] == [2, 1]
 
 
 @pytest.mark.parametrize("indexed_through", [0, 7, 15, 30])
