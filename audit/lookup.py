@@ -12,7 +12,8 @@ therefore keeps them apart, as derived data written in bulk:
   Each pass inserts one mark in the same transaction as its rows; the watermark is the largest.
 - The writer indexes inside its own lock and transaction (:func:`index_pending_in`), once at
   least :data:`INDEX_EVERY` records wait, and whenever it falls idle, so under load one pass
-  covers thousands of records and at rest nothing waits long.
+  covers thousands of records and at rest nothing waits long. A pass is one ``INSERT ...
+  SELECT`` per page of records: the database derives, sorts and inserts the rows itself.
 
 A query reads the watermark, takes the records up to it through ``audit_lookup`` and scans the
 few after it by sequence number, so its answer is always complete. Both tables are derived from
@@ -23,11 +24,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import ColumnElement, Connection, Select, select
 
-from audit._bulk import fetch_rows, insert_rows
+from audit._bulk import fetch_rows
 from audit.records import AuditRecord
 from audit.store import audit_lookup, audit_lookup_marks, audit_records, record_from_row
 
@@ -49,7 +50,13 @@ LOOKUP_KINDS: Final[dict[Kind, int]] = {"subject_ref": 1, "consent_id": 2, "xroa
 #: How many records may wait before the writer indexes them inside a batch.
 INDEX_EVERY: Final = 8192
 
-_PAGE: Final = 20_000
+#: Records per indexing statement: bounds the database's sort, not Python's memory.
+_PAGE: Final = 100_000
+_SQLITE_KEY_FUNCTION: Final = "simpul_lookup_key"
+#: :func:`lookup_key` in PostgreSQL's SQL: ``bit(64)`` reads the hex digits as a signed bigint.
+_PG_KEY: Final = (
+    "('x' || substr(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint"
+)
 
 
 def lookup_key(value: str) -> int:
@@ -67,37 +74,49 @@ def index_pending_in(conn: Connection, *, upto: int | None = None) -> int:
     """Index the records after the watermark (through ``upto``); return how many were indexed.
 
     Must run inside the audit write lock (the writer's transaction), like an append: the
-    watermark read here is the one no other writer can move meanwhile.
+    watermark read here is the one no other writer can move meanwhile. The rows are made,
+    sorted and inserted by the database in one statement per page (see :func:`_index_sql`):
+    no record is read back into Python.
     """
     start = indexed_through_in(conn)
-    end = start
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(LOOKUP_KINDS)
-    read = (
-        f"SELECT seq, {names} FROM audit_records "  # noqa: S608 - constant column names
-        f"WHERE seq > {mark} ORDER BY seq LIMIT {mark}"
+    ((top,),) = fetch_rows(conn, "SELECT max(seq) FROM audit_records")
+    stop = int(top or 0) if upto is None else min(upto, int(top or 0))
+    if stop <= start:
+        return 0
+    if conn.dialect.name == "sqlite":
+        # Registered per pass, on whichever pooled connection holds the lock: cheap, and no
+        # connection needs setting up in advance.
+        raw: Any = conn.connection.driver_connection
+        raw.create_function(_SQLITE_KEY_FUNCTION, 1, lookup_key, deterministic=True)
+    statement = _index_sql(conn)
+    for low in range(start, stop, _PAGE):
+        conn.exec_driver_sql(statement, {"low": low, "high": min(low + _PAGE, stop)})
+    conn.execute(audit_lookup_marks.insert().values(seq=stop))
+    return stop - start
+
+
+def _index_sql(conn: Connection) -> str:
+    """``INSERT ... SELECT`` of the lookup rows of the records in ``(low, high]``, in key order.
+
+    In key order the B-tree is written page by page, not at random. On SQLite the key is
+    :func:`lookup_key` itself, called by the database; on PostgreSQL the same bytes are taken
+    by SQL (the first 16 hex digits of SHA-256, read as a signed 64-bit integer).
+    """
+    if conn.dialect.name == "sqlite":
+        low, high = ":low", ":high"
+        key = _SQLITE_KEY_FUNCTION + "({column})"
+    else:
+        low, high = "%(low)s", "%(high)s"
+        key = _PG_KEY
+    parts = " UNION ALL ".join(
+        f"SELECT {kind} AS kind, {key.format(column=column)} AS key, seq FROM audit_records "  # noqa: S608 - constant names
+        f"WHERE seq > {low} AND seq <= {high} AND {column} IS NOT NULL"
+        for column, kind in LOOKUP_KINDS.items()
     )
-    kinds = tuple(LOOKUP_KINDS.values())
-    sha256 = hashlib.sha256
-    from_bytes = int.from_bytes
-    while upto is None or end < upto:
-        limit = _PAGE if upto is None else min(_PAGE, upto - end)
-        page = conn.exec_driver_sql(read, (end, limit)).fetchall()
-        if not page:
-            break
-        rows = [
-            (kind, from_bytes(sha256(value.encode()).digest()[:8], "big", signed=True), seq)
-            for seq, *values in page
-            for kind, value in zip(kinds, values, strict=True)
-            if value is not None
-        ]
-        if rows:
-            rows.sort()  # in key order the B-tree is written page by page, not at random
-            insert_rows(conn, "audit_lookup", ("kind", "key", "seq"), rows)
-        end = int(page[-1][0])
-    if end > start:
-        conn.execute(audit_lookup_marks.insert().values(seq=end))
-    return end - start
+    return (
+        "INSERT INTO audit_lookup (kind, key, seq) "  # noqa: S608 - constant names only
+        f"SELECT kind, key, seq FROM ({parts}) AS pending ORDER BY kind, key, seq"
+    )
 
 
 def select_records(

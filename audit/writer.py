@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,7 +124,10 @@ class AuditLog:
         self._unindexed = False
         self._wal_checkpoint: asyncio.Task[None] | None = None
         self._wal_checkpointed_at = 0.0
-        self._queue: asyncio.Queue[_Pending | _IndexNow | None] = asyncio.Queue()
+        # A plain deque and one wake-up future for the writer: asyncio.Queue's bookkeeping
+        # (unfinished-task counts, getter and putter lists) cost more per append than it did.
+        self._queue: deque[_Pending | _IndexNow | None] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_write = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -145,7 +149,7 @@ class AuditLog:
         """Start the background writer task."""
         if self._task is not None:
             raise RuntimeError("the audit writer is already running")
-        self._queue = asyncio.Queue()
+        self._queue = deque()
         self._task = asyncio.create_task(self._run(), name="audit-writer")
         self._accepting = True
         self._idle_timer = asyncio.get_running_loop().call_later(
@@ -166,7 +170,7 @@ class AuditLog:
             if not task.cancelled():
                 task.result()  # a crash surfaces here
             return
-        self._queue.put_nowait(None)  # after everything queued so far: the queue is FIFO
+        self._put(None)  # after everything queued so far: the queue is FIFO
         await task
         if self._wal_checkpoint is not None:
             await self._wal_checkpoint
@@ -177,13 +181,36 @@ class AuditLog:
         Raises :class:`AuditUnavailable` if it could not be written or the writer is not
         running. If the caller is cancelled, the entry is still written: it happened.
         """
+        # The record is made here, on the caller's side, not under the writers' lock.
+        return record_of(entry, await self.commit(entry))
+
+    async def commit(self, entry: AuditEntry) -> Stamp:
+        """:meth:`append`, returning only what the log added (sequence number, time, hashes).
+
+        For callers that need no more than the sequence number (an exchange, a consent
+        event): building the whole record costs more than the rest of an append's own share.
+        """
         if not self._accepting:
             raise AuditUnavailable(_NOT_RUNNING)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stamp] = loop.create_future()
-        self._queue.put_nowait(_Pending(entry, future, loop.time()))
-        # The record is made here, on the caller's side, not under the writers' lock.
-        return record_of(entry, await future)
+        self._put(_Pending(entry, future, loop.time()))
+        return await future
+
+    def _put(self, item: _Pending | _IndexNow | None) -> None:
+        self._queue.append(item)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _take(self) -> _Pending | _IndexNow | None:
+        while not self._queue:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+        return self._queue.popleft()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -202,7 +229,7 @@ class AuditLog:
         try:
             stopping = False
             while not stopping:
-                first = await self._queue.get()
+                first = await self._take()
                 if first is None:
                     return
                 if isinstance(first, _IndexNow):
@@ -210,10 +237,10 @@ class AuditLog:
                     continue
                 batch = [first]
                 wait = first.arrived + self._max_delay - asyncio.get_running_loop().time()
-                if wait > 0 and self._queue.qsize() < self._max_batch - 1:
+                if wait > 0 and len(self._queue) < self._max_batch - 1:
                     await asyncio.sleep(wait)
-                while len(batch) < self._max_batch and not self._queue.empty():
-                    item = self._queue.get_nowait()
+                while len(batch) < self._max_batch and self._queue:
+                    item = self._queue.popleft()
                     if item is None:
                         stopping = True
                         break
@@ -231,8 +258,8 @@ class AuditLog:
             self._accepting = False
             for pending in batch:
                 _fail(pending.future, None)
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
+            while self._queue:
+                item = self._queue.popleft()
                 if isinstance(item, _Pending):
                     _fail(item.future, None)
 
@@ -244,11 +271,11 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         if (
             self._unindexed
-            and self._queue.empty()
+            and not self._queue
             and loop.time() - self._last_write >= self._index_when_idle
         ):
             self._unindexed = False
-            self._queue.put_nowait(_INDEX_NOW)
+            self._put(_INDEX_NOW)
         self._idle_timer = loop.call_later(self._index_when_idle, self._on_idle_timer)
 
     async def _index_idle(self) -> None:

@@ -347,13 +347,13 @@ class ConsentApi:
             ):
                 for event, claim in claimed:
                     try:
-                        record = await self._audit.append(self._entry(event))
+                        stamp = await self._audit.commit(self._entry(event))
                     except AuditUnavailable:
                         # The claim expires and this or another node writes the event later.
                         _log.warning("consent_event_not_audited", event_id=event.id)
                         return written
                     await asyncio.to_thread(
-                        self._store.mark_audited, event.id, record.seq, claim=claim
+                        self._store.mark_audited, event.id, stamp.seq, claim=claim
                     )
                     written += 1
         return written

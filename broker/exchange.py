@@ -172,7 +172,7 @@ class ExchangeService:
         )
         mark = self._stages.start()
         try:
-            record = await self._audit.append(entry)
+            stamp = await self._audit.commit(entry)
         except AuditUnavailable as exc:
             # Fail closed: without a durable record nothing is released, not even a refusal.
             _log.error("audit_unavailable", xroad_id=xroad_id)
@@ -186,7 +186,7 @@ class ExchangeService:
             body,
             xroad_id,
             req_hash,
-            seq=record.seq,
+            seq=stamp.seq,
             problem_type=problem.problem_type if problem else None,
         )
         self._stages.lap("signing", mark)

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from audit import AuditLog
+from audit import lookup as lookup_module
 from audit import writer as writer_module
 from audit.lookup import (
     INDEX_EVERY,
@@ -68,6 +69,34 @@ class TestIndexing:
         append_now(installed, [make_entry(1, subject_ref=None, consent_id=None)])
         index_pending(installed)
         assert _lookup_rows(installed) == 1  # the X-Road id only
+
+    @pytest.mark.parametrize(
+        "consent_id", ["consent-7", "izin-usaha/Ñañá/☃", "emoji-\U0001f600", "x" * 300, ""]
+    )
+    def test_the_database_derives_the_same_key_as_python(
+        self, installed: Engine, consent_id: str
+    ) -> None:
+        # The pass runs in SQL (a function on SQLite, sha256() on PostgreSQL); queries look
+        # keys up with lookup_key in Python, so the two must agree byte for byte.
+        append_now(installed, [make_entry(0, consent_id=consent_id)])
+        index_pending(installed)
+        with installed.connect() as conn:
+            stored = conn.execute(
+                select(audit_lookup.c.key).where(audit_lookup.c.kind == LOOKUP_KINDS["consent_id"])
+            ).scalar_one()
+        assert stored == lookup_key(consent_id)
+        assert [r.seq for r in find_records(installed, RecordFilter(consent_id=consent_id))] == [1]
+
+    def test_a_pass_longer_than_a_page(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(lookup_module, "_PAGE", 4)
+        append_now(installed, [make_entry(i) for i in range(10)])
+        assert index_pending(installed) == 10
+        assert _lookup_rows(installed) == 30
+        with installed.connect() as conn:
+            seqs = conn.execute(select(audit_lookup.c.seq).distinct()).scalars().all()
+        assert sorted(seqs) == list(range(1, 11))
 
     def test_indexing_stops_at_upto(self, installed: Engine) -> None:
         append_now(installed, [make_entry(i) for i in range(10)])

@@ -126,6 +126,21 @@ class TestLifecycle:
             record = await log.append(make_entry(2))
         assert record.seq == 2
 
+    async def test_commit_gives_the_stamp_of_the_record_append_gives(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed) as log:
+            stamps = await asyncio.gather(*(log.commit(make_entry(i)) for i in range(3)))
+            record = await log.append(make_entry(3))
+        stored = list(read_records(installed))
+        assert [stamp.seq for stamp in stamps] == [1, 2, 3]
+        assert [(r.seq, r.time, r.leaf_hash, r.chain_hash) for r in stored[:3]] == stamps
+        assert stored[3] == record
+
+    async def test_commit_before_start_is_refused(self, installed: Engine) -> None:
+        with pytest.raises(AuditUnavailable, match="not running"):
+            await AuditLog(installed).commit(make_entry(1))
+
     async def test_stop_drains_what_is_queued(self, installed: Engine) -> None:
         log = AuditLog(installed, max_batch=7)
         await log.start()
