@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 from audit import AuditEntry, AuditLog, subject_ref
 from audit.errors import AuditUnavailable
+from audit.subjects import body_ref, body_ref_key
 from broker.auth import Caller, RequestAuthenticator, claimed_headers, header
 from broker.context import Adapters
 from broker.errors import BadRequest
@@ -120,6 +120,7 @@ class ExchangeService:
         self._consents = consents
         self._audit = audit
         self._subject_secret = subject_secret
+        self._body_ref_key = body_ref_key(subject_secret)
         self._key = signing_key
         self._kid = signing_kid
         self._stages = stages or StageClock()
@@ -166,7 +167,8 @@ class ExchangeService:
             reason=problem.problem_type if problem else None,
             status=status,
             request_hash=req_hash,
-            response_hash=hashlib.sha256(body).hexdigest(),
+            # Keyed: a minimised answer can be small enough to guess from a plain hash.
+            response_hash=body_ref(body, self._body_ref_key),
             released_fields=trail.released,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
         )

@@ -1,4 +1,4 @@
-"""Subject references: keyed, stable, and compared in constant time."""
+"""Subject and body references: keyed, stable, and compared in constant time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from audit.subjects import MIN_SECRET_BYTES, same_subject, subject_ref
+from audit.subjects import MIN_SECRET_BYTES, body_ref, body_ref_key, same_subject, subject_ref
 
 SECRET = b"s" * 32
 NIK = "3171014508900001"
@@ -51,3 +51,28 @@ class TestSameSubject:
     @pytest.mark.parametrize("other", ["", "0" * 64, "ab"])
     def test_different_refs_do_not(self, other: str) -> None:
         assert not same_subject(subject_ref(NIK, SECRET), other)
+
+
+class TestBodyRef:
+    BODY = b'{"nama":"BUDI SANTOSO"}'
+
+    def test_is_hex_hmac_sha256_under_a_key_derived_from_the_secret(self) -> None:
+        key = hmac.new(SECRET, b"simpul/audit/response-body/v1", hashlib.sha256).digest()
+        assert body_ref_key(SECRET) == key
+        assert body_ref(self.BODY, key) == hmac.new(key, self.BODY, hashlib.sha256).hexdigest()
+
+    def test_is_keyed_not_a_plain_hash(self) -> None:
+        assert body_ref(self.BODY, body_ref_key(SECRET)) != hashlib.sha256(self.BODY).hexdigest()
+
+    def test_differs_from_the_subject_ref_of_the_same_bytes(self) -> None:
+        # Its own label: a body reference never equals a subject reference of the same text.
+        assert body_ref(NIK.encode(), body_ref_key(SECRET)) != subject_ref(NIK, SECRET)
+
+    def test_another_secret_gives_another_ref(self) -> None:
+        assert body_ref(self.BODY, body_ref_key(SECRET)) != body_ref(
+            self.BODY, body_ref_key(b"t" * 32)
+        )
+
+    def test_a_short_secret_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="at least 32 bytes"):
+            body_ref_key(b"k" * (MIN_SECRET_BYTES - 1))

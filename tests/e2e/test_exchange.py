@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pytest
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
+from audit.subjects import body_ref, body_ref_key
 from broker.client import ExchangeResult, SimpulClient
 from broker.keys import thumbprint, to_private_key
 from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
@@ -108,6 +110,24 @@ class TestAllowed:
         assert record.consent_id == granted.consent_id
         assert sorted(record.released_fields) == sorted(KTP_FIELDS)
         assert str(record.seq) == response.headers["x-simpul-audit-seq"]
+
+    def test_the_response_is_recorded_by_a_keyed_hash(
+        self, world: SandboxWorld, office: SimpulClient, granted: Granted, audit_engine: Engine
+    ) -> None:
+        # One released field makes a small body: a plain hash of it could be guessed.
+        xroad_id = str(uuid.uuid4())
+        response = office.send(
+            "POST",
+            f"/r1/{KTP}",
+            json.dumps({"nik": granted.nik, "fields": ["nama"]}).encode(),
+            extra_headers={"Consent-Token": granted.token},
+            xroad_id=xroad_id,
+        )
+        assert response.status_code == 200, response.text
+        (record,) = audit_for(audit_engine, xroad_id)
+        key = body_ref_key(world.subject_secret.encode())
+        assert record.response_hash == body_ref(response.content, key)
+        assert record.response_hash != hashlib.sha256(response.content).hexdigest()
 
     def test_subset_of_fields_on_request(self, office: SimpulClient, granted: Granted) -> None:
         result = office.fetch(
