@@ -72,7 +72,7 @@ class _Shape:
     components: tuple[str, ...] | None  # None: read the list from the header
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def _shape(label: str, tag: str, components: tuple[str, ...] | None) -> _Shape | None:
     if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", label) or not re.fullmatch(r"[a-z0-9-]+", tag):
         return None

@@ -19,8 +19,8 @@ from broker.keys import jwk_to_public_key, to_private_key
 from broker.signatures import (
     AUDIT_SEQ_HEADER,
     CONSENT_REQUEST_COMPONENTS,
-    REQUEST_COMPONENTS,
     RESPONSE_COMPONENTS,
+    request_components,
     request_hash,
     sign_request,
     verify_response,
@@ -103,10 +103,14 @@ class SimpulClient:
         body: bytes = b"",
         *,
         extra_headers: Mapping[str, str] | None = None,
-        components: Sequence[str] = REQUEST_COMPONENTS,
+        components: Sequence[str] | None = None,
         xroad_id: str | None = None,
     ) -> httpx.Response:
-        """Sign and send one request. Low level: tests use it to build bad requests."""
+        """Sign and send one request. Low level: tests use it to build bad requests.
+
+        By default the signature covers what an exchange must (:func:`request_components`):
+        the officer, case number and purpose headers included whenever they are sent.
+        """
         url = next(self._nodes) + path
         headers = {
             "X-Road-Client": self.client_id,
@@ -121,7 +125,7 @@ class SimpulClient:
             body=body,
             key=self._private,
             key_id=str(self._key.kid),
-            components=components,
+            components=request_components(headers) if components is None else components,
         )
         return self._http.request(method, url, content=body, headers=signed)
 

@@ -17,12 +17,7 @@ from broker.errors import BadRequest
 from broker.logs import get_logger
 from broker.problems import InternalError, Problem, problem_body
 from broker.registry import Registry, Service
-from broker.signatures import (
-    REQUEST_COMPONENTS,
-    REQUEST_COMPONENTS_WITHOUT_CONSENT,
-    request_hash,
-    sign_response,
-)
+from broker.signatures import request_components, request_hash, sign_response
 from broker.stages import StageClock
 from consent import (
     ConsentClaims,
@@ -270,7 +265,8 @@ class ExchangeService:
     async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
         # 1. Who is calling, with a registered key, never twice.
         # Without a Consent-Token header there is nothing to cover; the consent step then
-        # refuses with consent-missing rather than a confusing signature error.
+        # refuses with consent-missing rather than a confusing signature error. The officer,
+        # case number and purpose headers must be covered whenever they are sent.
         has_token = header(request.headers, "consent-token") is not None
         mark = self._stages.start()
         caller = self._auth.verify(
@@ -278,7 +274,7 @@ class ExchangeService:
             url=request.url,
             headers=request.headers,
             body=request.body,
-            components=REQUEST_COMPONENTS if has_token else REQUEST_COMPONENTS_WITHOUT_CONSENT,
+            components=request_components(request.headers, consent=has_token),
         )
         trail.client = caller.client_id
         trail.xroad_id = caller.xroad_id  # canonical (lower-case) form, as the replay cache has it

@@ -47,6 +47,7 @@ from broker.errors import SignatureInvalid, SignatureMissing
 __all__ = [
     "AUDIT_SEQ_HEADER",
     "CONSENT_REQUEST_COMPONENTS",
+    "OPTIONAL_REQUEST_HEADERS",
     "REQUEST_COMPONENTS",
     "REQUEST_COMPONENTS_WITHOUT_CONSENT",
     "REQUEST_HASH_HEADER",
@@ -58,6 +59,7 @@ __all__ = [
     "KeyResolver",
     "VerifiedRequest",
     "VerifiedResponse",
+    "request_components",
     "request_hash",
     "sign_request",
     "sign_response",
@@ -80,6 +82,23 @@ REQUEST_COMPONENTS_WITHOUT_CONSENT: tuple[str, ...] = REQUEST_COMPONENTS[:-1]
 
 CONSENT_REQUEST_COMPONENTS = REQUEST_COMPONENTS_WITHOUT_CONSENT
 """What a consumer's request to create a consent request must cover (it has no token yet)."""
+
+OPTIONAL_REQUEST_HEADERS: tuple[str, ...] = ("x-road-userid", "x-road-issue", "x-road-purpose")
+"""Optional exchange headers the audit record or the consent check reads: covered when sent."""
+
+
+def request_components(headers: Headers, *, consent: bool = True) -> tuple[str, ...]:
+    """What an exchange request with ``headers`` must cover, in the order clients sign it.
+
+    :data:`REQUEST_COMPONENTS` (without ``consent-token`` unless ``consent``), then each of
+    :data:`OPTIONAL_REQUEST_HEADERS` the request carries: the officer, the case number and the
+    purpose go into the audit record, so nobody between the client and the broker may alter
+    or add them unseen.
+    """
+    names = {name.lower() for name, _ in _pairs(headers)}
+    base = REQUEST_COMPONENTS if consent else REQUEST_COMPONENTS_WITHOUT_CONSENT
+    return (*base, *(name for name in OPTIONAL_REQUEST_HEADERS if name in names))
+
 
 #: The audit record's sequence number on an exchange's answer (covered by its signature).
 AUDIT_SEQ_HEADER: Final = "x-simpul-audit-seq"

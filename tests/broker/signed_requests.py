@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from broker.errors import UnknownClient
 from broker.signatures import (
     REQUEST_COMPONENTS,
-    REQUEST_COMPONENTS_WITHOUT_CONSENT,
     REQUEST_TAG,
+    request_components,
     sign_request,
 )
 
@@ -67,6 +67,7 @@ class Req:
 # --- valid requests ---------------------------------------------------------------------
 
 _ASCII = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
+_OPTIONAL = ("X-Road-UserId", "X-Road-Issue", "X-Road-Purpose")
 _ANY = st.one_of(
     st.text(st.characters(min_codepoint=0, max_codepoint=0x17F), max_size=12),
     st.sampled_from(["a\tb", "a\x7fb", "caf\u00e9", "a\x01", "x, y", ""]),
@@ -95,13 +96,16 @@ def _mostly(good: Any, others: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[Req, tuple[str, ...]]:
     """A request signed as a client signs it, and the components the server requires."""
-    required = draw(st.sampled_from([REQUEST_COMPONENTS, REQUEST_COMPONENTS_WITHOUT_CONSENT]))
     headers = {
         "X-Road-Client": draw(_mostly("ID/GOV/DPMPTSP-DKI/perizinan", st.just("a b"))),
         "X-Road-Id": draw(st.one_of(st.uuids().map(str), _ASCII)),
         "Content-Type": "application/json",
         "Consent-Token": draw(_mostly("eyJ.eyJ.c2ln", _ASCII)),
     }
+    # The officer, case number and purpose headers, when sent, are required to be covered.
+    for name in draw(st.lists(st.sampled_from(_OPTIONAL), unique=True, max_size=3)):
+        headers[name] = draw(_mostly("petugas-7", _ASCII))
+    required = request_components(headers, consent=draw(st.booleans()))
     url = draw(_mostly(URL, _URLS))
     body = draw(st.binary(max_size=64))
     kids = st.sampled_from(["k_Z-9.x:/+=", "other-1", "nobody", "ec-1", "boom"])
@@ -342,7 +346,12 @@ def mutated(draw: st.DrawFn) -> tuple[Req, tuple[str, ...]]:
     return (resign(req) if draw(st.booleans()) else req), required
 
 
-def canonical(*, components: tuple[str, ...] = REQUEST_COMPONENTS, created: datetime = NOW) -> Req:
+def canonical(
+    *,
+    components: tuple[str, ...] = REQUEST_COMPONENTS,
+    created: datetime = NOW,
+    extra: dict[str, str] | None = None,
+) -> Req:
     body = b'{"nik":"3171014708900001"}'
     signed = sign_request(
         method="POST",
@@ -352,6 +361,7 @@ def canonical(*, components: tuple[str, ...] = REQUEST_COMPONENTS, created: date
             "X-Road-Id": "6f1c2a8e-1d2b-4c3d-9e4f-5a6b7c8d9e0f",
             "Content-Type": "application/json",
             "Consent-Token": "eyJ.eyJ.c2ln",
+            **(extra or {}),
         },
         body=body,
         key=KEY,

@@ -29,6 +29,7 @@ from broker.signatures import (
     REQUEST_COMPONENTS_WITHOUT_CONSENT,
     REQUEST_TAG,
     SIGNATURE_LABEL,
+    request_components,
     request_hash,
     verify_request,
 )
@@ -235,6 +236,14 @@ class TestTheDirectPathIsTaken:
         )
         assert read is not None
         assert read[0].base == fast.base
+
+    def test_for_officer_case_and_purpose_headers(self) -> None:
+        extra = {"X-Road-UserId": "petugas-7", "X-Road-Issue": "PB/1", "X-Road-Purpose": "p"}
+        components = request_components(extra)
+        assert components[-3:] == ("x-road-userid", "x-road-issue", "x-road-purpose")
+        fast = _direct(canonical(components=components, extra=extra), components)
+        assert fast is not None
+        assert fast.components["x-road-userid"] == "petugas-7"
 
     def test_library_is_not_asked(self) -> None:
         req = canonical()

@@ -37,6 +37,7 @@ from broker.signatures import (
     REQUEST_HASH_HEADER,
     RESPONSE_COMPONENTS,
     VerifiedRequest,
+    request_components,
     request_hash,
     sign_request,
     sign_response,
@@ -771,3 +772,42 @@ class TestResponse:
             "x-road-id",
             "x-road-request-hash",
         )
+
+
+class TestRequestComponents:
+    def test_the_fixed_set_when_no_optional_header_is_sent(self) -> None:
+        assert request_components({"X-Road-Client": "c"}) == REQUEST_COMPONENTS
+        assert request_components([], consent=False) == REQUEST_COMPONENTS_WITHOUT_CONSENT
+
+    def test_each_optional_header_sent_in_a_fixed_order(self) -> None:
+        headers = [("x-road-purpose", "p"), ("X-ROAD-USERID", "u")]
+        assert request_components(headers) == (
+            *REQUEST_COMPONENTS,
+            "x-road-userid",
+            "x-road-purpose",
+        )
+        assert request_components({"X-Road-Issue": "i"}, consent=False) == (
+            *REQUEST_COMPONENTS_WITHOUT_CONSENT,
+            "x-road-issue",
+        )
+
+    def test_a_signature_without_a_sent_officer_header_is_refused(self) -> None:
+        headers = {
+            "X-Road-Client": "ID/GOV/DPMPTSP-DKI/perizinan",
+            "X-Road-Id": "6f1c2a8e-1d2b-4c3d-9e4f-5a6b7c8d9e0f",
+            "Consent-Token": "eyJ.eyJ.c2ln",
+        }
+        signed = sign_request(
+            method="POST", url=URL, headers=headers, body=b"{}", key=CLIENT_KEY, key_id=CLIENT_KID
+        )
+        sent = {**signed, "X-Road-UserId": "petugas-7"}
+        with pytest.raises(SignatureInvalid):
+            verify_request(
+                method="POST",
+                url=URL,
+                headers=sent,
+                body=b"{}",
+                resolve_key=KEYS.get,
+                required=request_components(sent),
+                now=datetime.now(UTC),
+            )

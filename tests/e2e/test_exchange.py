@@ -24,7 +24,12 @@ from audit.subjects import body_ref, body_ref_key
 from broker.client import ExchangeResult, SimpulClient
 from broker.keys import thumbprint, to_private_key
 from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
-from broker.signatures import REQUEST_COMPONENTS, REQUEST_COMPONENTS_WITHOUT_CONSENT, sign_request
+from broker.signatures import (
+    REQUEST_COMPONENTS,
+    REQUEST_COMPONENTS_WITHOUT_CONSENT,
+    request_components,
+    sign_request,
+)
 from schemas.identifiers import make_nik
 from tests.e2e.conftest import (
     AKTA,
@@ -263,6 +268,50 @@ class TestAuthenticationRefusals:
         response = httpx.post(url, content=tampered, headers=headers)
         assert_refused(
             audit_engine, _result(response), headers["X-Road-Id"], "digest-mismatch", 400
+        )
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("X-Road-UserId", "someone-else"),
+            ("X-Road-Issue", "PB-UMKU/2026/000666"),
+            ("X-Road-Purpose", "perizinan-berusaha"),
+        ],
+    )
+    def test_an_audited_header_added_after_signing(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine, name: str, value: str
+    ) -> None:
+        # Officer and case number go into the audit record, the purpose into the consent
+        # check: whenever they are sent, the signature must cover them.
+        url, headers, body = self._signed(world, granted)
+        response = httpx.post(url, content=body, headers={**headers, name: value})
+        assert_refused(
+            audit_engine, _result(response), headers["X-Road-Id"], "signature-invalid", 401
+        )
+
+    def test_an_audited_header_changed_after_signing(
+        self, world: SandboxWorld, granted: Granted, audit_engine: Engine
+    ) -> None:
+        url = f"{world.broker_url}/r1/{KTP}"
+        body = json.dumps({"nik": granted.nik}).encode()
+        headers = {
+            "X-Road-Client": PERMIT_OFFICE,
+            "X-Road-Id": str(uuid.uuid4()),
+            "Consent-Token": granted.token,
+            "X-Road-UserId": "petugas-7",
+        }
+        signed = sign_request(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=body,
+            key=to_private_key(world.permit_key),
+            key_id=str(world.permit_key.kid),
+            components=request_components(headers),
+        )
+        response = httpx.post(url, content=body, headers={**signed, "X-Road-UserId": "budi"})
+        assert_refused(
+            audit_engine, _result(response), headers["X-Road-Id"], "signature-invalid", 401
         )
 
     def test_consent_token_swapped_after_signing(
