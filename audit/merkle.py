@@ -281,6 +281,10 @@ class CompactRange:
         """How many leaves the range covers."""
         return self._size
 
+    def copy(self) -> CompactRange:
+        """An independent copy: appending to either leaves the other as it was."""
+        return CompactRange(self._size, self._edge)
+
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add a leaf hash; return the ``(level, index, hash)`` of every subtree it completes."""
         index = self._size

@@ -94,17 +94,27 @@ def compact_range_in(conn: Connection, size: int) -> merkle.CompactRange:
     return merkle.CompactRange(size, [node(level, index) for level, index in keys])
 
 
-def extend_in(conn: Connection, size: int, leaves: Sequence[bytes]) -> None:
-    """Append leaf hashes to the tree of ``size`` leaves, inside the caller's transaction."""
-    if not leaves:
-        return
-    edge = compact_range_in(conn, size)
+def extend_in(
+    conn: Connection,
+    size: int,
+    leaves: Sequence[bytes],
+    *,
+    edge: merkle.CompactRange | None = None,
+) -> merkle.CompactRange:
+    """Append leaf hashes to the tree of ``size`` leaves, inside the caller's transaction.
+
+    Returns the new right edge. ``edge``, if given, is the right edge of this very tree at
+    ``size`` (what the previous call returned, when nobody appended in between); otherwise,
+    or if its size is not ``size``, the edge is read from the stored nodes. It is not changed.
+    """
+    edge = edge.copy() if edge is not None and edge.size == size else compact_range_in(conn, size)
     rows = [
         (merkle.node_id(level, index), digest)
         for leaf in leaves
         for level, index, digest in edge.append(leaf)
     ]
     insert_rows(conn, "audit_tree", ("id", "hash"), rows)
+    return edge
 
 
 def backfill_in(conn: Connection) -> None:

@@ -23,6 +23,7 @@ from audit._bulk import insert_rows
 from audit._lock import write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
+from audit.merkle import CompactRange
 from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time
 from audit.sealing import Stamp, record_of, seal_batch
 from audit.store import COLUMNS, tail_in
@@ -43,16 +44,23 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
     code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
     """
     try:
-        stamps = _write_batch(engine, entries)
+        stamps, _ = _write_batch(engine, entries)
     except Exception as exc:
         raise AuditUnavailable(_FAILED) from exc
     return [record_of(entry, stamp) for entry, stamp in zip(entries, stamps, strict=True)]
 
 
-def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[Stamp]:
-    """Append ``entries`` in one transaction under the write lock; their stamps once committed."""
+def _write_batch(
+    engine: Engine, entries: Sequence[AuditEntry], edge: CompactRange | None = None
+) -> tuple[list[Stamp], CompactRange | None]:
+    """Append ``entries`` in one transaction under the write lock; their stamps once committed.
+
+    Also returns the tree's new right edge, for the next batch to pass as ``edge``: if no
+    other writer appended in between (the tail read under the lock says so), that batch need
+    not read the edge back from the stored nodes (see :func:`audit.tree.extend_in`).
+    """
     if not entries:
-        return []
+        return [], edge
     with write_transaction(engine) as conn:
         last = tail_in(conn)
         seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
@@ -64,11 +72,11 @@ def _write_batch(engine: Engine, entries: Sequence[AuditEntry]) -> list[Stamp]:
         )
         insert_rows(conn, "audit_records", COLUMNS, rows)
         # The tree grows in the same transaction: a committed record is always a leaf.
-        extend_in(conn, seq, leaves)
+        edge = extend_in(conn, seq, leaves, edge=edge)
         # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
         if seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY:
             index_pending_in(conn)
-    return stamps
+    return stamps, edge
 
 
 def index_pending(engine: Engine) -> int:
@@ -134,6 +142,8 @@ class AuditLog:
         self._accepting = False
         self._batches_written = 0
         self._records_written = 0
+        # The tree's right edge after this writer's last committed batch (see _write_batch).
+        self._edge: CompactRange | None = None
 
     @property
     def batches_written(self) -> int:
@@ -286,10 +296,11 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            stamps = await asyncio.to_thread(
-                _write_batch, self._engine, [pending.entry for pending in batch]
+            stamps, self._edge = await asyncio.to_thread(
+                _write_batch, self._engine, [pending.entry for pending in batch], self._edge
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+            self._edge = None  # read it back next time: nothing is assumed about a failure
             for pending in batch:
                 _fail(pending.future, exc)
             return

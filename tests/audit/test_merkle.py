@@ -303,6 +303,17 @@ class TestProperties:
             partial.append_subtree(level, stored[(level, index)])
         assert partial.root() == root_hash(leaves)
 
+    def test_a_compact_range_copy_is_independent(self) -> None:
+        hashes = [leaf_hash(bytes([i])) for i in range(5)]
+        edge = CompactRange()
+        for h in hashes[:3]:
+            edge.append(h)
+        copy = edge.copy()
+        for h in hashes[3:]:
+            copy.append(h)
+        assert (edge.size, edge.root()) == (3, root_hash([bytes([i]) for i in range(3)]))
+        assert (copy.size, copy.root()) == (5, root_hash([bytes([i]) for i in range(5)]))
+
     def test_needed_nodes_are_logarithmic(self) -> None:
         size = 1_000_003
         keys = merkle.needed_nodes(lambda node: merkle.inclusion_path(12_345, size, node))

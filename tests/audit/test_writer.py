@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from audit import merkle
 from audit import writer as writer_module
 from audit.errors import AuditUnavailable
 from audit.store import count, read_records, tail
+from audit.tree import root_at
 from audit.verify import verify_log
 from audit.writer import AuditLog, append_now
 from tests.audit._factories import database_path, make_entry, raw_sqlite, sqlite_engine
@@ -280,6 +282,19 @@ class TestSeveralWriters:
         report = verify_log(installed)
         assert report.ok
         assert report.records == 400
+
+    async def test_a_writer_whose_edge_is_stale_reads_it_again(self, installed: Engine) -> None:
+        # Each writer keeps the tree's right edge after its own batch; once the other has
+        # appended, that edge is stale and must not be used. Batches of 1, 2 and 3 records
+        # take the edge through odd and even sizes.
+        with second_engine(installed) as other:
+            async with AuditLog(installed) as first, AuditLog(other) as second:
+                for size, log in [(1, first), (2, first), (3, second), (1, first), (2, second)]:
+                    await asyncio.gather(*(log.append(make_entry(i)) for i in range(size)))
+        records = list(read_records(installed))
+        leaves = [record.canonical() for record in records]
+        for size in range(1, len(leaves) + 1):
+            assert root_at(installed, size) == merkle.root_hash(leaves[:size])
 
     def test_two_processes_stay_gap_free(self, installed: Engine, tmp_path: Path) -> None:
         ready, go = tmp_path / "ready", tmp_path / "go"
