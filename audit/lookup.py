@@ -5,9 +5,13 @@ page write per record. SQLite's WAL writes whole pages at every commit, so three
 on ``audit_records`` made a durable append cost several times an index-free one. The log
 therefore keeps them apart, as derived data written in bulk:
 
-- ``audit_lookup`` holds ``(kind, key, seq)``: ``key`` is the first 8 bytes of SHA-256 of the
-  looked-up value, a compact integer, so the index is small and a batch of many records dirties
-  few pages. A key may collide; every query compares the record's own column too.
+- ``audit_lookup`` holds ``(kind, bucket, key, seq)``: ``key`` is the first 8 bytes of SHA-256
+  of the looked-up value, a compact integer, so the index is small. A key may collide; every
+  query compares the record's own column too. ``bucket`` is ``seq >> BUCKET_BITS``: it leads
+  the key, so the rows of new records all go into the newest bucket's part of the B-tree, and
+  an indexing pass dirties the same few pages whether the log holds a thousand records or a
+  billion. (Without it, each pass wrote pages all over an index that grows with the log: on a
+  1,000,000-record log appends ran at half the rate.) A query seeks once per bucket.
 - ``audit_lookup_marks`` holds the sequence number up to which ``audit_lookup`` is complete.
   Each pass inserts one mark in the same transaction as its rows; the watermark is the largest.
 - The writer indexes inside its own lock and transaction (:func:`index_pending_in`), once at
@@ -49,6 +53,10 @@ LOOKUP_KINDS: Final[dict[Kind, int]] = {"subject_ref": 1, "consent_id": 2, "xroa
 
 #: How many records may wait before the writer indexes them inside a batch.
 INDEX_EVERY: Final = 8192
+
+#: ``bucket = seq >> BUCKET_BITS``: 65,536 records a bucket (stored in every row: never change
+#: it without re-indexing, as migration 0003 did when buckets came in).
+BUCKET_BITS: Final = 16
 
 #: Records per indexing statement: bounds the database's sort, not Python's memory.
 _PAGE: Final = 100_000
@@ -114,8 +122,9 @@ def _index_sql(conn: Connection) -> str:
         for column, kind in LOOKUP_KINDS.items()
     )
     return (
-        "INSERT INTO audit_lookup (kind, key, seq) "  # noqa: S608 - constant names only
-        f"SELECT kind, key, seq FROM ({parts}) AS pending ORDER BY kind, key, seq"
+        "INSERT INTO audit_lookup (kind, bucket, key, seq) "  # noqa: S608 - constant names only
+        f"SELECT kind, seq >> {BUCKET_BITS}, key, seq FROM ({parts}) AS pending "
+        f"ORDER BY kind, seq >> {BUCKET_BITS}, key, seq"
     )
 
 
@@ -143,11 +152,16 @@ def select_records(
         where.append(audit_records.c.seq < before_seq)
     order = audit_records.c.seq.desc() if newest_first else audit_records.c.seq
     watermark = indexed_through_in(conn)
+    # One seek per bucket the bounds leave (an IN list: a range on bucket would scan).
+    first = 0 if after_seq is None else max(0, after_seq + 1)
+    last = watermark if before_seq is None else min(watermark, before_seq - 1)
+    buckets = list(range(first >> BUCKET_BITS, (last >> BUCKET_BITS) + 1)) if first <= last else []
     indexed: Select[tuple[object, ...]] = (
         select(audit_records)
         .join(audit_lookup, audit_lookup.c.seq == audit_records.c.seq)
         .where(
             audit_lookup.c.kind == LOOKUP_KINDS[kind],
+            audit_lookup.c.bucket.in_(buckets),
             audit_lookup.c.key == lookup_key(value),
             audit_lookup.c.seq <= watermark,
             *where,
@@ -162,7 +176,11 @@ def select_records(
         .limit(limit)
     )
     # Every indexed record comes before every recent one; newest first, the other way round.
-    parts = (recent, indexed) if newest_first else (indexed, recent)
+    # Bounds that leave no indexed record leave no bucket either: nothing to look up.
+    if not buckets:
+        parts: tuple[Select[tuple[object, ...]], ...] = (recent,)
+    else:
+        parts = (recent, indexed) if newest_first else (indexed, recent)
     found: list[AuditRecord] = []
     for part in parts:
         if len(found) >= limit:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     func,
@@ -92,13 +93,17 @@ audit_records = Table(
     Index("ix_audit_records_time", "time"),
 )
 
-#: Derived from audit_records, written in bulk by the writer: (kind, 64-bit key, seq).
+#: Derived from audit_records, written in bulk by the writer: (kind, bucket, 64-bit key, seq),
+#: where bucket is seq >> audit.lookup.BUCKET_BITS (see there).
 audit_lookup = Table(
     "audit_lookup",
     metadata,
-    Column("kind", Integer, primary_key=True, autoincrement=False),
-    Column("key", BigInteger, primary_key=True, autoincrement=False),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", Integer, autoincrement=False),
+    Column("bucket", BigInteger, autoincrement=False),
+    Column("key", BigInteger, autoincrement=False),
+    Column("seq", BigInteger, autoincrement=False),
+    # Named: a log migrated from revision 0002 got its table under another name (see 0003).
+    PrimaryKeyConstraint("kind", "bucket", "key", "seq", name="audit_lookup_pkey"),
     sqlite_with_rowid=False,
 )
 

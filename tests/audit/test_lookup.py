@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, func, insert, select
 
 from audit import AuditLog
 from audit import lookup as lookup_module
 from audit import writer as writer_module
 from audit.lookup import (
+    BUCKET_BITS,
     INDEX_EVERY,
     LOOKUP_KINDS,
     index_pending_in,
@@ -20,6 +22,7 @@ from audit.lookup import (
 from audit.query import RecordFilter, find_records, records_for_subject
 from audit.records import GENESIS_CHAIN_HASH, seal
 from audit.store import audit_lookup, audit_records, record_values
+from audit.tree import backfill_in
 from audit.writer import _write_batch, append_now, index_pending
 from broker import migrate
 from tests.audit._factories import make_entry
@@ -140,11 +143,19 @@ class TestIndexing:
 
 
 @pytest.mark.parametrize("indexed_through", [0, 7, 15, 30])
+@pytest.mark.parametrize("bucket_bits", [16, 2], ids=["one-bucket", "buckets-of-4"])
 class TestQueriesAreComplete:
-    """However far the index has got, every query sees every record."""
+    """However far the index has got, and across buckets, every query sees every record."""
 
     @pytest.fixture
-    def log(self, installed: Engine, indexed_through: int) -> Engine:
+    def log(
+        self,
+        installed: Engine,
+        indexed_through: int,
+        bucket_bits: int,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> Engine:
+        monkeypatch.setattr(lookup_module, "BUCKET_BITS", bucket_bits)
         append_now(installed, [make_entry(i) for i in range(30)])
         with installed.begin() as conn:
             index_pending_in(conn, upto=indexed_through)
@@ -181,7 +192,7 @@ class TestCollisions:
         with installed.begin() as conn:
             conn.execute(
                 insert(audit_lookup).values(
-                    kind=LOOKUP_KINDS["consent_id"], key=lookup_key("consent-0"), seq=2
+                    kind=LOOKUP_KINDS["consent_id"], bucket=0, key=lookup_key("consent-0"), seq=2
                 )
             )
         found = find_records(installed, RecordFilter(consent_id="consent-0"))
@@ -189,18 +200,47 @@ class TestCollisions:
 
 
 class TestMigration:
-    def test_0002_indexes_the_records_already_there(self, engine: Engine) -> None:
+    @staticmethod
+    def _records_of_revision_0001(engine: Engine, count: int) -> None:
         migrate.upgrade(engine, "audit", "0001")
         # What a writer of revision 0001 wrote: sealed records (the writer needs 0002 now).
         previous, records = GENESIS_CHAIN_HASH, []
-        for i in range(12):
+        for i in range(count):
             record = seal(make_entry(i), seq=i + 1, time=TIME, previous_chain_hash=previous)
             previous = record.chain_hash
             records.append(record_values(record))
         with engine.begin() as conn:
             conn.execute(insert(audit_records), records)
+            backfill_in(conn)  # and the tree nodes it wrote with them
+
+    def test_0002_indexes_the_records_already_there(self, engine: Engine) -> None:
+        self._records_of_revision_0001(engine, 12)
         migrate.upgrade(engine, "audit")
         assert _watermark(engine) == 12
         assert _lookup_rows(engine) == 36
         found = records_for_subject(engine, SUBJECT_0, limit=50)
         assert [r.seq for r in found] == [10, 7, 4, 1]
+
+    def test_0003_puts_the_rows_in_buckets_and_back(self, engine: Engine) -> None:
+        self._records_of_revision_0001(engine, 12)
+        migrate.upgrade(engine, "audit", "0002")  # indexes the 12
+        (late,) = append_now(engine, [make_entry(12)])  # not indexed yet
+        migrate.upgrade(engine, "audit")
+        with engine.connect() as conn:
+            rows = conn.execute(select(audit_lookup)).all()
+        assert len(rows) == 36
+        assert all(row.bucket == row.seq >> BUCKET_BITS for row in rows)
+        assert _watermark(engine) == 12
+        found = records_for_subject(engine, SUBJECT_0, limit=50)
+        assert [r.seq for r in found] == [13, 10, 7, 4, 1]
+        assert find_records(engine, RecordFilter(xroad_id=late.xroad_id)) == [late]
+        wanted = make_entry(5).xroad_id
+        assert [r.seq for r in find_records(engine, RecordFilter(xroad_id=wanted))] == [6]
+        config = migrate._config("audit")
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        with engine.connect() as conn:
+            columns = list(conn.exec_driver_sql("SELECT * FROM audit_lookup").keys())
+            count = conn.exec_driver_sql("SELECT count(*) FROM audit_lookup").scalar()
+        assert (columns, count) == (["kind", "key", "seq"], 36)
