@@ -37,6 +37,7 @@ from audit.records import AuditRecord
 from audit.store import audit_lookup, audit_lookup_marks, audit_records, record_from_row
 
 __all__ = [
+    "BUCKET_BITS",
     "INDEX_EVERY",
     "LOOKUP_KINDS",
     "Kind",
@@ -166,7 +167,15 @@ def select_records(
             audit_lookup.c.seq <= watermark,
             *where,
         )
-        .order_by(audit_lookup.c.seq.desc() if newest_first else audit_lookup.c.seq)
+        # In index order (bucket rises with seq), so the database stops after ``limit`` rows
+        # instead of sorting every match first.
+        .order_by(
+            *(
+                (audit_lookup.c.bucket.desc(), audit_lookup.c.seq.desc())
+                if newest_first
+                else (audit_lookup.c.bucket, audit_lookup.c.seq)
+            )
+        )
         .limit(limit)
     )
     recent = (

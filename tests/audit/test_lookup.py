@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from audit import AuditLog
 from audit import lookup as lookup_module
@@ -225,11 +225,23 @@ class TestMigration:
         self._records_of_revision_0001(engine, 12)
         migrate.upgrade(engine, "audit", "0002")  # indexes the 12
         (late,) = append_now(engine, [make_entry(12)])  # not indexed yet
+        far = [(1, 7, 65_535), (1, 7, 65_536), (2, 7, 200_000)]  # rows past the first bucket
+        with engine.begin() as conn:
+            for kind, key, seq in far:
+                conn.execute(
+                    text("INSERT INTO audit_lookup VALUES (:kind, :key, :seq)"),
+                    {"kind": kind, "key": key, "seq": seq},
+                )
         migrate.upgrade(engine, "audit")
         with engine.connect() as conn:
             rows = conn.execute(select(audit_lookup)).all()
-        assert len(rows) == 36
+        assert len(rows) == 39
         assert all(row.bucket == row.seq >> BUCKET_BITS for row in rows)
+        assert {(row.seq, row.bucket) for row in rows if row.key == 7} == {
+            (65_535, 0),
+            (65_536, 1),
+            (200_000, 3),
+        }
         assert _watermark(engine) == 12
         found = records_for_subject(engine, SUBJECT_0, limit=50)
         assert [r.seq for r in found] == [13, 10, 7, 4, 1]
@@ -243,4 +255,13 @@ class TestMigration:
         with engine.connect() as conn:
             columns = list(conn.exec_driver_sql("SELECT * FROM audit_lookup").keys())
             count = conn.exec_driver_sql("SELECT count(*) FROM audit_lookup").scalar()
-        assert (columns, count) == (["kind", "key", "seq"], 36)
+        assert (columns, count) == (["kind", "key", "seq"], 39)
+
+    def test_0003_runs_again_after_a_failed_run(self, engine: Engine) -> None:
+        # On SQLite a run that failed while copying leaves its new table behind.
+        migrate.upgrade(engine, "audit", "0002")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE audit_lookup_next (half_built INTEGER)"))
+        migrate.upgrade(engine, "audit")
+        append_now(engine, [make_entry(0)])
+        assert index_pending(engine) == 1

@@ -49,8 +49,12 @@ def _triggers(table: str) -> list[str]:
 def _replace_lookup(columns: list[sa.Column[int]], select: str) -> None:
     """Build the lookup table anew from the old one's rows, then put it in the old one's place.
 
-    Dropping the old table drops its append-only triggers too; the new one gets its own.
+    Dropping the old table drops its append-only triggers too; the new one gets its own. On
+    SQLite the CREATE commits on its own (the driver opens a transaction at the first DML), so
+    a run that failed later (a full disk while copying) leaves the new table behind: a rerun
+    drops it first.
     """
+    op.execute("DROP TABLE IF EXISTS audit_lookup_next")
     op.create_table(
         "audit_lookup_next",
         *columns,
