@@ -75,6 +75,7 @@ class _Trail:
     subject_ref: str | None = None
     released: tuple[str, ...] = field(default_factory=tuple)
     request_hash: str | None = None
+    timed: bool = False  # this exchange's stages are timed (see broker.stages)
 
 
 def record_subjects(code: str, record: Mapping[str, Any]) -> list[str]:
@@ -130,6 +131,7 @@ class ExchangeService:
             service=request.service_id[:255],
             officer=_short(header(request.headers, "x-road-userid")),
             issue=_short(header(request.headers, "x-road-issue")),
+            timed=self._stages.sample(),
         )
         problem: Problem | None = None
         body: bytes
@@ -167,7 +169,7 @@ class ExchangeService:
             released_fields=trail.released,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
         )
-        mark = self._stages.start()
+        mark = self._stages.start(trail.timed)
         try:
             stamp = await self._audit.commit(entry)
         except AuditUnavailable as exc:
@@ -187,7 +189,7 @@ class ExchangeService:
             problem_type=problem.problem_type if problem else None,
         )
         self._stages.lap("signing", mark)
-        self._stages.done()
+        self._stages.done(trail.timed)
         return signed
 
     def _signed(
@@ -268,7 +270,7 @@ class ExchangeService:
         # refuses with consent-missing rather than a confusing signature error. The officer,
         # case number and purpose headers must be covered whenever they are sent.
         has_token = header(request.headers, "consent-token") is not None
-        mark = self._stages.start()
+        mark = self._stages.start(trail.timed)
         caller = self._auth.verify(
             method=request.method,
             url=request.url,

@@ -7,7 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from broker.stages import StageClock
+import pytest
+
+from broker.stages import UNTIMED, StageClock
 
 
 def _burn(seconds: float) -> None:
@@ -19,8 +21,9 @@ def _burn(seconds: float) -> None:
 class TestStageClock:
     def test_off_records_nothing(self, tmp_path: Path) -> None:
         clock = StageClock()
+        assert not clock.sample()
         mark = clock.start()
-        assert clock.lap("schema", mark) == 0
+        assert clock.lap("schema", mark) == UNTIMED
         clock.done()
         clock.flush()
         assert not clock.enabled
@@ -39,3 +42,32 @@ class TestStageClock:
         assert data["exchanges"] == 1
         assert data["cpu_ns"]["schema"] >= 10_000_000
         assert 5_000_000 <= data["cpu_ns"]["signing"] < data["cpu_ns"]["schema"]
+
+    def test_one_exchange_in_n_is_timed_and_only_those_count(self, tmp_path: Path) -> None:
+        clock = StageClock(tmp_path / "stages", sample_every=3)
+        timed = [clock.sample() for _ in range(7)]
+        assert timed == [True, False, False, True, False, False, True]
+        for sampled in timed:
+            mark = clock.start(sampled)
+            if sampled:
+                _burn(0.002)
+            clock.lap("schema", mark)
+            clock.done(sampled)
+        clock.flush()
+        data = json.loads((tmp_path / "stages" / f"stages-{os.getpid()}.json").read_text())
+        assert data["exchanges"] == 3
+        assert data["cpu_ns"]["schema"] >= 3 * 2_000_000
+
+    def test_an_exchange_not_timed_reads_no_clock(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = StageClock(tmp_path / "stages")
+        monkeypatch.setattr(time, "thread_time_ns", lambda: pytest.fail("clock read"))
+        mark = clock.start(False)
+        assert clock.lap("schema", mark) == UNTIMED
+        clock.done(False)
+        assert clock.enabled
+
+    def test_sample_every_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="at least 1"):
+            StageClock(sample_every=0)
