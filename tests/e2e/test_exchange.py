@@ -213,8 +213,13 @@ def send(office: SimpulClient) -> Send:
 
 class TestAuthenticationRefusals:
     def _signed(
-        self, world: SandboxWorld, granted: Granted, **overrides: Any
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        extra: dict[str, str] | None = None,
+        **overrides: Any,
     ) -> tuple[str, dict[str, str], bytes]:
+        """A request signed as a client signs it (``extra`` headers covered too)."""
         url = f"{world.broker_url}/r1/{KTP}"
         body = json.dumps({"nik": granted.nik}).encode()
         headers = {
@@ -222,6 +227,7 @@ class TestAuthenticationRefusals:
             "X-Road-Id": str(uuid.uuid4()),
             "Consent-Token": granted.token,
             "Content-Type": "application/json",
+            **(extra or {}),
         }
         signed = sign_request(
             method="POST",
@@ -230,7 +236,7 @@ class TestAuthenticationRefusals:
             body=body,
             key=to_private_key(world.permit_key),
             key_id=str(world.permit_key.kid),
-            components=REQUEST_COMPONENTS,
+            components=request_components(headers),
             **overrides,
         )
         return url, signed, body
@@ -292,24 +298,8 @@ class TestAuthenticationRefusals:
     def test_an_audited_header_changed_after_signing(
         self, world: SandboxWorld, granted: Granted, audit_engine: Engine
     ) -> None:
-        url = f"{world.broker_url}/r1/{KTP}"
-        body = json.dumps({"nik": granted.nik}).encode()
-        headers = {
-            "X-Road-Client": PERMIT_OFFICE,
-            "X-Road-Id": str(uuid.uuid4()),
-            "Consent-Token": granted.token,
-            "X-Road-UserId": "petugas-7",
-        }
-        signed = sign_request(
-            method="POST",
-            url=url,
-            headers=headers,
-            body=body,
-            key=to_private_key(world.permit_key),
-            key_id=str(world.permit_key.kid),
-            components=request_components(headers),
-        )
-        response = httpx.post(url, content=body, headers={**signed, "X-Road-UserId": "budi"})
+        url, headers, body = self._signed(world, granted, extra={"X-Road-UserId": "petugas-7"})
+        response = httpx.post(url, content=body, headers={**headers, "X-Road-UserId": "budi"})
         assert_refused(
             audit_engine, _result(response), headers["X-Road-Id"], "signature-invalid", 401
         )
