@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from http import HTTPStatus
 from typing import ClassVar
 
@@ -20,6 +20,7 @@ import audit.errors
 import broker.errors
 import consent.errors
 import schemas.errors
+from broker._gc import tuned_gc
 from broker.exchange import ExchangeRequest
 from broker.logs import configure_logging, get_logger
 from broker.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
@@ -27,7 +28,7 @@ from broker.routes import auditor, citizen, consent_requests, exchange, meta
 from broker.runtime import Broker
 from broker.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_served_app"]
 
 _log = get_logger("simpul.http")
 
@@ -208,8 +209,13 @@ def _too_large() -> broker.errors.ContentTooLarge:
     return broker.errors.ContentTooLarge(f"a body may hold at most {MAX_BODY_BYTES} bytes")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the broker's ASGI application; the lifespan owns engines, clients and the writer."""
+def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> FastAPI:
+    """Build the broker's ASGI application; the lifespan owns engines, clients and the writer.
+
+    ``tune_gc``: once started, set the process's garbage collector up for serving (see
+    :mod:`broker._gc`); ``simpul serve`` asks for it, through :func:`create_served_app` when it
+    runs several workers.
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
@@ -218,7 +224,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         running = await Broker.start(settings)
         app.state.broker = running
         try:
-            yield
+            with tuned_gc() if tune_gc else nullcontext():
+                yield
         finally:
             await running.close()
 
@@ -239,3 +246,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(citizen.router)
     app.include_router(auditor.router)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """:func:`create_app` from the environment, for ``simpul serve``: the collector tuned."""
+    return create_app(tune_gc=True)

@@ -63,7 +63,7 @@ def serve(
     if count > 1:
         # An import string: each worker process builds its own app from the same environment.
         uvicorn.run(
-            "broker.app:create_app",
+            "broker.app:create_served_app",
             factory=True,
             workers=count,
             host=host or settings.host,
@@ -73,7 +73,7 @@ def serve(
         )
         return
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, tune_gc=True),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,

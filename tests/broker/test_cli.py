@@ -280,7 +280,8 @@ class TestServe:
         served: list[dict[str, Any]] = []
         sentinel = object()
 
-        def fake_create_app(settings: Any) -> object:
+        def fake_create_app(settings: Any, *, tune_gc: bool = False) -> object:
+            assert tune_gc  # a served process gets the collector set up for serving
             built.append(settings)
             return sentinel
 

@@ -61,7 +61,7 @@ class TestWorkers:
         assert _Started.closed == 1  # prepared once, in the parent, before any worker
         assert served == [
             {
-                "app": "broker.app:create_app",
+                "app": "broker.app:create_served_app",
                 "factory": True,
                 "workers": expected,
                 "host": "127.0.0.1",
