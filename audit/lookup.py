@@ -9,8 +9,9 @@ therefore keeps them apart, as derived data written in bulk:
   of the looked-up value, a compact integer, so the index is small. A key may collide; every
   query compares the record's own column too. ``bucket`` is ``seq >> BUCKET_BITS``: it leads
   the key, so the rows of new records all go into the newest bucket's part of the B-tree, and
-  an indexing pass dirties only that bucket's pages, however large the log. (Without it, each pass wrote pages all over an index that grows with the log: on a
-  1,000,000-record log appends ran at half the rate.) A query seeks once per bucket.
+  an indexing pass dirties only that bucket's pages, however large the log. (Without it, each
+  pass wrote pages all over an index that grows with the log: on a 1,000,000-record log
+  appends ran at half the rate.) A query seeks once per bucket.
 - ``audit_lookup_marks`` holds the sequence number up to which ``audit_lookup`` is complete.
   Each pass inserts one mark in the same transaction as its rows; the watermark is the largest.
 - The writer indexes inside its own lock and transaction (:func:`index_pending_in`), once at
