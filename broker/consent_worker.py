@@ -62,7 +62,7 @@ class ConsentWorker:
             self._task = asyncio.create_task(self._loop(), name="simpul-consent-worker")
 
     async def stop(self) -> None:
-        """Stop the loop (a delivery in flight is retried after the next start)."""
+        """Stop the loop (a delivery in flight is given back, and sent again on the next start)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -246,10 +246,37 @@ class Notifier:
         return claimed
 
     async def run_once(self) -> int:
-        """Try every due row once; returns how many were delivered."""
+        """Try every due row once; returns how many were delivered.
+
+        Cancelled (the broker stopping), it gives back the rows it claimed and did not settle,
+        so the next start, here or on another node, sends them at once rather than after the
+        lease. The recipient may then see one twice; the notification id makes that harmless.
+        """
         rows = await asyncio.to_thread(self._claim)
-        results = await asyncio.gather(*(self._deliver(row) for row in rows))
+        try:
+            results = await asyncio.gather(*(self._deliver(row) for row in rows))
+        except asyncio.CancelledError:
+            self._release(rows)  # on the loop: it is stopping, and this is one short UPDATE
+            raise
         return sum(results)
+
+    def _release(self, rows: list[dict[str, Any]]) -> None:
+        """Make claimed rows due now, unless settled meanwhile (their lease no longer held)."""
+        if not rows:
+            return
+        now = self._clock()
+        t = notification_outbox.c
+        with self._engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(notification_outbox)
+                    .where(
+                        t.id == row["id"],
+                        t.state == "PENDING",
+                        t.next_attempt_at == row["next_attempt_at"],
+                    )
+                    .values(next_attempt_at=now)
+                )
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
         body = row["payload"].encode()

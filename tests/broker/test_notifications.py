@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -203,6 +204,38 @@ class TestDelivery:
         world.notifier._settle(slow, "ReadTimeout")  # late: must not undo the delivery
         (row,) = list_deliveries(world.engine)
         assert (row.state, row.attempts, row.last_error) == ("DELIVERED", 1, None)
+
+    async def test_a_delivery_cut_short_by_a_stop_is_due_again_at_once(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        sending = asyncio.Event()
+
+        async def hang(request: httpx.Request) -> httpx.Response:
+            sending.set()
+            await asyncio.Event().wait()  # the receiver never answers
+            raise AssertionError("unreachable")
+
+        # A call cut short is never recorded as made, so respx must not insist on one.
+        with respx.mock(assert_all_called=False) as mock:
+            mock.post(HOOK).mock(side_effect=hang)
+            task = asyncio.create_task(world.notifier.run_once())
+            await sending.wait()
+            task.cancel()  # what ConsentWorker.stop does when the broker stops
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        (row,) = list_deliveries(world.engine)
+        # Not leased for another 60 s: the next start (this node or another) sends it now.
+        assert (row.state, row.attempts, row.next_attempt_at) == ("PENDING", 0, world.clock.now)
+        assert len(world.notifier._claim()) == 1
+
+    async def test_a_row_settled_before_the_stop_is_not_given_back(self, world: World) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        (row,) = world.notifier._claim()
+        world.notifier._settle(row, None)
+        world.notifier._release([row])
+        (stored,) = list_deliveries(world.engine)
+        assert stored.state == "DELIVERED"
 
 
 class TestOperators:
