@@ -252,7 +252,13 @@ class Notifier:
         so the next start, here or on another node, sends them at once rather than after the
         lease. The recipient may then see one twice; the notification id makes that harmless.
         """
-        rows = await asyncio.to_thread(self._claim)
+        claiming = asyncio.get_running_loop().run_in_executor(None, self._claim)
+        try:
+            rows = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # The claim commits on its thread all the same: wait for it, then give it back.
+            self._release(await claiming)
+            raise
         try:
             results = await asyncio.gather(*(self._deliver(row) for row in rows))
         except asyncio.CancelledError:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -227,6 +229,30 @@ class TestDelivery:
         # Not leased for another 60 s: the next start (this node or another) sends it now.
         assert (row.state, row.attempts, row.next_attempt_at) == ("PENDING", 0, world.clock.now)
         assert len(world.notifier._claim()) == 1
+
+    async def test_a_stop_while_claiming_gives_the_claim_back(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        claiming, go_on = threading.Event(), threading.Event()
+        claim = world.notifier._claim
+
+        def slow_claim() -> list[dict[str, Any]]:
+            claiming.set()
+            go_on.wait(5)
+            return claim()
+
+        monkeypatch.setattr(world.notifier, "_claim", slow_claim)
+        task = asyncio.create_task(world.notifier.run_once())
+        await asyncio.to_thread(claiming.wait, 5)
+        task.cancel()  # the stop arrives while the claim's transaction is on its thread
+        await asyncio.sleep(0)
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.attempts, row.next_attempt_at) == ("PENDING", 0, world.clock.now)
 
     async def test_a_row_settled_before_the_stop_is_not_given_back(self, world: World) -> None:
         world.store.pause(world.consent_id(), subject_nik=NIK)
