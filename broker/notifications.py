@@ -11,6 +11,7 @@ de-duplicate on ``X-Simpul-Notification-Id``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -257,7 +258,8 @@ class Notifier:
             rows = await asyncio.shield(claiming)
         except asyncio.CancelledError:
             # The claim commits on its thread all the same: wait for it, then give it back.
-            self._release(await claiming)
+            with contextlib.suppress(Exception):  # a failed claim holds nothing to give back
+                self._release(await claiming)
             raise
         try:
             results = await asyncio.gather(*(self._deliver(row) for row in rows))
@@ -267,7 +269,16 @@ class Notifier:
         return sum(results)
 
     def _release(self, rows: list[dict[str, Any]]) -> None:
-        """Make claimed rows due now, unless settled meanwhile (their lease no longer held)."""
+        """Make claimed rows due now, unless settled meanwhile (their lease no longer held).
+
+        Never raises: if the database is unreachable, the leases simply run out as before.
+        """
+        try:
+            self._release_now(rows)
+        except Exception:  # noqa: BLE001 - stopping anyway; the lease is the fallback
+            _log.warning("notification_release_failed", rows=len(rows), exc_info=True)
+
+    def _release_now(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         now = self._clock()

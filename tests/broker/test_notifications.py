@@ -254,6 +254,15 @@ class TestDelivery:
         (row,) = list_deliveries(world.engine)
         assert (row.state, row.attempts, row.next_attempt_at) == ("PENDING", 0, world.clock.now)
 
+    def test_a_failed_give_back_leaves_the_lease_to_run_out(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def down(rows: list[dict[str, Any]]) -> None:
+            raise OSError("database gone")
+
+        monkeypatch.setattr(world.notifier, "_release_now", down)
+        world.notifier._release([{"id": "x"}])  # logged, not raised: the broker is stopping
+
     async def test_a_row_settled_before_the_stop_is_not_given_back(self, world: World) -> None:
         world.store.pause(world.consent_id(), subject_nik=NIK)
         _dispatch(world, provider_hook=False)
