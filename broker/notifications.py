@@ -16,10 +16,10 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 _log = get_logger("simpul.notifications")
+_T = TypeVar("_T")
 
 #: The consent events that are notified (creation and approval are not: the consumer polls).
 NOTIFIED_EVENTS: Final = frozenset(
@@ -253,15 +254,14 @@ class Notifier:
         so the next start, here or on another node, sends them at once rather than after the
         lease. The recipient may then see one twice; the notification id makes that harmless.
         """
-        claiming = asyncio.get_running_loop().run_in_executor(None, self._claim)
+        rows = await _finished_even_if_cancelled(
+            asyncio.to_thread(self._claim),
+            # The claim commits on its thread all the same: give it back once it has.
+            then=self._release,
+        )
         try:
-            rows = await asyncio.shield(claiming)
-        except asyncio.CancelledError:
-            # The claim commits on its thread all the same: wait for it, then give it back.
-            with contextlib.suppress(Exception):  # a failed claim holds nothing to give back
-                self._release(await claiming)
-            raise
-        try:
+            # A delivery cut short still finishes settling its row (see _deliver), so by the
+            # time the gather ends, every row that was settled is settled.
             results = await asyncio.gather(*(self._deliver(row) for row in rows))
         except asyncio.CancelledError:
             self._release(rows)  # on the loop: it is stopping, and this is one short UPDATE
@@ -317,7 +317,7 @@ class Notifier:
                 error = f"HTTP {response.status_code}"
         except Exception as exc:  # noqa: BLE001 - any failure (a bad URL too) settles the row
             error = type(exc).__name__
-        await asyncio.to_thread(self._settle, row, error)
+        await _finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))
         return error is None
 
     def _settle(self, row: dict[str, Any], error: str | None) -> None:
@@ -349,3 +349,22 @@ class Notifier:
             # The lease ran out mid-delivery and another worker claimed the row: its outcome
             # stands (the recipient may see the notification twice; ids make that harmless).
             _log.warning("notification_lease_lost", id=row["id"], recipient=row["recipient"])
+
+
+async def _finished_even_if_cancelled(
+    work: Coroutine[Any, Any, _T], *, then: Callable[[_T], object] | None = None
+) -> _T:
+    """Await ``work`` (a database call on its thread); if cancelled meanwhile, let it finish.
+
+    The thread commits whatever the caller does, so a stopping notifier waits for it, hands
+    its result to ``then`` (giving a claim back), and only then lets the cancellation through.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # failed work holds nothing to give back
+            result = await task
+            if then is not None:
+                then(result)
+        raise

@@ -32,12 +32,15 @@ class TestTunedGc:
         assert gc.get_threshold() == before
         assert gc.get_freeze_count() == 0
 
-    def test_cycles_are_still_collected(self) -> None:
+    def test_nested_use_undoes_only_at_the_outermost_exit(self) -> None:
+        before = gc.get_threshold()
         with tuned_gc():
-            cycle: list[object] = []
-            cycle.append(cycle)
-            del cycle
-            assert gc.collect() >= 1
+            with tuned_gc():
+                pass
+            assert gc.get_freeze_count() > 0  # the outer app is still serving
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == before
 
 
 class _Running:
@@ -58,11 +61,13 @@ class TestServedApp:
         clean_env.setattr(broker.app.Broker, "start", _started)
         clean_env.setenv("SIMPUL_SUBJECT_HASH_SECRET", "ab" * 32)
         clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        before = gc.get_threshold()
         app = create_served_app()
         async with app.router.lifespan_context(app):
             assert gc.get_freeze_count() > 0
             assert gc.get_threshold()[0] == YOUNG_THRESHOLD
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == before
 
     async def test_an_app_built_otherwise_leaves_the_collector_alone(
         self, clean_env: pytest.MonkeyPatch, tmp_path: Path

@@ -235,13 +235,16 @@ class TestDelivery:
     ) -> None:
         world.store.pause(world.consent_id(), subject_nik=NIK)
         _dispatch(world, provider_hook=False)
-        claiming, go_on = threading.Event(), threading.Event()
+        claiming, go_on, claimed = threading.Event(), threading.Event(), threading.Event()
         claim = world.notifier._claim
 
         def slow_claim() -> list[dict[str, Any]]:
             claiming.set()
             go_on.wait(5)
-            return claim()
+            try:
+                return claim()
+            finally:
+                claimed.set()
 
         monkeypatch.setattr(world.notifier, "_claim", slow_claim)
         task = asyncio.create_task(world.notifier.run_once())
@@ -251,8 +254,36 @@ class TestDelivery:
         go_on.set()
         with pytest.raises(asyncio.CancelledError):
             await task
+        await asyncio.to_thread(claimed.wait, 5)  # committed, whoever waited for it
         (row,) = list_deliveries(world.engine)
         assert (row.state, row.attempts, row.next_attempt_at) == ("PENDING", 0, world.clock.now)
+
+    async def test_a_stop_while_settling_lets_the_settle_finish_first(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world, provider_hook=False)
+        settling, go_on = threading.Event(), threading.Event()
+        settle = world.notifier._settle
+
+        def slow_settle(row: dict[str, Any], error: str | None) -> None:
+            settling.set()
+            go_on.wait(5)
+            settle(row, error)
+
+        monkeypatch.setattr(world.notifier, "_settle", slow_settle)
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).respond(204)
+            task = asyncio.create_task(world.notifier.run_once())
+            await asyncio.to_thread(settling.wait, 5)
+            task.cancel()  # the stop arrives while the delivery's outcome is being written
+            await asyncio.sleep(0)
+            go_on.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # Delivered and recorded so: not given back to be sent a second time.
+        (row,) = list_deliveries(world.engine)
+        assert (row.state, row.attempts) == ("DELIVERED", 1)
 
     def test_a_failed_give_back_leaves_the_lease_to_run_out(
         self, world: World, monkeypatch: pytest.MonkeyPatch
@@ -263,14 +294,20 @@ class TestDelivery:
         monkeypatch.setattr(world.notifier, "_release_now", down)
         world.notifier._release([{"id": "x"}])  # logged, not raised: the broker is stopping
 
-    async def test_a_row_settled_before_the_stop_is_not_given_back(self, world: World) -> None:
+    @pytest.mark.parametrize("error", [None, "HTTP 503"], ids=["delivered", "failed"])
+    async def test_a_row_settled_before_the_stop_is_not_given_back(
+        self, world: World, error: str | None
+    ) -> None:
         world.store.pause(world.consent_id(), subject_nik=NIK)
         _dispatch(world, provider_hook=False)
         (row,) = world.notifier._claim()
-        world.notifier._settle(row, None)
+        world.notifier._settle(row, error)
+        (settled,) = list_deliveries(world.engine)
         world.notifier._release([row])
         (stored,) = list_deliveries(world.engine)
-        assert stored.state == "DELIVERED"
+        # A failed attempt keeps its backoff: the give-back only takes rows still leased.
+        assert stored == settled
+        assert stored.next_attempt_at != world.clock.now
 
 
 class TestOperators:
