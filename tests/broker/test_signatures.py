@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,7 +37,9 @@ from broker.signatures import (
     REQUEST_COMPONENTS_WITHOUT_CONSENT,
     REQUEST_HASH_HEADER,
     RESPONSE_COMPONENTS,
+    Headers,
     VerifiedRequest,
+    VerifiedResponse,
     request_components,
     request_hash,
     sign_request,
@@ -567,6 +570,18 @@ def _response(
     )
 
 
+def _verify_answer(headers: Headers, **overrides: Any) -> VerifiedResponse:
+    """verify_response on the usual answer: 200, its body, bound to request hash "ab" * 32."""
+    arguments: dict[str, Any] = {
+        "status": 200,
+        "body": b'{"nama":"SITI"}',
+        "resolve_key": KEYS.get,
+        "expected_request_hash": "ab" * 32,
+        "now": CREATED,
+    }
+    return verify_response(headers=headers, **(arguments | overrides))
+
+
 class TestResponse:
     def test_round_trip(self) -> None:
         headers = _response()
@@ -574,14 +589,7 @@ class TestResponse:
         assert headers["Signature-Input"].startswith(
             'sig1=("@status" "content-digest" "content-type" "x-road-id" "x-road-request-hash")'
         )
-        verified = verify_response(
-            status=200,
-            headers=headers,
-            body=b'{"nama":"SITI"}',
-            resolve_key=KEYS.get,
-            expected_request_hash="ab" * 32,
-            now=CREATED,
-        )
+        verified = _verify_answer(headers)
         assert verified.key_id == BROKER_KID
         assert verified.components["@status"] == "200"
         assert verified.components["content-type"] == "application/json"
@@ -590,26 +598,10 @@ class TestResponse:
         headers = _response(extra={"X-Simpul-Audit-Seq": "42"})
         assert '"x-simpul-audit-seq")' in headers["Signature-Input"]
         required = (*RESPONSE_COMPONENTS, AUDIT_SEQ_HEADER)
-        verified = verify_response(
-            status=200,
-            headers=headers,
-            body=b'{"nama":"SITI"}',
-            resolve_key=KEYS.get,
-            expected_request_hash="ab" * 32,
-            required=required,
-            now=CREATED,
-        )
+        verified = _verify_answer(headers, required=required)
         assert verified.components[AUDIT_SEQ_HEADER] == "42"
         with pytest.raises(SignatureInvalid):
-            verify_response(
-                status=200,
-                headers={**headers, "X-Simpul-Audit-Seq": "43"},
-                body=b'{"nama":"SITI"}',
-                resolve_key=KEYS.get,
-                expected_request_hash="ab" * 32,
-                required=required,
-                now=CREATED,
-            )
+            _verify_answer({**headers, "X-Simpul-Audit-Seq": "43"}, required=required)
 
     def test_bound_to_a_real_request(self) -> None:
         req = signed()
@@ -718,38 +710,15 @@ class TestResponse:
             else:
                 headers[name] = value
         with pytest.raises(error):
-            verify_response(
-                status=status,
-                headers=headers,
-                body=body,
-                resolve_key=KEYS.get,
-                expected_request_hash=expected_hash,
-                now=CREATED,
-            )
+            _verify_answer(headers, status=status, body=body, expected_request_hash=expected_hash)
 
     def test_signed_by_someone_else(self) -> None:
-        headers = _response(key=OTHER_KEY)
         with pytest.raises(SignatureInvalid):
-            verify_response(
-                status=200,
-                headers=headers,
-                body=b'{"nama":"SITI"}',
-                resolve_key=KEYS.get,
-                expected_request_hash="ab" * 32,
-                now=CREATED,
-            )
+            _verify_answer(_response(key=OTHER_KEY))
 
     def test_stale(self) -> None:
-        headers = _response(created=CREATED - timedelta(seconds=301))
         with pytest.raises(SignatureStale):
-            verify_response(
-                status=200,
-                headers=headers,
-                body=b'{"nama":"SITI"}',
-                resolve_key=KEYS.get,
-                expected_request_hash="ab" * 32,
-                now=CREATED,
-            )
+            _verify_answer(_response(created=CREATED - timedelta(seconds=301)))
 
     def test_request_signature_is_not_a_response_signature(self) -> None:
         # A client's request signature over the same names must not pass as the broker's answer.
