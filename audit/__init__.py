@@ -1,7 +1,8 @@
 """The append-only, tamper-evident audit log of every exchange and consent decision.
 
-The broker builds an :class:`AuditEntry` per event and awaits :meth:`AuditLog.append`, which
-returns only once the record is durable. Records are hash-chained and each carries its RFC 9162
+The broker builds an :class:`AuditEntry` per event and awaits :meth:`AuditLog.commit` (its
+stamp) or :meth:`AuditLog.append` (the whole record); both return only once the record is
+durable. Records are hash-chained and each carries its RFC 9162
 leaf hash; :func:`verify_log` checks a log end to end. Nothing here imports the broker.
 """
 

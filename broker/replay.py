@@ -48,7 +48,7 @@ class ReplayCache:
     The primary key does the work: two concurrent inserts of one id cannot both succeed,
     whichever process they reach.
 
-    :meth:`remember_async` is the same check group-committed, for the event loop: the ids that
+    :meth:`remember_soon` is the same check group-committed, for the event loop: the ids that
     arrive while one transaction is being made durable go together in the next, on a worker
     thread, so a commit's fsync neither blocks the loop nor is paid once per request.
     """
@@ -85,11 +85,6 @@ class ReplayCache:
                 )
         except IntegrityError as exc:
             raise Replay(f"X-Road-Id {xroad_id} was already used by this client") from exc
-
-    async def remember_async(self, client_id: str, xroad_id: str) -> None:
-        """:meth:`remember`, returning once the id is durable; raises :class:`Replay` the same."""
-        if not await self.remember_soon(client_id, xroad_id):
-            raise Replay(f"X-Road-Id {xroad_id} was already used by this client")
 
     def remember_soon(self, client_id: str, xroad_id: str) -> asyncio.Future[bool]:
         """Start recording the id now; the future says, once it is durable, whether it was new.
