@@ -107,47 +107,49 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class _Entry:
-    """The first stop of every HTTP request (pure ASGI, no copying).
+    """The first middleware of every HTTP request but an exchange (pure ASGI, no copying).
 
-    It binds the request's ``X-Road-Id`` to every log line the request causes, and answers
-    ``POST /r1/{service id}`` itself: the exchange needs method, URL, headers and body and
-    returns a signed answer, so FastAPI's routing, dependency solving and Request/Response
-    objects added ≈300 µs of CPU to every exchange for nothing. ``routes/exchange.py`` keeps
-    the route for the OpenAPI document and for an app built without this middleware.
+    It binds the request's ``X-Road-Id`` to every log line the request causes and refuses a
+    declared body longer than :data:`MAX_BODY_BYTES` unread; ``POST /r1/{service id}`` gets
+    the same from :class:`_App`, which answers it before any middleware.
     """
 
-    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.fastapi_app = fastapi_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        structlog.contextvars.clear_contextvars()
-        for name, value in scope["headers"]:
-            if name == b"x-road-id":
-                structlog.contextvars.bind_contextvars(xroad_id=value.decode("latin-1")[:64])
-                break
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        if _declared_length(scope) > MAX_BODY_BYTES:
-            await _problem_response(_too_large(), Request(scope))(scope, receive, send)
-            return
-        if scope["method"] == "POST" and path.startswith(_EXCHANGE_PREFIX):
-            await self._exchange(path[len(_EXCHANGE_PREFIX) :], scope, receive, send)
+        if await _refused_at_entry(scope, receive, send):
             return
         await self.app(scope, _bounded(receive), send)
 
-    async def _exchange(self, service_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+
+class _App(FastAPI):
+    """FastAPI, except that ``POST /r1/{service id}`` is answered here, before any layer.
+
+    The exchange needs method, URL, headers and body and returns a signed answer, so FastAPI's
+    routing, dependency solving and Request/Response objects (≈300 µs of CPU) and its outer
+    middleware (error page, telemetry, body limit: ≈25 µs more) did nothing for it. Its own
+    failures become audited, signed refusals in :meth:`ExchangeService.handle`; a bug that
+    escapes still gets uvicorn's plain 500. ``routes/exchange.py`` keeps the route for the
+    OpenAPI document.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service_id = _exchange_service(scope)
+        if service_id is None:
+            await super().__call__(scope, receive, send)
+            return
+        if await _refused_at_entry(scope, receive, send):
+            return
         try:
             body = await _read_body(_bounded(receive))
         except broker.errors.ContentTooLarge as exc:
             await _problem_response(exc, Request(scope))(scope, receive, send)
             return
-        running: Broker = self.fastapi_app.state.broker
+        running: Broker = self.state.broker
         outcome = await running.exchange.handle(
             ExchangeRequest(
                 service_id=service_id,
@@ -158,6 +160,30 @@ class _Entry:
             )
         )
         await _send(send, outcome.status, outcome.headers, outcome.body)
+
+
+def _exchange_service(scope: Scope) -> str | None:
+    """The service id of a ``POST /r1/{service id}`` request; None for any other."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path[len(_EXCHANGE_PREFIX) :] if path.startswith(_EXCHANGE_PREFIX) else None
+
+
+async def _refused_at_entry(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Bind the request's log context; refuse (413, and say so) a declared body too long."""
+    structlog.contextvars.clear_contextvars()
+    for name, value in scope["headers"]:
+        if name == b"x-road-id":
+            structlog.contextvars.bind_contextvars(xroad_id=value.decode("latin-1")[:64])
+            break
+    if _declared_length(scope) <= MAX_BODY_BYTES:
+        return False
+    await _problem_response(_too_large(), Request(scope))(scope, receive, send)
+    return True
 
 
 _EXCHANGE_PREFIX = "/r1/"
@@ -229,7 +255,7 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Fa
         finally:
             await running.close()
 
-    app = FastAPI(
+    app = _App(
         title="Simpul",
         summary="Consent-gated data exchange between government agencies",
         version="0.1.0",
@@ -239,7 +265,7 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Fa
         app.add_exception_handler(base, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(_Entry, fastapi_app=app)
+    app.add_middleware(_Entry)
     app.include_router(meta.router)
     app.include_router(exchange.router)
     app.include_router(consent_requests.router)

@@ -251,5 +251,6 @@ class Broker:
         await self.audit_log.stop()
         await self.checkpoints.stop()  # a last checkpoint covers every record written
         await self.adapters.aclose()
+        self.consents.close()
         self.engine.dispose()
         self.audit_engine.dispose()

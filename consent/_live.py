@@ -8,6 +8,12 @@ row and, for ONETIME consents, whether the service was already used, read by a s
 statement (so from one snapshot). Nothing is cached: every call reads the database, so a
 revocation on any process or node stops the very next request.
 
+On SQLite (a file, with SQLAlchemy's usual queue pool) each thread reads through a connection
+of its own, opened once from the engine (so with its pragmas) and taken out of the pool: the
+pool's checkout and check-in cost as much CPU as the read itself. A read holds no transaction
+once it returns, so a held connection never stops a WAL checkpoint. :meth:`LiveReader.close`
+closes them (``ConsentStore.close``; the broker calls it before disposing of the engine).
+
 On psycopg the read runs in autocommit mode: a lone SELECT needs no transaction, and
 BEGIN/ROLLBACK would be two more round trips with the event loop blocked. Counting a use is
 the store's conditional UPDATE (the WHERE clause is the lock), the row read back and, for a
@@ -18,9 +24,11 @@ transaction, exactly as the Core version does it.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from consent._tables import consent_uses, consents
 from consent.models import ConsentStatus, FetchType
@@ -62,6 +70,11 @@ class LiveReader:
                 f"VALUES ({m}, {m}, {m})"
             )
         self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        # Per-thread connections of its own (SQLite files only; see the module docstring).
+        self._own = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
+        self._local = threading.local()
+        self._held: list[Any] = []
+        self._held_lock = threading.Lock()
 
     @property
     def available(self) -> bool:
@@ -72,6 +85,52 @@ class LiveReader:
         """The consent's columns and whether ``service`` is recorded as used; None if absent."""
         if self._sql is None:  # pragma: no cover - guarded by ``available``
             raise RuntimeError("no driver-level SQL for this engine")
+        row = (
+            self._read_own(consent_id, service)
+            if self._own
+            else self._read_pooled(consent_id, service)
+        )
+        if row is None:
+            return None
+        return self._values(row), bool(row[len(self._columns)])
+
+    def close(self) -> None:
+        """Close the connections of every thread; later reads go through the pool."""
+        with self._held_lock:
+            self._own = False
+            held, self._held = self._held, []
+        for connection in held:
+            connection.close()
+
+    def _read_own(self, consent_id: str, service: str | None) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql, (service or "", consent_id))
+                return cursor.fetchone()
+            finally:
+                cursor.close()  # resets the statement: no read transaction stays open
+        except BaseException:
+            # Whatever went wrong, the next read starts on a new connection.
+            self._local.connection = None
+            with self._held_lock:
+                if connection in self._held:
+                    self._held.remove(connection)
+            connection.close()
+            raise
+
+    def _open(self) -> Any:
+        fairy = self._engine.raw_connection()
+        connection = fairy.driver_connection
+        fairy.detach()  # out of the pool's count; closed by close() or when collected
+        with self._held_lock:
+            self._held.append(connection)
+        return connection
+
+    def _read_pooled(self, consent_id: str, service: str | None) -> Any:
         fairy = self._engine.raw_connection()
         try:
             driver = fairy.driver_connection
@@ -87,9 +146,7 @@ class LiveReader:
                     _restore(fairy)
         finally:
             fairy.close()
-        if row is None:
-            return None
-        return self._values(row), bool(row[len(self._columns)])
+        return row
 
     def count_use(self, consent_id: str, service: str | None, at: int) -> dict[str, Any] | None:
         """Count one use of an ACTIVE, valid, not used-up consent; its row after, or None.

@@ -93,6 +93,11 @@ class ConsentStore(CitizenMoves):
         self._clock = clock
         self._live = LiveReader(engine)
 
+    def close(self) -> None:
+        """Close the connections the live checks hold (SQLite); call before disposing of the
+        engine. The store keeps working: later checks go through the engine's pool."""
+        self._live.close()
+
     # --- the client's side ---
 
     def create_request(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-from broker.db import create_db_engine
+from broker.db import create_db_engine, is_sqlite
 from consent.errors import ConsentNotActive, ConsentRevoked
 from consent.models import Consent, ConsentRequest, ConsentStatus, FetchType
 from consent.store import ConsentStore
@@ -140,7 +143,9 @@ class TestSameAsCore:
 def second_node(database_url: str, issuer: TokenIssuer, clock: Clock) -> Iterator[ConsentStore]:
     """Another broker process on the same database: its own engine and connection pool."""
     engine = create_db_engine(database_url)
-    yield ConsentStore(engine=engine, issuer=issuer, clock=clock)
+    node = ConsentStore(engine=engine, issuer=issuer, clock=clock)
+    yield node
+    node.close()
     engine.dispose()
 
 
@@ -187,3 +192,65 @@ class TestLive:
         with pytest.raises(RuntimeError):
             _failing_write(engine)
         assert store.require_active(consent.id).use_count == 0
+
+
+@pytest.fixture
+def sqlite_only(engine: Engine) -> None:
+    if not is_sqlite(engine):
+        pytest.skip("SQLite only: on PostgreSQL the live read borrows from the pool")
+
+
+@pytest.mark.usefixtures("sqlite_only")
+class TestOwnConnections:
+    """On SQLite each thread reads through a connection of its own, outside the pool."""
+
+    def test_one_connection_per_thread_none_borrowed(
+        self, store: ConsentStore, engine: Engine, make_consent: Callable[..., Consent]
+    ) -> None:
+        consent = make_consent()
+        for _ in range(3):
+            store.require_active(consent.id, service=KTP)
+        assert len(store._live._held) == 1
+        worker = threading.Thread(target=lambda: store.require_active(consent.id, service=KTP))
+        worker.start()
+        worker.join()
+        assert len(store._live._held) == 2
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined] # QueuePool
+
+    def test_a_read_leaves_no_transaction_open(
+        self, store: ConsentStore, database_url: str, make_consent: Callable[..., Consent]
+    ) -> None:
+        """A read transaction left open would stop every WAL checkpoint from completing."""
+        consent = make_consent()
+        store.require_active(consent.id, service=KTP)
+        other = sqlite3.connect(make_url(database_url).database or "")
+        try:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        assert busy == 0
+
+    def test_close_closes_them_and_checks_go_on(
+        self, store: ConsentStore, make_consent: Callable[..., Consent]
+    ) -> None:
+        consent = make_consent()
+        store.require_active(consent.id)
+        held = list(store._live._held)
+        store.close()
+        assert store._live._held == []
+        with pytest.raises(sqlite3.ProgrammingError):
+            held[0].execute("SELECT 1")
+        assert store.require_active(consent.id) == consent  # through the pool now
+
+    def test_a_failed_read_starts_again_on_a_new_connection(
+        self, store: ConsentStore, make_consent: Callable[..., Consent]
+    ) -> None:
+        consent = make_consent()
+        store.require_active(consent.id)
+        broken = store._live._held[0]
+        broken.close()  # as if the connection had failed under the read
+        with pytest.raises(sqlite3.ProgrammingError):
+            store.require_active(consent.id)
+        assert store.require_active(consent.id) == consent
+        assert broken not in store._live._held
+        assert len(store._live._held) == 1
