@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from audit import AuditEntry, AuditLog, subject_ref
 from audit.errors import AuditUnavailable
 from audit.subjects import body_ref, body_ref_key
@@ -317,7 +319,7 @@ class ExchangeService:
         # 7. Release only what the consent grants (and the consumer asked for).
         minimised = {name: record[name] for name in released if name in record}
         trail.released = tuple(minimised)
-        body = json.dumps(minimised, ensure_ascii=False, separators=(",", ":")).encode()
+        body = orjson.dumps(minimised)  # compact UTF-8, as json.dumps(ensure_ascii=False) writes
         self._stages.lap("consent", mark)  # subject check, use count, minimisation
         return body
 

@@ -5,8 +5,10 @@ call and again before release). Through SQLAlchemy Core its one-row SELECT cost 
 statement compilation, result processing and transaction handling than in the database.
 This module sends one fixed SQL string straight through the DBAPI cursor instead: the consent
 row and, for ONETIME consents, whether the service was already used, read by a single
-statement (so from one snapshot). Nothing is cached: every call reads the database, so a
-revocation on any process or node stops the very next request.
+statement (so from one snapshot). Nothing read is cached: every call reads the database, so a
+revocation on any process or node stops the very next request. Only the step from a row's
+values to a :class:`Consent` is remembered, keyed by those very values (a row that differs in
+any column is a different key), as a PERIODIC consent's row reads the same on every exchange.
 
 On SQLite (a file, with SQLAlchemy's usual queue pool) each thread reads through a connection
 of its own, opened once from the engine (so with its pragmas) and taken out of the pool: the
@@ -30,13 +32,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
-from consent._tables import consent_uses, consents
-from consent.models import ConsentStatus, FetchType
+from consent._tables import consent_from_mapping, consent_uses, consents
+from consent.models import Consent, ConsentStatus, FetchType
 
 __all__ = ["LiveReader"]
 
 _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _ACTIVE = ConsentStatus.ACTIVE.value
+#: Rows whose Consent is remembered; past this the memory starts again from empty.
+_PARSED_ROWS = 1024
 
 
 class LiveReader:
@@ -75,14 +79,15 @@ class LiveReader:
         self._local = threading.local()
         self._held: list[Any] = []
         self._held_lock = threading.Lock()
+        self._parsed: dict[tuple[Any, ...], Consent] = {}
 
     @property
     def available(self) -> bool:
         """Whether this engine's driver is one the fixed SQL is written for."""
         return self._sql is not None
 
-    def read(self, consent_id: str, service: str | None) -> tuple[dict[str, Any], bool] | None:
-        """The consent's columns and whether ``service`` is recorded as used; None if absent."""
+    def read(self, consent_id: str, service: str | None) -> tuple[Consent, bool] | None:
+        """The consent as stored and whether ``service`` is recorded as used; None if absent."""
         if self._sql is None:  # pragma: no cover - guarded by ``available``
             raise RuntimeError("no driver-level SQL for this engine")
         row = (
@@ -92,7 +97,19 @@ class LiveReader:
         )
         if row is None:
             return None
-        return self._values(row), bool(row[len(self._columns)])
+        return self._consent(tuple(row[: len(self._columns)])), bool(row[len(self._columns)])
+
+    def _consent(self, columns: tuple[Any, ...]) -> Consent:
+        try:
+            remembered = self._parsed.get(columns)
+        except TypeError:  # psycopg hands JSON columns over parsed, as lists: not a key
+            return consent_from_mapping(self._values(columns))
+        if remembered is None:
+            remembered = consent_from_mapping(self._values(columns))
+            if len(self._parsed) >= _PARSED_ROWS:
+                self._parsed.clear()
+            self._parsed[columns] = remembered
+        return remembered
 
     def close(self) -> None:
         """Close the connections of every thread; later reads go through the pool."""
@@ -148,8 +165,8 @@ class LiveReader:
             fairy.close()
         return row
 
-    def count_use(self, consent_id: str, service: str | None, at: int) -> dict[str, Any] | None:
-        """Count one use of an ACTIVE, valid, not used-up consent; its row after, or None.
+    def count_use(self, consent_id: str, service: str | None, at: int) -> Consent | None:
+        """Count one use of an ACTIVE, valid, not used-up consent; the consent after, or None.
 
         None means nothing was counted. A ONETIME consent already used for ``service``
         raises :attr:`integrity_error` (the driver's), and nothing is counted either.
@@ -177,7 +194,7 @@ class LiveReader:
                 cursor.close()
         finally:
             fairy.close()
-        return values
+        return consent_from_mapping(values)
 
     def _values(self, row: Any) -> dict[str, Any]:
         values = dict(zip(self._columns, row, strict=False))

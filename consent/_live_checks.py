@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from consent._events import consent_event
 from consent._live import LiveReader
 from consent._log import TransitionLog
-from consent._tables import consent_from_mapping, consent_from_row, consent_uses, consents
+from consent._tables import consent_from_row, consent_uses, consents
 from consent.errors import (
     ConsentExhausted,
     ConsentExpired,
@@ -76,8 +76,7 @@ class LiveChecks(TransitionLog):
         read = self._live.read(consent_id, service)
         if read is None:
             raise ConsentNotFound()
-        values, used = read
-        consent = consent_from_mapping(values)
+        consent, used = read
         if consent.status in LIVE_STATUSES and at >= consent.exp:
             # Past exp but not yet marked: the transactional path marks it and logs the event.
             return self._require_active_core(consent_id, service=service, at=at)
@@ -115,13 +114,13 @@ class LiveChecks(TransitionLog):
         at = self._clock() if now is None else now
         if self._live.available:
             try:
-                values = self._live.count_use(consent_id, service, at)
+                counted = self._live.count_use(consent_id, service, at)
             except self._live.integrity_error as exc:
                 raise ConsentExhausted("consent was already used for this service") from exc
-            if values is None:
+            if counted is None:
                 self.require_active(consent_id, now=at)  # raises the precise reason
                 raise ConsentExhausted()  # it was usable when checked: lost a race
-            return consent_from_mapping(values)
+            return counted
         return self._record_use_core(consent_id, service=service, at=at)
 
     def _record_use_core(self, consent_id: str, *, service: str | None, at: int) -> Consent:

@@ -1,13 +1,14 @@
-"""Remembered consent-token signature checks: the one costly step a repeated token can skip.
+"""Remembered consent-token checks: the costly steps a repeated token can skip.
 
-A PERIODIC consent's token is the same string on every exchange, and verifying its Ed25519
-signature (through joserfc) was the largest part of the consent step. The outcome of that
-check depends only on the token's bytes and the key that checked it, so it is remembered,
-keyed by the exact token, together with that key: a token is a hit only when the verifier
-would pick the very same key object for it again, so a changed key set never reuses an entry.
-Only successes are stored (a failed check raises before anything is written), and everything
-else (header rules, ``typ``, claims, ``iss``, ``exp``/``nbf``, the binding to the client's
-key and the consent's live status) is still checked on every exchange by the callers.
+A PERIODIC consent's token is the same string on every exchange. Verifying its Ed25519
+signature (through joserfc) was the largest part of the consent step, and decoding and
+type-checking its claims the next largest. The outcome of both depends only on the token's
+bytes and the key that checked it, so it is remembered, keyed by the exact token, together with
+that key: a token is a hit only when the verifier would pick the very same key object for it
+again, so a changed key set never reuses an entry. Only successes are stored (a failed check
+raises before anything is written), and everything else (the header's rules, ``iss``,
+``exp``/``nbf``, the binding to the client's key and the consent's live status) is still
+checked on every exchange by the callers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from joserfc.jwk import OKPKey
 
@@ -27,20 +28,24 @@ DEFAULT_CACHE_SIZE: Final = 1024
 MAX_CACHED_TOKEN_LENGTH: Final = 4096
 
 
-class SignatureCache:
-    """A bounded, thread-safe LRU of tokens whose signature verified, with the payload."""
+_T = TypeVar("_T")
+
+
+class SignatureCache(Generic[_T]):
+    """A bounded, thread-safe LRU of tokens that verified, with what the check returned."""
 
     def __init__(self, size: int) -> None:
         if size < 0:
             raise ValueError("cache_size must not be negative")
         self._size = size
-        self._entries: OrderedDict[str, tuple[OKPKey, bytes]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[OKPKey, _T]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def payload(self, token: str, key: OKPKey, verify: Callable[[str, OKPKey], bytes]) -> bytes:
-        """The payload of ``token`` verified with ``key``: remembered, or ``verify(token, key)``.
+    def verified(self, token: str, key: OKPKey, verify: Callable[[str, OKPKey], _T]) -> _T:
+        """What ``verify(token, key)`` returns: remembered, or computed now.
 
-        ``verify`` raises when the signature does not verify; nothing is remembered then.
+        ``verify`` must depend on nothing but its arguments, and raises when the token does
+        not verify; nothing is remembered then.
         """
         if self._size == 0 or len(token) > MAX_CACHED_TOKEN_LENGTH:
             return verify(token, key)

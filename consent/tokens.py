@@ -152,9 +152,11 @@ class TokenVerifier:
     touching a key (no RS/HS confusion); the key by ``kid``; the signature; ``typ``; the
     claims and their types; ``iss``; and the validity window at ``now``.
 
-    A PERIODIC consent presents the same token on every exchange, so the signature check
-    alone is remembered (see :class:`~consent._sigcache.SignatureCache`, ``cache_size``
-    tokens, 0 to turn it off); every other step runs on every call.
+    A PERIODIC consent presents the same token on every exchange, so the steps that depend on
+    the token and its key alone (the signature, ``typ``, the claims and their types) are
+    remembered for a token that passed them (see :class:`~consent._sigcache.SignatureCache`,
+    ``cache_size`` tokens, 0 to turn it off); the header's rules, the key, ``iss`` and the
+    window are checked on every call.
     """
 
     def __init__(
@@ -182,7 +184,7 @@ class TokenVerifier:
         self._keys: Mapping[str, OKPKey] = MappingProxyType(by_kid)
         self._issuer = issuer
         self._leeway = leeway_seconds
-        self._signatures = SignatureCache(cache_size)
+        self._signatures: SignatureCache[ConsentClaims] = SignatureCache(cache_size)
 
     def verify(self, token: str | None, *, now: int | None = None) -> ConsentClaims:
         """Verify ``token`` at ``now`` (unix seconds; default: the current time)."""
@@ -192,10 +194,7 @@ class TokenVerifier:
             raise ConsentInvalid("token is not a compact JWS")
         header = _read_header(token)
         key = self._key_for(header)
-        payload = self._signatures.payload(token, key, _verified_payload)
-        if not _is_consent_type(header.get("typ")):
-            raise ConsentInvalid(f"token type must be {TOKEN_TYPE}")
-        claims = claims_from_payload(_decode_payload(payload))
+        claims = self._signatures.verified(token, key, _verified_claims)
         if claims.iss != self._issuer:
             raise ConsentInvalid("token was issued by an unknown issuer")
         self._check_window(claims, int(time.time()) if now is None else now)
@@ -244,6 +243,14 @@ def _verified_payload(token: str, key: OKPKey) -> bytes:
     if not valid:
         raise ConsentInvalid("token signature does not verify")
     return obj.payload
+
+
+def _verified_claims(token: str, key: OKPKey) -> ConsentClaims:
+    """The signature, ``typ``, and the claims with their types: what depends on the token alone."""
+    payload = _verified_payload(token, key)
+    if not _is_consent_type(_read_header(token).get("typ")):
+        raise ConsentInvalid(f"token type must be {TOKEN_TYPE}")
+    return claims_from_payload(_decode_payload(payload))
 
 
 def _decode_payload(payload: bytes) -> dict[str, Any]:

@@ -254,3 +254,27 @@ class TestOwnConnections:
         assert store.require_active(consent.id) == consent
         assert broken not in store._live._held
         assert len(store._live._held) == 1
+
+    def test_a_row_read_again_is_not_parsed_again(
+        self, store: ConsentStore, make_consent: Callable[..., Consent], clock: Clock
+    ) -> None:
+        consent = make_consent()
+        first = store.require_active(consent.id, service=KTP)
+        assert store.require_active(consent.id, service=KTP) is first
+        clock.advance(60)
+        store.pause(consent.id, subject_nik=NIK)  # a changed row is a new key: never stale
+        with pytest.raises(ConsentNotActive):
+            store.require_active(consent.id, service=KTP)
+        store.resume(consent.id, subject_nik=NIK)
+        resumed = store.require_active(consent.id, service=KTP)
+        assert resumed is not first
+        assert resumed.status_changed_at == first.status_changed_at + 60
+
+    def test_the_parsed_rows_are_bounded(
+        self, store: ConsentStore, make_consent: Callable[..., Consent], monkeypatch: Any
+    ) -> None:
+        monkeypatch.setattr("consent._live._PARSED_ROWS", 2)
+        consents = [make_consent(procedure_ref=f"P-{i}") for i in range(5)]
+        for consent in consents:
+            assert store.require_active(consent.id) == consent
+        assert len(store._live._parsed) <= 2
