@@ -6,13 +6,30 @@ it cannot vouch for. Error details name the object and the key, never the value 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from adapters.errors import UpstreamInvalid
 
-__all__ = ["Fields", "json_of", "parse_iso_date", "parse_iso_datetime"]
+__all__ = ["Fields", "json_of", "parse_date", "parse_iso_date", "parse_iso_datetime"]
+
+
+#: Date formats read without ``strptime`` when the value has their usual fixed width (ASCII
+#: digits only); anything else still goes to ``strptime``, so what is accepted is unchanged.
+#: The pattern's groups are day, month, year.
+_FIXED_WIDTH_DATES: Final = {"%d-%m-%Y": re.compile(r"([0-9]{2})-([0-9]{2})-([0-9]{4})")}
+
+
+def parse_date(value: str, fmt: str) -> date:
+    """``datetime.strptime(value, fmt).date()``, faster for the usual fixed-width forms."""
+    pattern = _FIXED_WIDTH_DATES.get(fmt)
+    match = pattern.fullmatch(value) if pattern is not None else None
+    if match is None:
+        return datetime.strptime(value, fmt).date()
+    day, month, year = match.groups()
+    return date(int(year), int(month), int(day))
 
 
 class _HasJson(Protocol):
@@ -110,7 +127,7 @@ class Fields:
         """A date written in ``fmt`` (``strptime`` syntax), returned as ISO ``YYYY-MM-DD``."""
         value = self.text(key)
         try:
-            return datetime.strptime(value, fmt).date().isoformat()
+            return parse_date(value, fmt).isoformat()
         except ValueError as exc:
             raise self._invalid(key, "is not a real date in the expected format") from exc
 

@@ -30,25 +30,28 @@ def identifier_problems(instance: object, *, today: date, records: bool) -> list
 
 
 def _walk(value: object, path: Path, *, today: date, records: bool) -> Iterator[str]:
+    # Only objects and arrays are walked into: a scalar holds no object to check.
     if isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk(item, (*path, index), today=today, records=records)
+            if isinstance(item, list | dict):
+                yield from _walk(item, (*path, index), today=today, records=records)
     elif isinstance(value, dict):
         yield from _check_object(value, path, today=today, records=records)
         for key, item in value.items():
-            yield from _walk(item, (*path, key), today=today, records=records)
+            if isinstance(item, list | dict):
+                yield from _walk(item, (*path, key), today=today, records=records)
 
 
 def _check_object(obj: dict[str, Any], path: Path, *, today: date, records: bool) -> Iterator[str]:
     nik = obj.get("nik")
     if isinstance(nik, str):
-        where = json_path((*path, "nik"))
         try:
             parse_nik(nik, today=today)
         except InvalidNik as exc:
-            yield f"{where}: invalid NIK: {exc.detail}"
+            yield f"{json_path((*path, 'nik'))}: invalid NIK: {exc.detail}"
         else:
             if records and not _agrees(nik, obj):
+                where = json_path((*path, "nik"))
                 yield f"{where}: NIK does not encode the record's tanggal_lahir and jenis_kelamin"
     no_kk = obj.get("no_kk")
     if isinstance(no_kk, str):
