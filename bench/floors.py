@@ -115,6 +115,7 @@ def _consent(inputs: FloorInputs) -> float:
     try:
         return _per_call(once)
     finally:
+        store.close()
         engine.dispose()
 
 

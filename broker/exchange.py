@@ -319,7 +319,7 @@ class ExchangeService:
         # 7. Release only what the consent grants (and the consumer asked for).
         minimised = {name: record[name] for name in released if name in record}
         trail.released = tuple(minimised)
-        body = orjson.dumps(minimised)  # compact UTF-8, as json.dumps(ensure_ascii=False) writes
+        body = _compact_json(minimised)
         self._stages.lap("consent", mark)  # subject check, use count, minimisation
         return body
 
@@ -332,6 +332,16 @@ def _request_hash_or_none(request: ExchangeRequest) -> str | None:
         )
     except Exception:  # noqa: BLE001 - an unsigned request is refused later, and still audited
         return None
+
+
+def _compact_json(record: dict[str, Any]) -> bytes:
+    """``record`` as compact UTF-8 JSON. orjson writes a schema-valid record (strings,
+    objects, arrays, integers) byte for byte as ``json.dumps(ensure_ascii=False)`` does, but
+    refuses integers past 64 bits, which a schema without a maximum lets through."""
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

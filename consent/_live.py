@@ -10,11 +10,12 @@ revocation on any process or node stops the very next request. Only the step fro
 values to a :class:`Consent` is remembered, keyed by those very values (a row that differs in
 any column is a different key), as a PERIODIC consent's row reads the same on every exchange.
 
-On SQLite (a file, with SQLAlchemy's usual queue pool) each thread reads through a connection
-of its own, opened once from the engine (so with its pragmas) and taken out of the pool: the
-pool's checkout and check-in cost as much CPU as the read itself. A read holds no transaction
-once it returns, so a held connection never stops a WAL checkpoint. :meth:`LiveReader.close`
-closes them (``ConsentStore.close``; the broker calls it before disposing of the engine).
+On SQLite (a file, with SQLAlchemy's usual queue pool) the first thread to read, in the broker
+the event loop's, reads through a connection of its own, opened once from the engine (so with
+its pragmas) and taken out of the pool: the pool's checkout and check-in cost as much CPU as
+the read itself. Other threads borrow from the pool as before. A read holds no transaction
+once it returns, so the held connection never stops a WAL checkpoint. :meth:`LiveReader.close`
+closes it (``ConsentStore.close``; the broker calls it before disposing of the engine).
 
 On psycopg the read runs in autocommit mode: a lone SELECT needs no transaction, and
 BEGIN/ROLLBACK would be two more round trips with the event loop blocked. Counting a use is
@@ -25,6 +26,7 @@ transaction, exactly as the Core version does it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any
@@ -74,11 +76,14 @@ class LiveReader:
                 f"VALUES ({m}, {m}, {m})"
             )
         self.integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
-        # Per-thread connections of its own (SQLite files only; see the module docstring).
+        # A connection of its own for the first thread that reads: in the broker, the event
+        # loop's (SQLite files only; see the module docstring). Other threads use the pool.
         self._own = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
-        self._local = threading.local()
-        self._held: list[Any] = []
-        self._held_lock = threading.Lock()
+        self._owner: int | None = None
+        self._connection: Any = None
+        self._lock = threading.Lock()
+        # SQLite hands JSON columns over as text, so a row is a key; psycopg parses them.
+        self._memo = engine.dialect.name == "sqlite"
         self._parsed: dict[tuple[Any, ...], Consent] = {}
 
     @property
@@ -90,20 +95,20 @@ class LiveReader:
         """The consent as stored and whether ``service`` is recorded as used; None if absent."""
         if self._sql is None:  # pragma: no cover - guarded by ``available``
             raise RuntimeError("no driver-level SQL for this engine")
+        connection = self._own_connection()
         row = (
-            self._read_own(consent_id, service)
-            if self._own
-            else self._read_pooled(consent_id, service)
+            self._read_pooled(consent_id, service)
+            if connection is None
+            else self._read_own(connection, consent_id, service)
         )
         if row is None:
             return None
         return self._consent(tuple(row[: len(self._columns)])), bool(row[len(self._columns)])
 
     def _consent(self, columns: tuple[Any, ...]) -> Consent:
-        try:
-            remembered = self._parsed.get(columns)
-        except TypeError:  # psycopg hands JSON columns over parsed, as lists: not a key
+        if not self._memo:
             return consent_from_mapping(self._values(columns))
+        remembered = self._parsed.get(columns)
         if remembered is None:
             remembered = consent_from_mapping(self._values(columns))
             if len(self._parsed) >= _PARSED_ROWS:
@@ -112,17 +117,28 @@ class LiveReader:
         return remembered
 
     def close(self) -> None:
-        """Close the connections of every thread; later reads go through the pool."""
-        with self._held_lock:
+        """Close the reader's own connection; later reads go through the pool."""
+        with self._lock:
             self._own = False
-            held, self._held = self._held, []
-        for connection in held:
+            connection, self._connection, self._owner = self._connection, None, None
+        if connection is not None:
             connection.close()
 
-    def _read_own(self, consent_id: str, service: str | None) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._open()
+    def _own_connection(self) -> Any:
+        """The reader's own connection if this thread owns it (the first to read), else None."""
+        if not self._own:
+            return None
+        if self._owner is None:
+            with self._lock:
+                if self._own and self._owner is None:
+                    fairy = self._engine.raw_connection()  # the engine's pragmas included
+                    self._connection = fairy.driver_connection
+                    fairy.detach()  # out of the pool: only close() or a failed read closes it
+                    self._owner = threading.get_ident()
+        connection = self._connection
+        return connection if self._owner == threading.get_ident() else None
+
+    def _read_own(self, connection: Any, consent_id: str, service: str | None) -> Any:
         try:
             cursor = connection.cursor()
             try:
@@ -132,20 +148,12 @@ class LiveReader:
                 cursor.close()  # resets the statement: no read transaction stays open
         except BaseException:
             # Whatever went wrong, the next read starts on a new connection.
-            self._local.connection = None
-            with self._held_lock:
-                if connection in self._held:
-                    self._held.remove(connection)
-            connection.close()
+            with self._lock:
+                if self._connection is connection:
+                    self._connection = self._owner = None
+            with contextlib.suppress(Exception):
+                connection.close()
             raise
-
-    def _open(self) -> Any:
-        fairy = self._engine.raw_connection()
-        connection = fairy.driver_connection
-        fairy.detach()  # out of the pool's count; closed by close() or when collected
-        with self._held_lock:
-            self._held.append(connection)
-        return connection
 
     def _read_pooled(self, consent_id: str, service: str | None) -> Any:
         fairy = self._engine.raw_connection()

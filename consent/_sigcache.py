@@ -20,7 +20,7 @@ from typing import Final, Generic, TypeVar
 
 from joserfc.jwk import OKPKey
 
-__all__ = ["DEFAULT_CACHE_SIZE", "MAX_CACHED_TOKEN_LENGTH", "SignatureCache"]
+__all__ = ["DEFAULT_CACHE_SIZE", "MAX_CACHED_TOKEN_LENGTH", "VerifiedTokenCache"]
 
 #: Tokens remembered per verifier (a bounded LRU).
 DEFAULT_CACHE_SIZE: Final = 1024
@@ -31,7 +31,7 @@ MAX_CACHED_TOKEN_LENGTH: Final = 4096
 _T = TypeVar("_T")
 
 
-class SignatureCache(Generic[_T]):
+class VerifiedTokenCache(Generic[_T]):
     """A bounded, thread-safe LRU of tokens that verified, with what the check returned."""
 
     def __init__(self, size: int) -> None:
@@ -54,13 +54,13 @@ class SignatureCache(Generic[_T]):
             if entry is not None and entry[0] is key:
                 self._entries.move_to_end(token)
                 return entry[1]
-        payload = verify(token, key)
+        value = verify(token, key)
         with self._lock:
-            self._entries[token] = (key, payload)
+            self._entries[token] = (key, value)
             self._entries.move_to_end(token)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-        return payload
+        return value
 
     def __len__(self) -> int:
         return len(self._entries)

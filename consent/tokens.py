@@ -18,7 +18,7 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import KeySet, OKPKey
 from joserfc.util import urlsafe_b64decode
 
-from consent._sigcache import DEFAULT_CACHE_SIZE, SignatureCache
+from consent._sigcache import DEFAULT_CACHE_SIZE, VerifiedTokenCache
 from consent.errors import (
     ConsentAlgorithmRefused,
     ConsentExpired,
@@ -154,7 +154,7 @@ class TokenVerifier:
 
     A PERIODIC consent presents the same token on every exchange, so the steps that depend on
     the token and its key alone (the signature, ``typ``, the claims and their types) are
-    remembered for a token that passed them (see :class:`~consent._sigcache.SignatureCache`,
+    remembered for a token that passed them (see :class:`~consent._sigcache.VerifiedTokenCache`,
     ``cache_size`` tokens, 0 to turn it off); the header's rules, the key, ``iss`` and the
     window are checked on every call.
     """
@@ -184,7 +184,7 @@ class TokenVerifier:
         self._keys: Mapping[str, OKPKey] = MappingProxyType(by_kid)
         self._issuer = issuer
         self._leeway = leeway_seconds
-        self._signatures: SignatureCache[ConsentClaims] = SignatureCache(cache_size)
+        self._verified: VerifiedTokenCache[ConsentClaims] = VerifiedTokenCache(cache_size)
 
     def verify(self, token: str | None, *, now: int | None = None) -> ConsentClaims:
         """Verify ``token`` at ``now`` (unix seconds; default: the current time)."""
@@ -194,7 +194,7 @@ class TokenVerifier:
             raise ConsentInvalid("token is not a compact JWS")
         header = _read_header(token)
         key = self._key_for(header)
-        claims = self._signatures.verified(token, key, _verified_claims)
+        claims = self._verified.verified(token, key, _verified_claims)
         if claims.iss != self._issuer:
             raise ConsentInvalid("token was issued by an unknown issuer")
         self._check_window(claims, int(time.time()) if now is None else now)

@@ -716,6 +716,21 @@ class TestHttpEdges:
         assert response.status_code != 413
         assert "signature" in response.headers
 
+    async def test_an_exchange_that_crashes_is_a_500_problem(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A bug past the pipeline's own net: answered as the skipped error page would."""
+
+        async def crash(_request: object) -> object:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(harness.broker.exchange, "handle", crash)
+        response = await harness.signed("POST", "/r1/ID/GOV/DUKCAPIL/adminduk/ktp", b"{}")
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-road-error"] == "internal-error"
+        assert "a bug" not in response.text
+
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")
         assert response.status_code == 404

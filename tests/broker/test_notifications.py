@@ -111,6 +111,7 @@ async def world(engine: Engine) -> AsyncIterator[World]:
             clock=clock,
         )
         yield World(engine, store, clock, jwks([key]), notifier, http)
+    store.close()
 
 
 def _dispatch(world: World, *, provider_hook: bool = True) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,7 +112,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(engine: Engine, issuer: TokenIssuer, clock: Clock) -> ConsentStore:
-    """A consent store on a fresh database."""
+def store(engine: Engine, issuer: TokenIssuer, clock: Clock) -> Iterator[ConsentStore]:
+    """A consent store on a fresh database (closed after the test)."""
     install(engine)
-    return ConsentStore(engine=engine, issuer=issuer, clock=clock)
+    opened = ConsentStore(engine=engine, issuer=issuer, clock=clock)
+    yield opened
+    opened.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from broker.db import create_db_engine, is_sqlite
@@ -201,21 +201,25 @@ def sqlite_only(engine: Engine) -> None:
 
 
 @pytest.mark.usefixtures("sqlite_only")
-class TestOwnConnections:
-    """On SQLite each thread reads through a connection of its own, outside the pool."""
+class TestOwnConnection:
+    """On SQLite the first thread to read keeps a connection of its own, outside the pool."""
 
-    def test_one_connection_per_thread_none_borrowed(
+    def test_the_first_reader_keeps_one_others_borrow(
         self, store: ConsentStore, engine: Engine, make_consent: Callable[..., Consent]
     ) -> None:
         consent = make_consent()
+        checkouts: list[object] = []
+        event.listen(engine, "checkout", lambda *_: checkouts.append(None))
         for _ in range(3):
             store.require_active(consent.id, service=KTP)
-        assert len(store._live._held) == 1
+        assert len(checkouts) == 1  # the connection it keeps, taken once
         worker = threading.Thread(target=lambda: store.require_active(consent.id, service=KTP))
         worker.start()
         worker.join()
-        assert len(store._live._held) == 2
+        assert len(checkouts) == 2  # another thread borrows, and gives back
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined] # QueuePool
+        store.require_active(consent.id, service=KTP)
+        assert len(checkouts) == 2
 
     def test_a_read_leaves_no_transaction_open(
         self, store: ConsentStore, database_url: str, make_consent: Callable[..., Consent]
@@ -230,30 +234,31 @@ class TestOwnConnections:
             other.close()
         assert busy == 0
 
-    def test_close_closes_them_and_checks_go_on(
+    def test_close_closes_it_and_checks_go_on(
         self, store: ConsentStore, make_consent: Callable[..., Consent]
     ) -> None:
         consent = make_consent()
         store.require_active(consent.id)
-        held = list(store._live._held)
+        held = store._live._connection
         store.close()
-        assert store._live._held == []
+        assert store._live._connection is None
         with pytest.raises(sqlite3.ProgrammingError):
-            held[0].execute("SELECT 1")
+            held.execute("SELECT 1")
         assert store.require_active(consent.id) == consent  # through the pool now
+        assert store._live._connection is None
 
     def test_a_failed_read_starts_again_on_a_new_connection(
         self, store: ConsentStore, make_consent: Callable[..., Consent]
     ) -> None:
         consent = make_consent()
         store.require_active(consent.id)
-        broken = store._live._held[0]
+        broken = store._live._connection
         broken.close()  # as if the connection had failed under the read
         with pytest.raises(sqlite3.ProgrammingError):
             store.require_active(consent.id)
         assert store.require_active(consent.id) == consent
-        assert broken not in store._live._held
-        assert len(store._live._held) == 1
+        assert store._live._connection is not None
+        assert store._live._connection is not broken
 
     def test_a_row_read_again_is_not_parsed_again(
         self, store: ConsentStore, make_consent: Callable[..., Consent], clock: Clock

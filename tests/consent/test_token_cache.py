@@ -10,7 +10,7 @@ import pytest
 from joserfc.jwk import KeySet, OKPKey
 
 import consent.tokens as tokens
-from consent._sigcache import MAX_CACHED_TOKEN_LENGTH, SignatureCache
+from consent._sigcache import MAX_CACHED_TOKEN_LENGTH, VerifiedTokenCache
 from consent.errors import ConsentExpired, ConsentInvalid, ConsentNotYetValid, Error
 from consent.tokens import ConsentClaims, TokenIssuer, TokenVerifier
 from tests.consent.conftest import DAY, ISSUER, T0, public
@@ -35,9 +35,13 @@ class TestRemembered:
         self, verifier: TokenVerifier, forge: Forge, counted: Any
     ) -> None:
         token = forge.sign()
-        for _ in range(3):
-            assert verifier.verify(token, now=T0) == forge.claims
+        with mock.patch.object(
+            tokens, "claims_from_payload", wraps=tokens.claims_from_payload
+        ) as parsed:
+            for _ in range(3):
+                assert verifier.verify(token, now=T0) == forge.claims
         assert counted.call_count == 1
+        assert parsed.call_count == 1  # the claims are read once too
 
     @pytest.mark.parametrize(
         ("now", "error"),
@@ -130,7 +134,7 @@ class TestBounded:
         assert counted.call_count == 2
 
     def test_long_tokens_are_not_kept(self, signing_key: OKPKey) -> None:
-        cache: SignatureCache[bytes] = SignatureCache(4)
+        cache: VerifiedTokenCache[bytes] = VerifiedTokenCache(4)
         key = public(signing_key)
         calls: list[str] = []
 
@@ -145,4 +149,4 @@ class TestBounded:
 
     def test_refuses_a_negative_size(self) -> None:
         with pytest.raises(ValueError, match="cache_size"):
-            SignatureCache(-1)
+            VerifiedTokenCache(-1)
