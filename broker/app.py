@@ -107,7 +107,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class _Entry:
-    """The first middleware of every HTTP request but an exchange (pure ASGI, no copying).
+    """The app's own first middleware, for every HTTP request but an exchange (pure ASGI).
 
     It binds the request's ``X-Road-Id`` to every log line the request causes and refuses a
     declared body longer than :data:`MAX_BODY_BYTES` unread; ``POST /r1/{service id}`` gets
@@ -135,7 +135,8 @@ class _App(FastAPI):
     ≈25 µs more, most of it asking whether a tracer is configured) did nothing for it. So
     exchanges are not in FastAPI's own traces, should an operator configure them; every one is
     in the audit log. Refusals are audited and signed by :meth:`ExchangeService.handle`; a bug
-    that escapes it is logged and answered with a 500 problem, as the error page would have.
+    that escapes it is logged and answered with a 500 problem (where the skipped error page
+    answered a plain-text 500).
     ``routes/exchange.py`` keeps the route for the OpenAPI document.
     """
 

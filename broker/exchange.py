@@ -336,8 +336,8 @@ def _request_hash_or_none(request: ExchangeRequest) -> str | None:
 
 def _compact_json(record: dict[str, Any]) -> bytes:
     """``record`` as compact UTF-8 JSON. orjson writes a schema-valid record (strings,
-    objects, arrays, integers) byte for byte as ``json.dumps(ensure_ascii=False)`` does, but
-    refuses integers past 64 bits, which a schema without a maximum lets through."""
+    integers, null, objects, arrays) byte for byte as ``json.dumps(ensure_ascii=False)``
+    does, but refuses integers past 64 bits, which a schema without a maximum lets through."""
     try:
         return orjson.dumps(record)
     except TypeError:

@@ -117,7 +117,11 @@ class LiveReader:
         return remembered
 
     def close(self) -> None:
-        """Close the reader's own connection; later reads go through the pool."""
+        """Close the reader's own connection; later reads go through the pool.
+
+        Call it from the owning thread, or once reads have stopped: it does not wait for a
+        read running on another thread.
+        """
         with self._lock:
             self._own = False
             connection, self._connection, self._owner = self._connection, None, None
@@ -132,8 +136,9 @@ class LiveReader:
             with self._lock:
                 if self._own and self._owner is None:
                     fairy = self._engine.raw_connection()  # the engine's pragmas included
-                    self._connection = fairy.driver_connection
+                    connection = fairy.driver_connection
                     fairy.detach()  # out of the pool: only close() or a failed read closes it
+                    self._connection = connection
                     self._owner = threading.get_ident()
         connection = self._connection
         return connection if self._owner == threading.get_ident() else None

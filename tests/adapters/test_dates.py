@@ -12,7 +12,7 @@ from adapters._answer import parse_date
 
 _DMY = "%d-%m-%Y"
 _DIGITS = "0123456789"
-#: 17-08-1945 in Arabic-Indic digits: strptime reads them; the fixed-width path leaves them to it.
+#: 17-08-1945 in Arabic-Indic digits: strptime refuses them, and a ``\d{2}`` pattern would not.
 _ARABIC_INDIC_DATE = "\u0661\u0667-\u0660\u0668-\u0661\u0669\u0664\u0665"
 
 

@@ -719,7 +719,7 @@ class TestHttpEdges:
     async def test_an_exchange_that_crashes_is_a_500_problem(
         self, harness: Harness, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A bug past the pipeline's own net: answered as the skipped error page would."""
+        """A bug past the pipeline's own net: a logged 500, as a problem like every refusal."""
 
         async def crash(_request: object) -> object:
             raise RuntimeError("a bug")

@@ -213,13 +213,18 @@ class TestOwnConnection:
         for _ in range(3):
             store.require_active(consent.id, service=KTP)
         assert len(checkouts) == 1  # the connection it keeps, taken once
-        worker = threading.Thread(target=lambda: store.require_active(consent.id, service=KTP))
+
+        def twice() -> None:
+            for _ in range(2):
+                store.require_active(consent.id, service=KTP)
+
+        worker = threading.Thread(target=twice)
         worker.start()
         worker.join()
-        assert len(checkouts) == 2  # another thread borrows, and gives back
+        assert len(checkouts) == 3  # another thread borrows for each read, and gives back
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined] # QueuePool
         store.require_active(consent.id, service=KTP)
-        assert len(checkouts) == 2
+        assert len(checkouts) == 3  # the first reader still has its own
 
     def test_a_read_leaves_no_transaction_open(
         self, store: ConsentStore, database_url: str, make_consent: Callable[..., Consent]
