@@ -94,7 +94,7 @@ class ConsentStore(CitizenMoves):
         self._live = LiveReader(engine)
 
     def close(self) -> None:
-        """Close the connections the live checks hold (SQLite); call before disposing of the
+        """Close the connection the live checks keep (SQLite); call before disposing of the
         engine. The store keeps working: later checks go through the engine's pool."""
         self._live.close()
 
