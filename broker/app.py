@@ -11,7 +11,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +20,6 @@ import broker.errors
 import consent.errors
 import schemas.errors
 from broker._gc import tuned_gc
-from broker.exchange import ExchangeRequest
 from broker.logs import configure_logging, get_logger
 from broker.problems import PROBLEM_MEDIA_TYPE, InternalError, Problem, problem_body
 from broker.routes import auditor, citizen, consent_requests, exchange, meta
@@ -155,15 +153,7 @@ class _App(FastAPI):
         running: Broker = self.state.broker
         try:
             outcome = await running.exchange.handle(
-                ExchangeRequest(
-                    service_id=service_id,
-                    method="POST",
-                    url=str(URL(scope=scope)),  # what Starlette's Request.url gives the route
-                    headers=[
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-                    ],
-                    body=body,
-                )
+                exchange.exchange_request(scope, service_id, body)
             )
         except Exception:  # noqa: BLE001 - a bug past the pipeline's own net; it is logged
             _log.exception("exchange_crashed", path=scope["path"])

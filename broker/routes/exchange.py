@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.datastructures import URL
+from starlette.types import Scope
 
 from broker.deps import BrokerDep
 from broker.exchange import ExchangeRequest
 
-__all__ = ["router"]
+__all__ = ["exchange_request", "router"]
 
 router = APIRouter(tags=["exchange"])
 
@@ -27,12 +29,17 @@ router = APIRouter(tags=["exchange"])
 async def exchange(service_id: str, request: Request, broker: BrokerDep) -> Response:
     """Run the exchange pipeline; the body is the JSON query of the service's request schema."""
     outcome = await broker.exchange.handle(
-        ExchangeRequest(
-            service_id=service_id,
-            method=request.method,
-            url=str(request.url),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
-            body=await request.body(),
-        )
+        exchange_request(request.scope, service_id, await request.body())
     )
     return Response(content=outcome.body, status_code=outcome.status, headers=outcome.headers)
+
+
+def exchange_request(scope: Scope, service_id: str, body: bytes) -> ExchangeRequest:
+    """The exchange as the pipeline takes it, from the ASGI scope of ``POST /r1/{service_id}``."""
+    return ExchangeRequest(
+        service_id=service_id,
+        method=scope["method"],
+        url=str(URL(scope=scope)),  # what Starlette's Request.url gives
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        body=body,
+    )
