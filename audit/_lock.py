@@ -13,15 +13,25 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-__all__ = ["write_transaction"]
+__all__ = ["LockBusy", "write_transaction"]
 
 # Constant key of the PostgreSQL advisory lock that serialises appends: b"simpulAU" as a bigint.
-_PG_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(8316298516690125141)"
+_PG_LOCK_KEY: Final = 8316298516690125141
+_PG_LOCK_SQL: Final = f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})"
+_PG_TRY_LOCK_SQL: Final = f"SELECT pg_try_advisory_xact_lock({_PG_LOCK_KEY})"
+
+
+class LockBusy(Exception):
+    """Another writer holds the write lock, and the caller asked not to wait for it."""
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the audit write lock; commits on normal exit, else rolls back."""
+def write_transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
+    """A transaction holding the audit write lock; commits on normal exit, else rolls back.
+
+    ``wait=False``: raise :class:`LockBusy` at once, before anything is written, if another
+    writer (thread, process or node) holds the lock, instead of waiting for it.
+    """
     dialect = engine.dialect.name
     if dialect == "sqlite":
         with engine.connect() as conn, _driver_begin_disabled(conn), conn.begin():
@@ -30,7 +40,10 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             # Straight to the driver, as the writer's other statements (see audit._bulk):
             # through exec_driver_sql the BEGIN cost more than the rest of a small batch.
             raw: Any = conn.connection.driver_connection
-            raw.execute("BEGIN IMMEDIATE")
+            if wait:
+                raw.execute("BEGIN IMMEDIATE")
+            else:
+                _begin_immediate_or_busy(raw)
             yield conn
     elif dialect == "postgresql":
         with engine.connect() as conn:
@@ -38,10 +51,30 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             # lock sees the previous holder's commit (REPEATABLE READ would not).
             conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
-                conn.exec_driver_sql(_PG_LOCK_SQL)
+                if wait:
+                    conn.exec_driver_sql(_PG_LOCK_SQL)
+                elif not conn.exec_driver_sql(_PG_TRY_LOCK_SQL).scalar_one():
+                    raise LockBusy("another writer holds the audit write lock")
                 yield conn
     else:
         raise ValueError(f"the audit log supports sqlite and postgresql, not {dialect}")
+
+
+def _begin_immediate_or_busy(raw: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` without the connection's busy wait: :class:`LockBusy` if taken.
+
+    The wait is off for the BEGIN alone; the rest of the transaction runs as usual.
+    """
+    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        raise LockBusy("another writer holds the audit write lock") from exc
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Final, Self
 from sqlalchemy import Engine
 
 from audit._bulk import insert_rows
-from audit._lock import write_transaction
+from audit._lock import LockBusy, write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
 from audit.merkle import CompactRange
@@ -51,17 +51,23 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
 
 
 def _write_batch(
-    engine: Engine, entries: Sequence[AuditEntry], edge: CompactRange | None = None
+    engine: Engine,
+    entries: Sequence[AuditEntry],
+    edge: CompactRange | None = None,
+    *,
+    wait: bool = True,
 ) -> tuple[list[Stamp], CompactRange | None]:
     """Append ``entries`` in one transaction under the write lock; their stamps once committed.
 
     Also returns the tree's new right edge, for the next batch to pass as ``edge``: if no
     other writer appended in between (the tail read under the lock says so), that batch need
     not read the edge back from the stored nodes (see :func:`audit.tree.extend_in`).
+    ``wait=False``: raise :class:`~audit._lock.LockBusy`, having written nothing, if another
+    writer holds the lock.
     """
     if not entries:
         return [], edge
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, wait=wait) as conn:
         last = tail_in(conn)
         seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
         stamps, rows, leaves = seal_batch(
@@ -109,6 +115,12 @@ class AuditLog:
     carries on with the next batch. After ``index_when_idle`` seconds without a batch, it
     indexes what it wrote for lookups (:mod:`audit.lookup`); on SQLite it also checkpoints
     the WAL now and then on another thread.
+
+    A caller with nothing else to wait for (``commit(entry, alone=True)``) skips the thread
+    on SQLite when the writer is idle: the entry is written at once, on the caller's thread.
+    There a commit costs less than the two thread wake-ups around it, and the event loop has
+    nothing else to do meanwhile. If another writer holds the lock, the entry is queued as
+    usual rather than waited for on the loop.
     """
 
     def __init__(
@@ -126,6 +138,8 @@ class AuditLog:
         if not index_when_idle > 0:
             raise ValueError("index_when_idle must be a positive number of seconds")
         self._engine = engine
+        # Only on SQLite, a local file: a PostgreSQL commit is a network round trip.
+        self._inline = engine.dialect.name == "sqlite"
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._index_when_idle = index_when_idle
@@ -142,6 +156,7 @@ class AuditLog:
         self._accepting = False
         self._batches_written = 0
         self._records_written = 0
+        self._written_inline = 0
         # The tree's right edge after this writer's last committed batch (see _write_batch).
         self._edge: CompactRange | None = None
 
@@ -154,6 +169,11 @@ class AuditLog:
     def records_written(self) -> int:
         """How many records this writer has committed."""
         return self._records_written
+
+    @property
+    def written_inline(self) -> int:
+        """How many of those were written on the caller's thread (``commit(alone=True)``)."""
+        return self._written_inline
 
     async def start(self) -> None:
         """Start the background writer task."""
@@ -194,18 +214,52 @@ class AuditLog:
         # The record is made here, on the caller's side, not under the writers' lock.
         return record_of(entry, await self.commit(entry))
 
-    async def commit(self, entry: AuditEntry) -> Stamp:
+    async def commit(self, entry: AuditEntry, *, alone: bool = False) -> Stamp:
         """:meth:`append`, returning only what the log added (sequence number, time, hashes).
 
         For callers that need no more than the sequence number (an exchange, a consent
         event): building the whole record costs more than the rest of an append's own share.
+        ``alone``: the caller has nothing else in flight (see the class); a hint, never a
+        change in what is written or when the call returns.
         """
         if not self._accepting:
             raise AuditUnavailable(_NOT_RUNNING)
+        if alone and self._idle():
+            stamp = self._write_now(entry)
+            if stamp is not None:
+                return stamp
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stamp] = loop.create_future()
         self._put(_Pending(entry, future, loop.time()))
         return await future
+
+    def _idle(self) -> bool:
+        """Whether the writer task is parked with nothing queued: no batch or pass running."""
+        wakeup = self._wakeup
+        return self._inline and not self._queue and wakeup is not None and not wakeup.done()
+
+    def _write_now(self, entry: AuditEntry) -> Stamp | None:
+        """Write ``entry`` on this thread; None, having written nothing, if the lock is taken.
+
+        No await: the writer task cannot start a batch meanwhile, so the edge stays ours.
+        """
+        try:
+            stamps, self._edge = _write_batch(self._engine, [entry], self._edge, wait=False)
+        except LockBusy:
+            return None
+        except Exception as exc:
+            self._edge = None  # as in _write: nothing is assumed about a failure
+            raise AuditUnavailable(_FAILED) from exc
+        self._written_inline += 1
+        self._note_written(1)
+        return stamps[0]
+
+    def _note_written(self, records: int) -> None:
+        self._batches_written += 1
+        self._records_written += records
+        self._unindexed = True
+        self._last_write = asyncio.get_running_loop().time()
+        self._checkpoint_wal_beside()
 
     def _put(self, item: _Pending | _IndexNow | None) -> None:
         self._queue.append(item)
@@ -304,11 +358,7 @@ class AuditLog:
             for pending in batch:
                 _fail(pending.future, exc)
             return
-        self._batches_written += 1
-        self._records_written += len(stamps)
-        self._unindexed = True
-        self._last_write = asyncio.get_running_loop().time()
-        self._checkpoint_wal_beside()
+        self._note_written(len(stamps))
         for pending, stamp in zip(batch, stamps, strict=True):
             if not pending.future.done():  # a cancelled caller has gone; its record stays
                 pending.future.set_result(stamp)

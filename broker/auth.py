@@ -84,9 +84,11 @@ class RequestAuthenticator:
         self._replay.remember(caller.client_id, caller.xroad_id)
         return caller
 
-    def remember_soon(self, caller: Caller) -> asyncio.Future[bool]:
-        """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`."""
-        return self._replay.remember_soon(caller.client_id, caller.xroad_id)
+    def remember_soon(self, caller: Caller, *, alone: bool = False) -> asyncio.Future[bool]:
+        """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`.
+
+        ``alone``: nothing else is in flight (see :meth:`ReplayCache.remember_soon`)."""
+        return self._replay.remember_soon(caller.client_id, caller.xroad_id, alone=alone)
 
     @staticmethod
     async def remembered(caller: Caller, recording: asyncio.Future[bool]) -> None:

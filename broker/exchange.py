@@ -122,9 +122,20 @@ class ExchangeService:
         self._key = signing_key
         self._kid = signing_kid
         self._stages = stages or StageClock()
+        # Exchanges in this process between entry and answer. One alone has nothing to
+        # overlap its commits with, so the replay cache and the audit writer may make them on
+        # the loop's thread rather than wake a worker thread (see ReplayCache, AuditLog).
+        self._in_flight = 0
 
     async def handle(self, request: ExchangeRequest) -> ExchangeResponse:
         """Run the pipeline and return the signed answer or the signed refusal."""
+        self._in_flight += 1
+        try:
+            return await self._handle(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _handle(self, request: ExchangeRequest) -> ExchangeResponse:
         started = time.perf_counter()
         client, xroad_id = claimed_headers(request.headers)
         trail = _Trail(
@@ -173,7 +184,7 @@ class ExchangeService:
         )
         mark = self._stages.start(trail.timed)
         try:
-            stamp = await self._audit.commit(entry)
+            stamp = await self._audit.commit(entry, alone=self._in_flight == 1)
         except AuditUnavailable as exc:
             # Fail closed: without a durable record nothing is released, not even a refusal.
             _log.error("audit_unavailable", xroad_id=xroad_id)
@@ -287,8 +298,8 @@ class ExchangeService:
         # Never twice: the X-Road-Id is recorded durably (a commit on another thread) while the
         # checks of steps 2-4 run, none of which has an effect; the backend is not called
         # before the id is known to be new, and a replay is refused as a replay whatever the
-        # checks found.
-        recording = self._auth.remember_soon(caller)
+        # checks found. (An exchange alone may have it committed here and now instead.)
+        recording = self._auth.remember_soon(caller, alone=self._in_flight == 1)
         try:
             checked, mark = self._check(request, trail, caller, mark)
         except BaseException:

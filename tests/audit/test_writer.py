@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -376,3 +377,108 @@ class TestWalCheckpoint:
         nowhere = sqlite_engine(str(tmp_path / "missing" / "audit.db"))
         writer_module._checkpoint_wal(nowhere)
         assert "checkpointing the audit WAL failed" in caplog.text
+
+
+@contextmanager
+def lock_held_elsewhere(engine: Engine) -> Iterator[sqlite3.Connection]:
+    """Another connection (another process, say) holding the file's write lock until exit."""
+    with raw_sqlite(engine) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+
+
+async def parked(log: AuditLog) -> AuditLog:
+    """``log`` once its writer task waits for work (after start, or after a batch)."""
+    for _ in range(100):
+        if log._idle():
+            return log
+        await asyncio.sleep(0.001)
+    raise AssertionError("the writer never became idle")
+
+
+class TestAlone:
+    """``commit(alone=True)``: an idle writer writes on the caller's thread, nothing else
+    changes."""
+
+    async def test_an_idle_writer_writes_on_the_callers_thread(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[threading.Thread] = []
+        real = writer_module._write_batch
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(writer_module, "_write_batch", spy)
+        async with AuditLog(installed) as log:
+            stamps = [await (await parked(log)).commit(make_entry(i), alone=True) for i in range(3)]
+            assert (log.written_inline, log.batches_written, log.records_written) == (3, 3, 3)
+            # Committed before the call returned: another connection sees it.
+            with raw_sqlite(installed) as other:
+                assert other.execute("SELECT count(*) FROM audit_records").fetchone() == (3,)
+        assert threads == [threading.current_thread()] * 3
+        assert [stamp.seq for stamp in stamps] == [1, 2, 3]
+        assert verify_log(installed).ok
+
+    async def test_not_alone_goes_through_the_queue(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            await (await parked(log)).commit(make_entry(0))
+            assert log.written_inline == 0
+
+    async def test_a_writer_with_a_batch_in_flight_queues_it(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            first = asyncio.create_task(log.commit(make_entry(0)))
+            await asyncio.sleep(0)  # the writer has taken it and is writing it on its thread
+            assert not log._idle()
+            second = await log.commit(make_entry(1), alone=True)
+            assert ((await first).seq, second.seq) == (1, 2)
+            assert log.written_inline == 0
+
+    async def test_a_lock_held_elsewhere_is_not_waited_for_on_the_loop(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed) as log:
+            await parked(log)
+            with lock_held_elsewhere(installed):
+                # If the call waited for the lock on this thread, nothing could release it.
+                pending = asyncio.create_task(log.commit(make_entry(0), alone=True))
+                await asyncio.sleep(0.05)
+                assert not pending.done()  # queued, its thread waiting for the lock
+            assert (await pending).seq == 1
+            assert log.written_inline == 0
+            # The wait was off for that one attempt only: the connection waits again.
+            with installed.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 5000
+
+    async def test_a_failed_write_fails_closed_and_the_next_one_continues(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed) as log:
+            await (await parked(log)).commit(make_entry(0), alone=True)
+            _block_inserts(installed)
+            with pytest.raises(AuditUnavailable) as caught:
+                await log.commit(make_entry(1), alone=True)
+            assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+            _unblock_inserts(installed)
+            after = await log.commit(make_entry(2), alone=True)
+        assert after.seq == 2  # no trace, no gap
+        assert verify_log(installed).records == 2
+
+    async def test_inline_queued_and_another_writer_keep_one_tree(self, installed: Engine) -> None:
+        # The edge kept between batches is shared by both paths, and goes stale when another
+        # writer appends in between.
+        with second_engine(installed) as other:
+            async with AuditLog(installed) as first, AuditLog(other) as second:
+                for i, (log, alone) in enumerate(
+                    [(first, True), (first, False), (second, True), (first, True), (first, True)]
+                ):
+                    await (await parked(log)).commit(make_entry(i), alone=alone)
+                assert first.written_inline == 3
+        records = list(read_records(installed))
+        leaves = [record.canonical() for record in records]
+        for size in range(1, len(leaves) + 1):
+            assert root_at(installed, size) == merkle.root_hash(leaves[:size])

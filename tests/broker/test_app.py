@@ -24,6 +24,7 @@ from adapters.sandbox.idp import DevIdentityProvider
 from audit import subject_ref
 from broker.app import MAX_BODY_BYTES, create_app
 from broker.keys import generate_key, load_private_jwk, public_jwk, to_private_key
+from broker.replay import ReplayCache
 from broker.runtime import Broker
 from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
 from broker.settings import Settings
@@ -730,6 +731,29 @@ class TestHttpEdges:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["x-road-error"] == "internal-error"
         assert "a bug" not in response.text
+
+    async def test_an_exchange_alone_commits_on_the_loop_on_sqlite(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Nothing else in flight: the replay id and the audit record are committed on the
+        event loop's thread (SQLite), or on the writers' threads as ever (PostgreSQL)."""
+        inline: list[bool | None] = []
+        real = ReplayCache._insert_now
+
+        def spy(cache: ReplayCache, client_id: str, xroad_id: str) -> bool | None:
+            inline.append(real(cache, client_id, xroad_id))
+            return inline[-1]
+
+        monkeypatch.setattr(ReplayCache, "_insert_now", spy)
+        for _ in range(2):
+            response = await harness.signed("POST", "/r1/ID/GOV/DUKCAPIL/adminduk/ktp", b"{}")
+            # Refused after the replay step (no consent token), and audited like any answer.
+            assert response.json()["type"] == "urn:simpul:problem:consent-missing"
+        sqlite = harness.broker.audit_engine.dialect.name == "sqlite"
+        # The first replay commit purges old ids, which is left to the thread.
+        assert inline == ([None, True] if sqlite else [])
+        assert harness.broker.audit_log.written_inline == (2 if sqlite else 0)
+        assert harness.broker.audit_log.records_written == 2
 
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import pytest
 from sqlalchemy import Engine, text
@@ -100,3 +105,94 @@ class TestRememberAsync:
             return_exceptions=True,
         )
         assert all(isinstance(o, Exception) and not isinstance(o, Replay) for o in outcomes)
+
+
+@contextmanager
+def lock_held_elsewhere(engine: Engine, *, for_seconds: float) -> Iterator[None]:
+    """Another connection (another worker, say) holding the database's write lock, from
+    another thread, for ``for_seconds`` after entry; exit waits until it is released."""
+    path = engine.url.database
+    assert path is not None
+    held = threading.Event()
+
+    def hold() -> None:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(for_seconds)
+            conn.execute("ROLLBACK")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        yield
+    finally:
+        holder.join()
+
+
+class TestAlone:
+    """``alone=True``: the same answers; on SQLite, committed before the call returns."""
+
+    async def test_the_same_answers(self, cache: ReplayCache, installed: Engine) -> None:
+        xroad_id = str(uuid.uuid4())
+        assert await cache.remember_soon(PERMIT, xroad_id, alone=True)
+        assert not await cache.remember_soon(PERMIT, xroad_id, alone=True)
+        assert await cache.remember_soon(TAX, xroad_id, alone=True)
+        assert rows(installed) == 2
+
+    @pytest.mark.sqlite_only
+    async def test_on_sqlite_the_id_is_durable_when_the_call_returns(
+        self, cache: ReplayCache, installed: Engine
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))  # the first call purges, on its thread
+        xroad_id = str(uuid.uuid4())
+        recording = cache.remember_soon(PERMIT, xroad_id, alone=True)
+        assert recording.done()
+        assert recording.result() is True
+        assert rows(installed) == 2  # committed: another connection sees it
+        again = cache.remember_soon(PERMIT, xroad_id, alone=True)
+        assert (again.done(), again.result()) == (True, False)
+
+    @pytest.mark.sqlite_only
+    async def test_a_due_purge_goes_to_the_thread(
+        self, cache: ReplayCache, installed: Engine, clock: Clock
+    ) -> None:
+        old = str(uuid.uuid4())
+        await remember(cache, PERMIT, old)
+        clock.now += WINDOW + 1
+        recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        assert not recording.done()
+        assert await recording
+        assert rows(installed) == 1  # the old id was purged with it
+
+    @pytest.mark.sqlite_only
+    async def test_a_batch_in_flight_takes_it_along(self, cache: ReplayCache) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        first = cache.remember_soon(PERMIT, str(uuid.uuid4()))
+        second = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        assert not second.done()
+        assert await asyncio.gather(first, second) == [True, True]
+
+    @pytest.mark.sqlite_only
+    async def test_a_lock_held_elsewhere_is_not_waited_for_on_the_loop(
+        self, cache: ReplayCache, installed: Engine
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        with lock_held_elsewhere(installed, for_seconds=0.3):
+            recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+            # Had it waited for the lock here, it would have come back done, committed.
+            assert not recording.done()  # handed to the thread, which waits for the lock
+        assert await recording
+        assert rows(installed) == 2
+        with installed.connect() as conn:  # the wait was off for that one attempt only
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 5000
+
+    @pytest.mark.sqlite_only
+    async def test_a_failure_fails_the_caller(self, cache: ReplayCache, installed: Engine) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        with installed.begin() as conn:
+            conn.execute(text("DROP TABLE seen_requests"))
+        recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        with pytest.raises(sqlite3.OperationalError):
+            await recording
