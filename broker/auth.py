@@ -84,6 +84,10 @@ class RequestAuthenticator:
         self._replay.remember(caller.client_id, caller.xroad_id)
         return caller
 
+    def close(self) -> None:
+        """Release what the replay cache holds open (see :meth:`ReplayCache.close`)."""
+        self._replay.close()
+
     def remember_soon(self, caller: Caller, *, alone: bool = False) -> asyncio.Future[bool]:
         """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`.
 

@@ -294,12 +294,12 @@ class ExchangeService:
         trail.client = caller.client_id
         trail.xroad_id = caller.xroad_id  # canonical (lower-case) form, as the replay cache has it
         trail.request_hash = caller.request_hash
-        mark = self._stages.lap("signature", mark)
         # Never twice: the X-Road-Id is recorded durably (a commit on another thread) while the
         # checks of steps 2-4 run, none of which has an effect; the backend is not called
         # before the id is known to be new, and a replay is refused as a replay whatever the
         # checks found. (An exchange alone may have it committed here and now instead.)
         recording = self._auth.remember_soon(caller, alone=self._in_flight == 1)
+        mark = self._stages.lap("signature", mark)  # with the replay commit, if made here
         try:
             checked, mark = self._check(request, trail, caller, mark)
         except BaseException:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
 
 from broker.errors import Replay
 
@@ -54,8 +56,12 @@ class ReplayCache:
     arrive while one transaction is being made durable go together in the next, on a worker
     thread, so a commit's fsync neither blocks the loop nor is paid once per request. A caller
     with nothing else in flight (``alone=True``) has its id committed at once on its own
-    thread instead, on SQLite, when no batch is in flight: there the commit costs less than
-    the two thread wake-ups around it, and the loop has nothing else to do meanwhile.
+    thread instead, on a SQLite file, when no batch is in flight: there the commit costs less
+    than the two thread wake-ups around it, and the loop has nothing else to do meanwhile.
+    That commit goes through a connection of the cache's own, opened from the engine (so with
+    its pragmas) for the first thread that needs it and kept out of the pool, which never
+    waits for the write lock: if another connection holds it, the id goes to the thread.
+    :meth:`close` closes it.
     """
 
     def __init__(
@@ -69,8 +75,11 @@ class ReplayCache:
         self._window = window_seconds
         self._clock = clock
         self._last_purge = 0.0
-        # Only on SQLite, a local file: a PostgreSQL commit is a network round trip.
-        self._inline = engine.dialect.name == "sqlite"
+        # Only on a SQLite file: a PostgreSQL commit is a network round trip.
+        self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
+        self._own: Any = None  # the connection for commits made here, and its thread
+        self._owner: int | None = None
+        self._own_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._in_flight: asyncio.Future[list[bool]] | None = None
 
@@ -144,26 +153,61 @@ class ReplayCache:
         if self._pending:
             self._commit_pending(loop)
 
+    def close(self) -> None:
+        """Close the connection kept for commits made on the caller's thread; from now on
+        every id goes to the worker thread. Call it from that thread, or once requests have
+        stopped: it does not wait for a commit running on another thread."""
+        with self._own_lock:
+            self._inline = False
+            own, self._own, self._owner = self._own, None, None
+        if own is not None:
+            own.close()
+
     def _insert_now(self, client_id: str, xroad_id: str) -> bool | None:
         """Insert one id on this thread without waiting for the write lock: whether it was
-        new, or None, having written nothing, if the lock is taken or a purge is due."""
+        new, or None, having written nothing, if the lock is taken, a purge is due or the
+        cache's connection belongs to another thread."""
         now = self._clock()
         if now - self._last_purge > self._window / 10:
             return None  # a purge can take a while: not on the event loop
+        own = self._own_connection()
+        if own is None:
+            return None
         try:
-            with self._engine.begin() as conn:
-                raw: Any = conn.connection.driver_connection
-                with _no_busy_wait(raw):
-                    cursor: Any = conn.connection.cursor()
-                    try:
-                        cursor.execute(self._insert_sql, (client_id, xroad_id, int(now)))
-                        return cursor.fetchone() is not None
-                    finally:
-                        cursor.close()
+            own.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY at once
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                self._drop(own)
                 raise
-            return None  # rolled back: the id goes to the thread
+            return None
+        try:
+            fresh = own.execute(self._insert_sql, (client_id, xroad_id, int(now))).fetchone()
+            own.execute("COMMIT")
+        except BaseException:
+            self._drop(own)  # whatever it left open goes with it
+            raise
+        return fresh is not None
+
+    def _own_connection(self) -> Any:
+        """The cache's own connection, opened for the first thread to ask; None for others."""
+        if self._owner is None:
+            with self._own_lock:
+                if self._inline and self._owner is None:
+                    fairy = self._engine.raw_connection()  # the engine's pragmas included
+                    own: Any = fairy.driver_connection
+                    fairy.detach()  # out of the pool: close() or a failure closes it
+                    own.isolation_level = None  # transactions are begun and ended below
+                    own.execute("PRAGMA busy_timeout = 0")
+                    self._own, self._owner = own, threading.get_ident()
+        return self._own if self._owner == threading.get_ident() else None
+
+    def _drop(self, own: Any) -> None:
+        """Close ``own`` after a failure (rolling back what it held); the next asks anew."""
+        with self._own_lock:
+            if self._own is own:
+                self._own, self._owner = None, None
+        with suppress(sqlite3.Error):
+            own.close()
 
     @property
     def _insert_sql(self) -> str:
@@ -195,18 +239,6 @@ class ReplayCache:
             finally:
                 cursor.close()
         return fresh
-
-
-@contextmanager
-def _no_busy_wait(raw: sqlite3.Connection) -> Iterator[None]:
-    """The connection's busy wait off: a statement that needs a lock held elsewhere fails at
-    once with ``SQLITE_BUSY`` instead of blocking the caller's thread."""
-    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
-    raw.execute("PRAGMA busy_timeout = 0")
-    try:
-        yield
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 @dataclass(slots=True)

@@ -252,5 +252,6 @@ class Broker:
         await self.checkpoints.stop()  # a last checkpoint covers every record written
         await self.adapters.aclose()
         self.consents.close()
+        self.authenticator.close()
         self.engine.dispose()
         self.audit_engine.dispose()

@@ -31,8 +31,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def cache(installed: Engine, clock: Clock) -> ReplayCache:
-    return ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
+def cache(installed: Engine, clock: Clock) -> Iterator[ReplayCache]:
+    cache = ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
+    yield cache
+    cache.close()
 
 
 async def remember(cache: ReplayCache, client_id: str, xroad_id: str) -> None:
@@ -185,14 +187,40 @@ class TestAlone:
             assert not recording.done()  # handed to the thread, which waits for the lock
         assert await recording
         assert rows(installed) == 2
-        with installed.connect() as conn:  # the wait was off for that one attempt only
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 5000
 
     @pytest.mark.sqlite_only
-    async def test_a_failure_fails_the_caller(self, cache: ReplayCache, installed: Engine) -> None:
+    async def test_a_failure_fails_the_caller_and_the_next_one_starts_afresh(
+        self, cache: ReplayCache, installed: Engine
+    ) -> None:
         await remember(cache, PERMIT, str(uuid.uuid4()))
         with installed.begin() as conn:
-            conn.execute(text("DROP TABLE seen_requests"))
+            conn.execute(text("ALTER TABLE seen_requests RENAME TO away"))
         recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
         with pytest.raises(sqlite3.OperationalError):
             await recording
+        with installed.begin() as conn:
+            conn.execute(text("ALTER TABLE away RENAME TO seen_requests"))
+        again = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        assert (again.done(), again.result()) == (True, True)
+        assert rows(installed) == 2
+
+    @pytest.mark.sqlite_only
+    async def test_after_close_every_id_goes_to_the_thread(self, cache: ReplayCache) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        cache.close()
+        recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        assert not recording.done()
+        assert await recording
+
+    @pytest.mark.sqlite_only
+    async def test_another_thread_goes_to_the_worker_thread(self, cache: ReplayCache) -> None:
+        # The connection belongs to the first thread that commits here, this test's loop.
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+
+        async def from_another_loop() -> tuple[bool, bool]:
+            recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+            return recording.done(), await recording
+
+        assert await asyncio.to_thread(asyncio.run, from_another_loop()) == (False, True)
