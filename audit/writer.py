@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from audit._bulk import insert_rows
 from audit._lock import LockBusy, write_transaction
@@ -44,7 +45,7 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
     code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
     """
     try:
-        stamps, _ = _write_batch(engine, entries)
+        stamps, _, _ = _write_batch(engine, entries)
     except Exception as exc:
         raise AuditUnavailable(_FAILED) from exc
     return [record_of(entry, stamp) for entry, stamp in zip(entries, stamps, strict=True)]
@@ -56,17 +57,20 @@ def _write_batch(
     edge: CompactRange | None = None,
     *,
     wait: bool = True,
-) -> tuple[list[Stamp], CompactRange | None]:
+    index: bool = True,
+) -> tuple[list[Stamp], CompactRange | None, bool]:
     """Append ``entries`` in one transaction under the write lock; their stamps once committed.
 
     Also returns the tree's new right edge, for the next batch to pass as ``edge``: if no
     other writer appended in between (the tail read under the lock says so), that batch need
     not read the edge back from the stored nodes (see :func:`audit.tree.extend_in`).
     ``wait=False``: raise :class:`~audit._lock.LockBusy`, having written nothing, if another
-    writer holds the lock.
+    writer holds the lock. ``index=False``: leave a due indexing pass (see below) to the
+    caller, and say so in the last value returned.
     """
     if not entries:
-        return [], edge
+        return [], edge, False
+    index_due = False
     with write_transaction(engine, wait=wait) as conn:
         last = tail_in(conn)
         seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
@@ -81,8 +85,11 @@ def _write_batch(
         edge = extend_in(conn, seq, leaves, edge=edge)
         # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
         if seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY:
-            index_pending_in(conn)
-    return stamps, edge
+            if index:
+                index_pending_in(conn)
+            else:
+                index_due = True
+    return stamps, edge, index_due
 
 
 def index_pending(engine: Engine) -> int:
@@ -116,11 +123,12 @@ class AuditLog:
     indexes what it wrote for lookups (:mod:`audit.lookup`); on SQLite it also checkpoints
     the WAL now and then on another thread.
 
-    A caller with nothing else to wait for (``commit(entry, alone=True)``) skips the thread
-    on SQLite when the writer is idle: the entry is written at once, on the caller's thread.
-    There a commit costs less than the two thread wake-ups around it, and the event loop has
-    nothing else to do meanwhile. If another writer holds the lock, the entry is queued as
-    usual rather than waited for on the loop.
+    A caller with nothing else in flight (``commit(entry, alone=True)``: an exchange alone in
+    its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
+    at once, on the caller's thread. There a commit costs less than the two thread wake-ups
+    around it, and no other exchange waits for the loop meanwhile. If another writer holds the
+    lock, the entry is queued as usual rather than waited for on the loop; a due indexing pass
+    is queued for the writer's thread.
     """
 
     def __init__(
@@ -138,8 +146,8 @@ class AuditLog:
         if not index_when_idle > 0:
             raise ValueError("index_when_idle must be a positive number of seconds")
         self._engine = engine
-        # Only on SQLite, a local file: a PostgreSQL commit is a network round trip.
-        self._inline = engine.dialect.name == "sqlite"
+        # Only on a SQLite file: a PostgreSQL commit is a network round trip.
+        self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._index_when_idle = index_when_idle
@@ -241,10 +249,13 @@ class AuditLog:
     def _write_now(self, entry: AuditEntry) -> Stamp | None:
         """Write ``entry`` on this thread; None, having written nothing, if the lock is taken.
 
-        No await: the writer task cannot start a batch meanwhile, so the edge stays ours.
+        No await: the writer task cannot start a batch meanwhile, so the edge stays ours. A
+        due indexing pass (thousands of records) is queued for the writer's thread.
         """
         try:
-            stamps, self._edge = _write_batch(self._engine, [entry], self._edge, wait=False)
+            stamps, self._edge, index_due = _write_batch(
+                self._engine, [entry], self._edge, wait=False, index=False
+            )
         except LockBusy:
             return None
         except Exception as exc:
@@ -252,6 +263,8 @@ class AuditLog:
             raise AuditUnavailable(_FAILED) from exc
         self._written_inline += 1
         self._note_written(1)
+        if index_due:
+            self._put(_INDEX_NOW)
         return stamps[0]
 
     def _note_written(self, records: int) -> None:
@@ -350,7 +363,7 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            stamps, self._edge = await asyncio.to_thread(
+            stamps, self._edge, _ = await asyncio.to_thread(
                 _write_batch, self._engine, [pending.entry for pending in batch], self._edge
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong

@@ -55,13 +55,15 @@ class ReplayCache:
     :meth:`remember_soon` is the same check group-committed, for the event loop: the ids that
     arrive while one transaction is being made durable go together in the next, on a worker
     thread, so a commit's fsync neither blocks the loop nor is paid once per request. A caller
-    with nothing else in flight (``alone=True``) has its id committed at once on its own
-    thread instead, on a SQLite file, when no batch is in flight: there the commit costs less
-    than the two thread wake-ups around it, and the loop has nothing else to do meanwhile.
-    That commit goes through a connection of the cache's own, opened from the engine (so with
-    its pragmas) for the first thread that needs it and kept out of the pool, which never
-    waits for the write lock: if another connection holds it, the id goes to the thread.
-    :meth:`close` closes it.
+    with nothing else in flight (``alone=True``: an exchange alone in its worker) has its id
+    committed at once on its own thread instead, on a SQLite file, when no batch is in flight:
+    there the commit costs less than the two thread wake-ups around it, and no other exchange
+    waits for the loop meanwhile. That commit goes through a connection of the cache's own,
+    opened from the engine (so with its pragmas) for the first thread that needs it and kept
+    out of the pool, which never waits for the write lock: if another connection holds it, the
+    id goes to the thread. (A commit that crosses SQLite's auto-checkpoint threshold still
+    copies the WAL back where it runs, as on the thread, where the exchange waited for it too.)
+    :meth:`close` closes the connection.
     """
 
     def __init__(
@@ -77,9 +79,17 @@ class ReplayCache:
         self._last_purge = 0.0
         # Only on a SQLite file: a PostgreSQL commit is a network round trip.
         self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
-        self._own: Any = None  # the connection for commits made here, and its thread
+        self._own: sqlite3.Connection | None = None  # for commits made here, and its thread
         self._owner: int | None = None
         self._own_lock = threading.Lock()
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # Insert-or-ignore: a row returned means the id was new; within a batch too.
+        # (RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts.) At the driver:
+        # through Core, building and compiling the statement per id cost more than the insert.
+        self._insert_sql = (
+            "INSERT INTO seen_requests (client_id, xroad_id, seen_at) "  # noqa: S608 - marks only
+            f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT DO NOTHING RETURNING xroad_id"
+        )
         self._pending: list[_Pending] = []
         self._in_flight: asyncio.Future[list[bool]] | None = None
 
@@ -118,7 +128,7 @@ class ReplayCache:
         if alone and self._inline and self._in_flight is None and not self._pending:
             try:
                 fresh = self._insert_now(client_id, xroad_id)
-            except Exception as exc:  # noqa: BLE001 - as a failed batch: the caller decides
+            except Exception as exc:  # noqa: BLE001 - a failed commit fails its caller, as a batch
                 future.set_exception(exc)
                 return future
             if fresh is not None:
@@ -208,17 +218,6 @@ class ReplayCache:
                 self._own, self._owner = None, None
         with suppress(sqlite3.Error):
             own.close()
-
-    @property
-    def _insert_sql(self) -> str:
-        mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
-        # Insert-or-ignore: a row returned means the id was new; within a batch too.
-        # (RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts.) At the driver:
-        # through Core, building and compiling the statement per id cost more than the insert.
-        return (
-            "INSERT INTO seen_requests (client_id, xroad_id, seen_at) "  # noqa: S608 - marks only
-            f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT DO NOTHING RETURNING xroad_id"
-        )
 
     def _insert_batch(self, batch: list[_Pending]) -> list[bool]:
         """Insert every id in one transaction; for each, whether it was new."""

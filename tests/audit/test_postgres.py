@@ -124,6 +124,7 @@ class TestPostgres:
     async def test_alone_is_still_written_on_the_writers_thread(self, pg: Engine) -> None:
         # A PostgreSQL commit is a network round trip: never on the caller's event loop.
         async with AuditLog(pg) as log:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the writer task starts and waits for work
+            assert log._wakeup is not None  # parked: where SQLite would write inline
             stamp = await log.commit(make_entry(0), alone=True)
             assert (stamp.seq, log.written_inline, log.batches_written) == (1, 0, 1)

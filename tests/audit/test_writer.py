@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from audit import merkle
 from audit import writer as writer_module
 from audit.errors import AuditUnavailable
+from audit.lookup import INDEX_EVERY, indexed_through_in
 from audit.store import count, read_records, tail
 from audit.tree import root_at
 from audit.verify import verify_log
@@ -392,11 +393,16 @@ def lock_held_elsewhere(engine: Engine) -> Iterator[sqlite3.Connection]:
 
 async def parked(log: AuditLog) -> AuditLog:
     """``log`` once its writer task waits for work (after start, or after a batch)."""
-    for _ in range(100):
-        if log._idle():
-            return log
+    deadline = time.monotonic() + 10
+    while not log._idle():
+        assert time.monotonic() < deadline, "the writer never became idle"
         await asyncio.sleep(0.001)
-    raise AssertionError("the writer never became idle")
+    return log
+
+
+def indexed_through(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return indexed_through_in(conn)
 
 
 class TestAlone:
@@ -467,6 +473,28 @@ class TestAlone:
             after = await log.commit(make_entry(2), alone=True)
         assert after.seq == 2  # no trace, no gap
         assert verify_log(installed).records == 2
+
+    async def test_a_due_indexing_pass_goes_to_the_writers_thread(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        passes: list[threading.Thread] = []
+        real = writer_module.index_pending
+
+        def spy(engine: Engine) -> int:
+            passes.append(threading.current_thread())
+            return real(engine)
+
+        monkeypatch.setattr(writer_module, "index_pending", spy)
+        append_now(installed, [make_entry(i) for i in range(INDEX_EVERY - 1)])
+        # Not idle for long enough to index on its own: only the due pass is in question.
+        async with AuditLog(installed, index_when_idle=3600) as log:
+            stamp = await (await parked(log)).commit(make_entry(INDEX_EVERY), alone=True)
+            assert (stamp.seq, log.written_inline) == (INDEX_EVERY, 1)
+            assert indexed_through(installed) == 0  # not on the caller's thread
+            await parked(log)  # the writer has taken the queued pass and finished it
+        assert indexed_through(installed) == INDEX_EVERY
+        assert passes
+        assert threading.current_thread() not in passes
 
     async def test_inline_queued_and_another_writer_keep_one_tree(self, installed: Engine) -> None:
         # The edge kept between batches is shared by both paths, and goes stale when another

@@ -745,6 +745,8 @@ class TestHttpEdges:
             return inline[-1]
 
         monkeypatch.setattr(ReplayCache, "_insert_now", spy)
+        # Not idle long enough to index meanwhile: an indexing pass would take the writer.
+        monkeypatch.setattr(harness.broker.audit_log, "_index_when_idle", 3600.0)
         for _ in range(2):
             response = await harness.signed("POST", "/r1/ID/GOV/DUKCAPIL/adminduk/ktp", b"{}")
             # Refused after the replay step (no consent token), and audited like any answer.

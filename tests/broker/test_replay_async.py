@@ -126,8 +126,8 @@ def lock_held_elsewhere(engine: Engine, *, for_seconds: float) -> Iterator[None]
 
     holder = threading.Thread(target=hold)
     holder.start()
-    held.wait()
     try:
+        assert held.wait(10), "the other connection never took the lock"
         yield
     finally:
         holder.join()
