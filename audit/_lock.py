@@ -30,7 +30,8 @@ def write_transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connecti
     """A transaction holding the audit write lock; commits on normal exit, else rolls back.
 
     ``wait=False``: raise :class:`LockBusy` at once, before anything is written, if another
-    writer (thread, process or node) holds the lock, instead of waiting for it.
+    writer (thread, process or node) holds the lock, instead of waiting for it. (The audit
+    writer tries it on SQLite only; PostgreSQL has it too, so the lock means one thing.)
     """
     dialect = engine.dialect.name
     if dialect == "sqlite":

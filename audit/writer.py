@@ -127,8 +127,8 @@ class AuditLog:
     its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
     at once, on the caller's thread. There a commit costs less than the two thread wake-ups
     around it, and no other exchange waits for the loop meanwhile. If another writer holds the
-    lock, the entry is queued as usual rather than waited for on the loop; a due indexing pass
-    is queued for the writer's thread.
+    lock, or the pool has no connection free, the entry is queued as usual rather than waited
+    for on the loop; a due indexing pass is queued for the writer's thread.
     """
 
     def __init__(
@@ -146,8 +146,11 @@ class AuditLog:
         if not index_when_idle > 0:
             raise ValueError("index_when_idle must be a positive number of seconds")
         self._engine = engine
-        # Only on a SQLite file: a PostgreSQL commit is a network round trip.
-        self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
+        # Inline writes only on a SQLite file: a PostgreSQL commit is a network round trip.
+        pool = engine.pool
+        self._pool: QueuePool | None = None
+        if engine.dialect.name == "sqlite" and isinstance(pool, QueuePool):
+            self._pool = pool
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._index_when_idle = index_when_idle
@@ -242,9 +245,16 @@ class AuditLog:
         return await future
 
     def _idle(self) -> bool:
-        """Whether the writer task is parked with nothing queued: no batch or pass running."""
+        """Whether the writer task is parked with nothing queued (no batch or pass running),
+        and the pool holds a connection to write with: taking one neither waits nor connects."""
         wakeup = self._wakeup
-        return self._inline and not self._queue and wakeup is not None and not wakeup.done()
+        return (
+            self._pool is not None
+            and not self._queue
+            and wakeup is not None
+            and not wakeup.done()
+            and self._pool.checkedin() > 0
+        )
 
     def _write_now(self, entry: AuditEntry) -> Stamp | None:
         """Write ``entry`` on this thread; None, having written nothing, if the lock is taken.

@@ -91,7 +91,8 @@ class RequestAuthenticator:
     def remember_soon(self, caller: Caller, *, alone: bool = False) -> asyncio.Future[bool]:
         """Start recording the caller's ``X-Road-Id``; pass the future to :meth:`remembered`.
 
-        ``alone``: nothing else is in flight (see :meth:`ReplayCache.remember_soon`)."""
+        ``alone``: nothing else is in flight (see :meth:`ReplayCache.remember_soon`).
+        """
         return self._replay.remember_soon(caller.client_id, caller.xroad_id, alone=alone)
 
     @staticmethod

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -120,8 +120,9 @@ class ReplayCache:
         Group commit: the ids that arrive while a batch commits go in the next one. The batch
         is handed to a worker thread at once, so the commit runs while the caller goes on.
         A failed batch fails every future in it. ``alone`` (see the class): the future may
-        come back already done; if another writer holds the database's write lock, or the
-        old ids are due to be purged, the id goes to the thread as usual.
+        come back already done. The id goes to the thread as usual if another writer holds
+        the database's write lock, the old ids are due to be purged, the cache's connection
+        belongs to another thread, or the cache has been closed.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -198,20 +199,20 @@ class ReplayCache:
             raise
         return fresh is not None
 
-    def _own_connection(self) -> Any:
+    def _own_connection(self) -> sqlite3.Connection | None:
         """The cache's own connection, opened for the first thread to ask; None for others."""
         if self._owner is None:
             with self._own_lock:
                 if self._inline and self._owner is None:
                     fairy = self._engine.raw_connection()  # the engine's pragmas included
-                    own: Any = fairy.driver_connection
+                    own = cast(sqlite3.Connection, fairy.driver_connection)
                     fairy.detach()  # out of the pool: close() or a failure closes it
                     own.isolation_level = None  # transactions are begun and ended below
                     own.execute("PRAGMA busy_timeout = 0")
                     self._own, self._owner = own, threading.get_ident()
         return self._own if self._owner == threading.get_ident() else None
 
-    def _drop(self, own: Any) -> None:
+    def _drop(self, own: sqlite3.Connection) -> None:
         """Close ``own`` after a failure (rolling back what it held); the next asks anew."""
         with self._own_lock:
             if self._own is own:

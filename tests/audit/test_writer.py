@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from audit import merkle
 from audit import writer as writer_module
+from audit._lock import LockBusy, _begin_immediate_or_busy
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, indexed_through_in
 from audit.store import count, read_records, tail
@@ -394,8 +395,8 @@ def lock_held_elsewhere(engine: Engine) -> Iterator[sqlite3.Connection]:
 async def parked(log: AuditLog) -> AuditLog:
     """``log`` once its writer task waits for work (after start, or after a batch)."""
     deadline = time.monotonic() + 10
-    while not log._idle():
-        assert time.monotonic() < deadline, "the writer never became idle"
+    while log._queue or log._wakeup is None or log._wakeup.done():
+        assert time.monotonic() < deadline, "the writer never came to wait for work"
         await asyncio.sleep(0.001)
     return log
 
@@ -437,9 +438,13 @@ class TestAlone:
 
     async def test_a_writer_with_a_batch_in_flight_queues_it(self, installed: Engine) -> None:
         async with AuditLog(installed) as log:
+            await parked(log)
             first = asyncio.create_task(log.commit(make_entry(0)))
-            await asyncio.sleep(0)  # the writer has taken it and is writing it on its thread
-            assert not log._idle()
+            deadline = time.monotonic() + 10
+            while log._queue or log._wakeup is not None:  # until the writer has taken it
+                assert time.monotonic() < deadline, "the writer never took the entry"
+                await asyncio.sleep(0)
+            assert not log._idle()  # writing it on its thread
             second = await log.commit(make_entry(1), alone=True)
             assert ((await first).seq, second.seq) == (1, 2)
             assert log.written_inline == 0
@@ -456,9 +461,28 @@ class TestAlone:
                 assert not pending.done()  # queued, its thread waiting for the lock
             assert (await pending).seq == 1
             assert log.written_inline == 0
-            # The wait was off for that one attempt only: the connection waits again.
-            with installed.connect() as conn:
-                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 5000
+
+    def test_a_busy_try_leaves_the_connections_wait_as_it_was(self, installed: Engine) -> None:
+        with raw_sqlite(installed) as conn, lock_held_elsewhere(installed):
+            conn.execute("PRAGMA busy_timeout = 1234")
+            with pytest.raises(LockBusy):
+                _begin_immediate_or_busy(conn)
+            assert conn.execute("PRAGMA busy_timeout").fetchone() == (1234,)
+            assert not conn.in_transaction
+
+    async def test_with_no_free_pooled_connection_it_is_queued(self, installed: Engine) -> None:
+        # Taking a connection from an empty pool would open one on the loop, or wait for one.
+        async with AuditLog(installed) as log:
+            await parked(log)
+            pool: Any = installed.pool
+            held = [installed.connect() for _ in range(pool.checkedin())]
+            try:
+                assert not log._idle()
+                stamp = await log.commit(make_entry(0), alone=True)
+            finally:
+                for conn in held:
+                    conn.close()
+            assert (stamp.seq, log.written_inline) == (1, 0)
 
     async def test_a_failed_write_fails_closed_and_the_next_one_continues(
         self, installed: Engine

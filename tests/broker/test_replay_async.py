@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -110,18 +109,18 @@ class TestRememberAsync:
 
 
 @contextmanager
-def lock_held_elsewhere(engine: Engine, *, for_seconds: float) -> Iterator[None]:
-    """Another connection (another worker, say) holding the database's write lock, from
-    another thread, for ``for_seconds`` after entry; exit waits until it is released."""
+def lock_held_elsewhere(engine: Engine, *, at_most: float) -> Iterator[None]:
+    """Another connection (another worker, say) holding the database's write lock, on another
+    thread, until the block exits or ``at_most`` seconds have passed, whichever is first."""
     path = engine.url.database
     assert path is not None
-    held = threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         with closing(sqlite3.connect(path, isolation_level=None)) as conn:
             conn.execute("BEGIN IMMEDIATE")
             held.set()
-            time.sleep(for_seconds)
+            release.wait(at_most)
             conn.execute("ROLLBACK")
 
     holder = threading.Thread(target=hold)
@@ -130,6 +129,7 @@ def lock_held_elsewhere(engine: Engine, *, for_seconds: float) -> Iterator[None]
         assert held.wait(10), "the other connection never took the lock"
         yield
     finally:
+        release.set()
         holder.join()
 
 
@@ -181,9 +181,10 @@ class TestAlone:
         self, cache: ReplayCache, installed: Engine
     ) -> None:
         await remember(cache, PERMIT, str(uuid.uuid4()))
-        with lock_held_elsewhere(installed, for_seconds=0.3):
+        with lock_held_elsewhere(installed, at_most=2):
             recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
-            # Had it waited for the lock here, it would have come back done, committed.
+            # Had it waited here for the lock, it would have come back done, committed, once
+            # the other connection gave up the lock after two seconds.
             assert not recording.done()  # handed to the thread, which waits for the lock
         assert await recording
         assert rows(installed) == 2
