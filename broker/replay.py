@@ -207,8 +207,12 @@ class ReplayCache:
                     fairy = self._engine.raw_connection()  # the engine's pragmas included
                     own = cast(sqlite3.Connection, fairy.driver_connection)
                     fairy.detach()  # out of the pool: close() or a failure closes it
-                    own.isolation_level = None  # transactions are begun and ended below
-                    own.execute("PRAGMA busy_timeout = 0")
+                    try:
+                        own.isolation_level = None  # transactions are begun and ended below
+                        own.execute("PRAGMA busy_timeout = 0")
+                    except BaseException:
+                        own.close()
+                        raise
                     self._own, self._owner = own, threading.get_ident()
         return self._own if self._owner == threading.get_ident() else None
 
