@@ -13,12 +13,10 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-__all__ = ["LockBusy", "write_transaction"]
+__all__ = ["LockBusy", "open_unwaiting", "try_write_transaction", "write_transaction"]
 
 # Constant key of the PostgreSQL advisory lock that serialises appends: b"simpulAU" as a bigint.
-_PG_LOCK_KEY: Final = 8316298516690125141
-_PG_LOCK_SQL: Final = f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})"
-_PG_TRY_LOCK_SQL: Final = f"SELECT pg_try_advisory_xact_lock({_PG_LOCK_KEY})"
+_PG_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(8316298516690125141)"
 
 
 class LockBusy(Exception):
@@ -26,13 +24,8 @@ class LockBusy(Exception):
 
 
 @contextmanager
-def write_transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
-    """A transaction holding the audit write lock; commits on normal exit, else rolls back.
-
-    ``wait=False``: raise :class:`LockBusy` at once, before anything is written, if another
-    writer (thread, process or node) holds the lock, instead of waiting for it. (The audit
-    writer tries it on SQLite only; PostgreSQL has it too, so the lock means one thing.)
-    """
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction holding the audit write lock; commits on normal exit, else rolls back."""
     dialect = engine.dialect.name
     if dialect == "sqlite":
         with engine.connect() as conn, _driver_begin_disabled(conn), conn.begin():
@@ -41,10 +34,7 @@ def write_transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connecti
             # Straight to the driver, as the writer's other statements (see audit._bulk):
             # through exec_driver_sql the BEGIN cost more than the rest of a small batch.
             raw: Any = conn.connection.driver_connection
-            if wait:
-                raw.execute("BEGIN IMMEDIATE")
-            else:
-                _begin_immediate_or_busy(raw)
+            raw.execute("BEGIN IMMEDIATE")
             yield conn
     elif dialect == "postgresql":
         with engine.connect() as conn:
@@ -52,30 +42,47 @@ def write_transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connecti
             # lock sees the previous holder's commit (REPEATABLE READ would not).
             conn.execution_options(isolation_level="READ COMMITTED")
             with conn.begin():
-                if wait:
-                    conn.exec_driver_sql(_PG_LOCK_SQL)
-                elif not conn.exec_driver_sql(_PG_TRY_LOCK_SQL).scalar_one():
-                    raise LockBusy("another writer holds the audit write lock")
+                conn.exec_driver_sql(_PG_LOCK_SQL)
                 yield conn
     else:
         raise ValueError(f"the audit log supports sqlite and postgresql, not {dialect}")
 
 
-def _begin_immediate_or_busy(raw: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE`` without the connection's busy wait: :class:`LockBusy` if taken.
+def open_unwaiting(engine: Engine) -> Connection:
+    """A connection of the caller's own to a SQLite ``engine``, for :func:`try_write_transaction`.
 
-    The wait is off for the BEGIN alone; the rest of the transaction runs as usual.
+    Opened from the engine (so with its pragmas), then taken out of its pool for good: the
+    driver leaves BEGIN to us and the busy wait is off, settings no pooled connection may
+    keep. Closing it closes the database connection.
     """
-    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
-    raw.execute("PRAGMA busy_timeout = 0")
+    if engine.dialect.name != "sqlite":
+        raise ValueError("only a SQLite connection can be tried without waiting")
+    conn = engine.connect()
     try:
-        raw.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-            raise
-        raise LockBusy("another writer holds the audit write lock") from exc
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        raw: Any = conn.connection.driver_connection
+        conn.detach()
+        raw.isolation_level = None
+        raw.execute("PRAGMA busy_timeout = 0")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def try_write_transaction(conn: Connection) -> Iterator[Connection]:
+    """:func:`write_transaction` on a connection from :func:`open_unwaiting`, without waiting:
+    :class:`LockBusy` at once, before anything is written, if another writer (thread, process
+    or node) holds the lock."""
+    raw: Any = conn.connection.dbapi_connection  # sqlite3's own; detached, it has no record
+    with conn.begin():
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            raise LockBusy("another writer holds the audit write lock") from exc
+        yield conn
 
 
 @contextmanager

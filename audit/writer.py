@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
 from audit._bulk import insert_rows
-from audit._lock import LockBusy, write_transaction
+from audit._lock import LockBusy, open_unwaiting, try_write_transaction, write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
 from audit.merkle import CompactRange
@@ -45,50 +47,52 @@ def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecor
     code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
     """
     try:
-        stamps, _, _ = _write_batch(engine, entries)
+        stamps, _ = _write_batch(engine, entries)
     except Exception as exc:
         raise AuditUnavailable(_FAILED) from exc
     return [record_of(entry, stamp) for entry, stamp in zip(entries, stamps, strict=True)]
 
 
 def _write_batch(
-    engine: Engine,
-    entries: Sequence[AuditEntry],
-    edge: CompactRange | None = None,
-    *,
-    wait: bool = True,
-    index: bool = True,
-) -> tuple[list[Stamp], CompactRange | None, bool]:
+    engine: Engine, entries: Sequence[AuditEntry], edge: CompactRange | None = None
+) -> tuple[list[Stamp], CompactRange | None]:
     """Append ``entries`` in one transaction under the write lock; their stamps once committed.
 
     Also returns the tree's new right edge, for the next batch to pass as ``edge``: if no
     other writer appended in between (the tail read under the lock says so), that batch need
     not read the edge back from the stored nodes (see :func:`audit.tree.extend_in`).
-    ``wait=False``: raise :class:`~audit._lock.LockBusy`, having written nothing, if another
-    writer holds the lock. ``index=False``: leave a due indexing pass (see below) to the
-    caller, and say so in the last value returned.
     """
     if not entries:
-        return [], edge, False
-    index_due = False
-    with write_transaction(engine, wait=wait) as conn:
-        last = tail_in(conn)
-        seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
-        stamps, rows, leaves = seal_batch(
-            entries,
-            first_seq=seq + 1,
-            time=format_time(datetime.now(UTC)),
-            previous_chain_hash=previous,
-        )
-        insert_rows(conn, "audit_records", COLUMNS, rows)
-        # The tree grows in the same transaction: a committed record is always a leaf.
-        edge = extend_in(conn, seq, leaves, edge=edge)
-        # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
-        if seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY:
-            if index:
-                index_pending_in(conn)
-            else:
-                index_due = True
+        return [], edge
+    with write_transaction(engine) as conn:
+        stamps, edge, _ = _append_in(conn, entries, edge, index=True)
+    return stamps, edge
+
+
+def _append_in(
+    conn: Connection, entries: Sequence[AuditEntry], edge: CompactRange | None, *, index: bool
+) -> tuple[list[Stamp], CompactRange | None, bool]:
+    """:func:`_write_batch`'s statements, in ``conn``'s transaction under the write lock.
+
+    ``index=False`` leaves a due indexing pass (see below) to the caller, and says so in the
+    last value returned.
+    """
+    last = tail_in(conn)
+    seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
+    stamps, rows, leaves = seal_batch(
+        entries,
+        first_seq=seq + 1,
+        time=format_time(datetime.now(UTC)),
+        previous_chain_hash=previous,
+    )
+    insert_rows(conn, "audit_records", COLUMNS, rows)
+    # The tree grows in the same transaction: a committed record is always a leaf.
+    edge = extend_in(conn, seq, leaves, edge=edge)
+    # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
+    index_due = seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY
+    if index_due and index:
+        index_pending_in(conn)
+        index_due = False
     return stamps, edge, index_due
 
 
@@ -126,9 +130,11 @@ class AuditLog:
     A caller with nothing else in flight (``commit(entry, alone=True)``: an exchange alone in
     its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
     at once, on the caller's thread. There a commit costs less than the two thread wake-ups
-    around it, and no other exchange waits for the loop meanwhile. If another writer holds the
-    lock, or the pool has no connection free, the entry is queued as usual rather than waited
-    for on the loop; a due indexing pass is queued for the writer's thread.
+    around it, and no other exchange waits for the loop meanwhile. It goes through a
+    connection of the writer's own (:func:`audit._lock.open_unwaiting`), opened for the first
+    thread that writes so and closed by :meth:`stop`, which never waits for the lock: if
+    another writer holds it, the entry is queued as usual. A due indexing pass is queued for
+    the writer's thread.
     """
 
     def __init__(
@@ -147,10 +153,9 @@ class AuditLog:
             raise ValueError("index_when_idle must be a positive number of seconds")
         self._engine = engine
         # Inline writes only on a SQLite file: a PostgreSQL commit is a network round trip.
-        pool = engine.pool
-        self._pool: QueuePool | None = None
-        if engine.dialect.name == "sqlite" and isinstance(pool, QueuePool):
-            self._pool = pool
+        self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
+        self._own: Connection | None = None  # for writes on the caller's thread, and its thread
+        self._owner: int | None = None
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._index_when_idle = index_when_idle
@@ -201,6 +206,7 @@ class AuditLog:
         """Stop taking entries, write every one already queued, then end the task."""
         task, self._task = self._task, None
         self._accepting = False
+        self._close_own()  # no write on the caller's thread can start or be running now
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         if self._wal_checkpoint is not None:
@@ -245,37 +251,47 @@ class AuditLog:
         return await future
 
     def _idle(self) -> bool:
-        """Whether the writer task is parked with nothing queued (no batch or pass running),
-        and the pool holds a connection to write with: taking one neither waits nor connects."""
+        """Whether the writer task is parked with nothing queued: no batch or pass running."""
         wakeup = self._wakeup
-        return (
-            self._pool is not None
-            and not self._queue
-            and wakeup is not None
-            and not wakeup.done()
-            and self._pool.checkedin() > 0
-        )
+        return self._inline and not self._queue and wakeup is not None and not wakeup.done()
 
     def _write_now(self, entry: AuditEntry) -> Stamp | None:
-        """Write ``entry`` on this thread; None, having written nothing, if the lock is taken.
+        """Write ``entry`` on this thread; None, having written nothing, if the lock is taken
+        or the writer's own connection belongs to another thread.
 
         No await: the writer task cannot start a batch meanwhile, so the edge stays ours. A
         due indexing pass (thousands of records) is queued for the writer's thread.
         """
         try:
-            stamps, self._edge, index_due = _write_batch(
-                self._engine, [entry], self._edge, wait=False, index=False
-            )
+            own = self._own_connection()
+            if own is None:
+                return None
+            with try_write_transaction(own) as conn:
+                stamps, edge, index_due = _append_in(conn, [entry], self._edge, index=False)
         except LockBusy:
             return None
         except Exception as exc:
             self._edge = None  # as in _write: nothing is assumed about a failure
+            self._close_own()  # and a connection that failed is not used again
             raise AuditUnavailable(_FAILED) from exc
+        self._edge = edge
         self._written_inline += 1
         self._note_written(1)
         if index_due:
             self._put(_INDEX_NOW)
         return stamps[0]
+
+    def _own_connection(self) -> Connection | None:
+        """The writer's own connection, opened for the first thread to ask; None for others."""
+        if self._owner is None:
+            self._own, self._owner = open_unwaiting(self._engine), threading.get_ident()
+        return self._own if self._owner == threading.get_ident() else None
+
+    def _close_own(self) -> None:
+        own, self._own, self._owner = self._own, None, None
+        if own is not None:
+            with suppress(Exception):  # closing is all that is left to do with it
+                own.close()
 
     def _note_written(self, records: int) -> None:
         self._batches_written += 1
@@ -373,7 +389,7 @@ class AuditLog:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            stamps, self._edge, _ = await asyncio.to_thread(
+            stamps, self._edge = await asyncio.to_thread(
                 _write_batch, self._engine, [pending.entry for pending in batch], self._edge
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong

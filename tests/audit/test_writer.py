@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from audit import merkle
 from audit import writer as writer_module
-from audit._lock import LockBusy, _begin_immediate_or_busy
+from audit._lock import LockBusy, open_unwaiting, try_write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, indexed_through_in
 from audit.store import count, read_records, tail
@@ -414,13 +414,13 @@ class TestAlone:
         self, installed: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         threads: list[threading.Thread] = []
-        real = writer_module._write_batch
+        real = writer_module._append_in
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             threads.append(threading.current_thread())
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(writer_module, "_write_batch", spy)
+        monkeypatch.setattr(writer_module, "_append_in", spy)
         async with AuditLog(installed) as log:
             stamps = [await (await parked(log)).commit(make_entry(i), alone=True) for i in range(3)]
             assert (log.written_inline, log.batches_written, log.records_written) == (3, 3, 3)
@@ -462,27 +462,35 @@ class TestAlone:
             assert (await pending).seq == 1
             assert log.written_inline == 0
 
-    def test_a_busy_try_leaves_the_connections_wait_as_it_was(self, installed: Engine) -> None:
-        with raw_sqlite(installed) as conn, lock_held_elsewhere(installed):
-            conn.execute("PRAGMA busy_timeout = 1234")
-            with pytest.raises(LockBusy):
-                _begin_immediate_or_busy(conn)
-            assert conn.execute("PRAGMA busy_timeout").fetchone() == (1234,)
-            assert not conn.in_transaction
+    def test_a_tried_lock_that_is_taken_leaves_nothing_open(self, installed: Engine) -> None:
+        own = open_unwaiting(installed)
+        try:
+            with lock_held_elsewhere(installed):
+                with pytest.raises(LockBusy), try_write_transaction(own):
+                    pass  # pragma: no cover - never entered
+                assert not own.in_transaction()
+            with try_write_transaction(own) as conn:  # free again: the same connection works
+                assert conn.exec_driver_sql("SELECT count(*) FROM audit_records").scalar_one() == 0
+        finally:
+            own.close()
+        # It was taken out of the pool: the pooled connections still wait, and BEGIN as usual.
+        with installed.connect() as pooled:
+            raw: Any = pooled.connection.driver_connection
+            assert raw.execute("PRAGMA busy_timeout").fetchone() == (5000,)
+            assert raw.isolation_level == ""
 
-    async def test_with_no_free_pooled_connection_it_is_queued(self, installed: Engine) -> None:
-        # Taking a connection from an empty pool would open one on the loop, or wait for one.
-        async with AuditLog(installed) as log:
-            await parked(log)
-            pool: Any = installed.pool
-            held = [installed.connect() for _ in range(pool.checkedin())]
-            try:
-                assert not log._idle()
-                stamp = await log.commit(make_entry(0), alone=True)
-            finally:
-                for conn in held:
-                    conn.close()
-            assert (stamp.seq, log.written_inline) == (1, 0)
+    async def test_stop_closes_its_connection_and_a_restart_opens_another(
+        self, installed: Engine
+    ) -> None:
+        log = AuditLog(installed)
+        for round_ in range(2):
+            async with log:
+                await (await parked(log)).commit(make_entry(round_), alone=True)
+                own = log._own
+                assert own is not None
+            assert log._own is None
+            assert own.closed
+        assert log.written_inline == 2
 
     async def test_a_failed_write_fails_closed_and_the_next_one_continues(
         self, installed: Engine
