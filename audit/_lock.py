@@ -60,6 +60,11 @@ def open_unwaiting(engine: Engine) -> Connection:
     conn = engine.connect()
     try:
         raw: Any = conn.connection.driver_connection
+        # In WAL mode a transaction that has its write lock commits without waiting for
+        # anyone; in other modes COMMIT waits for readers, which a busy wait of 0 would fail.
+        (mode,) = raw.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            raise ValueError(f"only a database in WAL mode can be written without waiting: {mode}")
         conn.detach()
         raw.isolation_level = None
         raw.execute("PRAGMA busy_timeout = 0")

@@ -131,10 +131,11 @@ class AuditLog:
     its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
     at once, on the caller's thread. There a commit costs less than the two thread wake-ups
     around it, and no other exchange waits for the loop meanwhile. It goes through a
-    connection of the writer's own (:func:`audit._lock.open_unwaiting`), opened for the first
-    thread that writes so and closed by :meth:`stop`, which never waits for the lock: if
-    another writer holds it, the entry is queued as usual. A due indexing pass is queued for
-    the writer's thread.
+    connection of the writer's own (:func:`audit._lock.open_unwaiting`, WAL mode only), opened
+    by :meth:`start` on a thread, used by the first thread that writes so, and closed by
+    :meth:`stop` or after a failure (the writer then carries on through its thread). It never
+    waits for the lock: if another writer holds it, the entry is queued as usual. A due
+    indexing pass is queued for the writer's thread.
     """
 
     def __init__(
@@ -195,6 +196,12 @@ class AuditLog:
         """Start the background writer task."""
         if self._task is not None:
             raise RuntimeError("the audit writer is already running")
+        if self._inline:
+            # Opened here, on a thread: taking a connection from the pool may wait for one.
+            try:
+                self._own = await asyncio.to_thread(open_unwaiting, self._engine)
+            except Exception:  # noqa: BLE001 - an optimisation: every entry can take the queue
+                _log.warning("the audit writer writes through its thread only", exc_info=True)
         self._queue = deque()
         self._task = asyncio.create_task(self._run(), name="audit-writer")
         self._accepting = True
@@ -253,7 +260,9 @@ class AuditLog:
     def _idle(self) -> bool:
         """Whether the writer task is parked with nothing queued: no batch or pass running."""
         wakeup = self._wakeup
-        return self._inline and not self._queue and wakeup is not None and not wakeup.done()
+        return (
+            self._own is not None and not self._queue and wakeup is not None and not wakeup.done()
+        )
 
     def _write_now(self, entry: AuditEntry) -> Stamp | None:
         """Write ``entry`` on this thread; None, having written nothing, if the lock is taken
@@ -272,7 +281,7 @@ class AuditLog:
             return None
         except Exception as exc:
             self._edge = None  # as in _write: nothing is assumed about a failure
-            self._close_own()  # and a connection that failed is not used again
+            self._close_own()  # a connection that failed is not used again: the queue is
             raise AuditUnavailable(_FAILED) from exc
         self._edge = edge
         self._written_inline += 1
@@ -282,9 +291,10 @@ class AuditLog:
         return stamps[0]
 
     def _own_connection(self) -> Connection | None:
-        """The writer's own connection, opened for the first thread to ask; None for others."""
+        """The writer's own connection (opened by :meth:`start`) for the first thread to ask;
+        None for other threads, and once it has been closed after a failure."""
         if self._owner is None:
-            self._own, self._owner = open_unwaiting(self._engine), threading.get_ident()
+            self._owner = threading.get_ident()
         return self._own if self._owner == threading.get_ident() else None
 
     def _close_own(self) -> None:

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from audit import merkle
 from audit import writer as writer_module
 from audit._lock import LockBusy, open_unwaiting, try_write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, indexed_through_in
-from audit.store import count, read_records, tail
+from audit.store import count, install, read_records, tail
 from audit.tree import root_at
 from audit.verify import verify_log
 from audit.writer import AuditLog, append_now
@@ -464,6 +464,7 @@ class TestAlone:
 
     def test_a_tried_lock_that_is_taken_leaves_nothing_open(self, installed: Engine) -> None:
         own = open_unwaiting(installed)
+        own_raw = own.connection.dbapi_connection
         try:
             with lock_held_elsewhere(installed):
                 with pytest.raises(LockBusy), try_write_transaction(own):
@@ -476,6 +477,7 @@ class TestAlone:
         # It was taken out of the pool: the pooled connections still wait, and BEGIN as usual.
         with installed.connect() as pooled:
             raw: Any = pooled.connection.driver_connection
+            assert raw is not own_raw
             assert raw.execute("PRAGMA busy_timeout").fetchone() == (5000,)
             assert raw.isolation_level == ""
 
@@ -483,26 +485,48 @@ class TestAlone:
         self, installed: Engine
     ) -> None:
         log = AuditLog(installed)
+        seen = []
         for round_ in range(2):
             async with log:
                 await (await parked(log)).commit(make_entry(round_), alone=True)
-                own = log._own
-                assert own is not None
+                assert log._own is not None
+                seen.append(log._own.connection.dbapi_connection)
             assert log._own is None
-            assert own.closed
+            with pytest.raises(sqlite3.ProgrammingError):  # closed
+                seen[-1].execute("SELECT 1")
+        assert seen[0] is not seen[1]
         assert log.written_inline == 2
 
-    async def test_a_failed_write_fails_closed_and_the_next_one_continues(
+    async def test_without_wal_every_entry_takes_the_thread(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Outside WAL mode a COMMIT may wait for readers: no busy wait of 0 there.
+        engine = create_engine(f"sqlite:///{tmp_path / 'rollback-journal.db'}")
+        try:
+            install(engine)
+            async with AuditLog(engine) as log:
+                stamp = await (await parked(log)).commit(make_entry(0), alone=True)
+            assert (stamp.seq, log.written_inline) == (1, 0)
+            assert "writes through its thread only" in caplog.text
+        finally:
+            engine.dispose()
+
+    async def test_a_failed_write_fails_closed_and_the_writer_carries_on_by_its_thread(
         self, installed: Engine
     ) -> None:
         async with AuditLog(installed) as log:
             await (await parked(log)).commit(make_entry(0), alone=True)
+            assert log._own is not None
+            raw = log._own.connection.dbapi_connection
             _block_inserts(installed)
             with pytest.raises(AuditUnavailable) as caught:
                 await log.commit(make_entry(1), alone=True)
             assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
             _unblock_inserts(installed)
-            after = await log.commit(make_entry(2), alone=True)
+            with pytest.raises(sqlite3.ProgrammingError):  # closed, not used again
+                raw.execute("SELECT 1")
+            after = await (await parked(log)).commit(make_entry(2), alone=True)
+            assert log.written_inline == 1
         assert after.seq == 2  # no trace, no gap
         assert verify_log(installed).records == 2
 
