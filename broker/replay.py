@@ -122,7 +122,8 @@ class ReplayCache:
         A failed batch fails every future in it. ``alone`` (see the class): the future may
         come back already done. The id goes to the thread as usual if another writer holds
         the database's write lock, the old ids are due to be purged, the cache's connection
-        belongs to another thread, or the cache has been closed.
+        belongs to another thread, the database is not in WAL mode, or the cache has been
+        closed.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -206,6 +207,13 @@ class ReplayCache:
                 if self._inline and self._owner is None:
                     fairy = self._engine.raw_connection()  # the engine's pragmas included
                     own = cast(sqlite3.Connection, fairy.driver_connection)
+                    (mode,) = own.execute("PRAGMA journal_mode").fetchone()
+                    if str(mode).lower() != "wal":
+                        # Outside WAL mode a COMMIT may wait for readers, which a busy wait of
+                        # 0 would turn into a failed exchange: every id takes the thread.
+                        fairy.close()
+                        self._inline = False
+                        return None
                     fairy.detach()  # out of the pool: close() or a failure closes it
                     try:
                         own.isolation_level = None  # transactions are begun and ended below

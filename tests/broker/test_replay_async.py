@@ -8,9 +8,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from broker import replay
 from broker.errors import Replay
@@ -225,3 +226,18 @@ class TestAlone:
             return recording.done(), await recording
 
         assert await asyncio.to_thread(asyncio.run, from_another_loop()) == (False, True)
+
+    @pytest.mark.sqlite_only
+    async def test_outside_wal_mode_every_id_goes_to_the_thread(self, tmp_path: Path) -> None:
+        # There a COMMIT may wait for readers: no busy wait of 0 for it.
+        engine = create_engine(f"sqlite:///{tmp_path / 'rollback-journal.db'}")
+        replay.install(engine)
+        cache = ReplayCache(engine=engine, window_seconds=WINDOW, clock=Clock())
+        try:
+            await remember(cache, PERMIT, str(uuid.uuid4()))  # the first call purges
+            recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+            assert not recording.done()
+            assert await recording
+        finally:
+            cache.close()
+            engine.dispose()
