@@ -30,6 +30,7 @@ __all__ = [
     "SandboxWorld",
     "auditor_member",
     "free_port",
+    "free_ports",
 ]
 
 PERMIT_OFFICE = "ID/GOV/DPMPTSP-DKI/perizinan"
@@ -44,10 +45,30 @@ CITIZEN_AUDIENCE = "simpul-citizen"
 
 def free_port() -> int:
     """A loopback port nobody is listening on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, *, taken: Sequence[int] = ()) -> list[int]:
+    """``count`` distinct loopback ports nobody is listening on right now, none in ``taken``.
+
+    The sockets stay bound until all are chosen: one at a time, the kernel may hand out the
+    same port twice, and two servers of one world would then race for it (the loser's health
+    check answered by the winner).
+    """
+    sockets: list[socket.socket] = []
+    try:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+        return ports
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _key(path: Path, kid: str) -> OKPKey:
@@ -193,15 +214,16 @@ class SandboxWorld:
         idp_key = _key(keys / "dev-idp.jwk", "dev-idp-1")
         idp = DevIdentityProvider(key=idp_key)
         (data_dir / "idp-jwks.json").write_text(json.dumps(idp.jwks(), indent=2))
+        dukcapil_port, capil_port, broker_port = free_ports(3)
         world = cls(
             data_dir=data_dir,
             permit_key=permit,
             tax_key=tax,
             auditor_key=auditor,
             idp=idp,
-            dukcapil_port=free_port(),
-            capil_port=free_port(),
-            broker_port=free_port(),
+            dukcapil_port=dukcapil_port,
+            capil_port=capil_port,
+            broker_port=broker_port,
             subject_secret=secrets.token_hex(32),
         )
         data = registry_data(
@@ -291,7 +313,9 @@ class SandboxWorld:
         if upgrade.returncode != 0:
             self.stop()
             raise RuntimeError(f"simpul db upgrade failed: {upgrade.stderr.decode()[-2000:]}")
-        self.extra_broker_ports = [free_port() for _ in range(nodes - 1)]
+        self.extra_broker_ports = free_ports(
+            nodes - 1, taken=(self.dukcapil_port, self.capil_port, self.broker_port)
+        )
         brokers = [("broker", self.broker_port)] + [
             (f"broker-{i}", port) for i, port in enumerate(self.extra_broker_ports, start=2)
         ]
@@ -339,9 +363,13 @@ class SandboxWorld:
                     f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / name}.log"
                 )
             try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                answer = httpx.get(url, timeout=1.0)
+                # A broker's health names its databases: a backend on that port is not it.
+                if answer.status_code == 200 and (
+                    not name.startswith("broker") or "database" in answer.json()
+                ):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.1)
         self.stop()
