@@ -210,30 +210,36 @@ def run(config: BenchConfig) -> dict[str, Any]:
             "duration": config.duration,
             "warmup": config.warmup,
         }
-        direct = _drive(
-            {**common, "url": backend + CALL_NIK_PATH, "body": json.dumps({"NIK": nik})},
-            ProcessGroup(world.pid("dukcapil")),
-            progress,
-            "direct",
-            None,
-        )
-        brokered = _drive(
-            {
-                **common,
-                "url": f"{world.broker_url}/r1/{KTP}",
-                "body": json.dumps({"nik": nik}),
-                "presign_per_second": 2500,
-                "sign": {
-                    "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
-                    "client_id": PERMIT_OFFICE,
-                    "consent_token": consent.token,
+        # Direct, then brokered, at each concurrency in turn: a ratio compares two windows
+        # seconds apart, not minutes, on a machine whose speed drifts.
+        direct: list[dict[str, Any]] = []
+        brokered: list[dict[str, Any]] = []
+        for concurrency in config.concurrencies:
+            phase = {**common, "concurrencies": [concurrency]}
+            direct += _drive(
+                {**phase, "url": backend + CALL_NIK_PATH, "body": json.dumps({"NIK": nik})},
+                ProcessGroup(world.pid("dukcapil")),
+                progress,
+                "direct",
+                None,
+            )
+            brokered += _drive(
+                {
+                    **phase,
+                    "url": f"{world.broker_url}/r1/{KTP}",
+                    "body": json.dumps({"nik": nik}),
+                    "presign_per_second": 2500,
+                    "sign": {
+                        "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
+                        "client_id": PERMIT_OFFICE,
+                        "consent_token": consent.token,
+                    },
                 },
-            },
-            ProcessGroup(world.pid("broker")),
-            progress,
-            "broker",
-            world.data_dir / "stages",
-        )
+                ProcessGroup(world.pid("broker")),
+                progress,
+                "broker",
+                world.data_dir / "stages",
+            )
     finally:
         progress.close()
         world.stop()
