@@ -1,4 +1,4 @@
-"""Run the whole benchmark: world up, floors, direct phases, broker phases, results."""
+"""Run the whole benchmark: world up, floors, a direct then a broker phase per concurrency."""
 
 from __future__ import annotations
 

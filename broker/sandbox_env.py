@@ -71,6 +71,15 @@ def free_ports(count: int, *, taken: Sequence[int] = ()) -> list[int]:
             sock.close()
 
 
+def _names_databases(answer: httpx.Response) -> bool:
+    """Whether a health answer is a broker's, which names its databases."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "database" in body
+
+
 def _key(path: Path, kid: str) -> OKPKey:
     if path.exists():
         return load_private_jwk(path)
@@ -356,6 +365,7 @@ class SandboxWorld:
 
     def _wait(self, name: str, url: str, deadline: float) -> None:
         proc = self.process(name)
+        last = ""
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self.stop()
@@ -364,16 +374,16 @@ class SandboxWorld:
                 )
             try:
                 answer = httpx.get(url, timeout=1.0)
-                # A broker's health names its databases: a backend on that port is not it.
-                if answer.status_code == 200 and (
-                    not name.startswith("broker") or "database" in answer.json()
-                ):
-                    return
-            except (httpx.HTTPError, ValueError):
+                if answer.status_code == 200:
+                    if not name.startswith("broker") or _names_databases(answer):
+                        return
+                    # A backend on the broker's port (the broker will exit, unable to bind).
+                    last = f"; {url} answered {answer.text[:200]!r}, which is not a broker"
+            except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{name} did not become ready at {url}")
+        raise RuntimeError(f"{name} did not become ready at {url}{last}")
 
     def kill(self, name: str) -> None:
         """SIGKILL one process (``"broker"``, ...) and wait for it: a crash, not a shutdown."""

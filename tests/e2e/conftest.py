@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from audit.store import audit_records, record_from_row
 from broker.client import SimpulClient
 from broker.db import create_db_engine
 from broker.keys import load_private_jwk
-from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld, free_port
+from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
 from consent import ConsentClaims, Grant, Purpose, TokenIssuer
 from tests.conftest import DATABASE, PostgresSchema
 
@@ -43,23 +44,27 @@ def attach_run_database(world: SandboxWorld) -> PostgresSchema | None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
     """Sandbox backends and broker, running; a service whose backend is down is registered too."""
     data_dir: Path = tmp_path_factory.mktemp("world")
-    offline = {
-        "id": OFFLINE,
-        "schema": "ktp",
-        "adapter": "dukcapil",
-        "backend": f"http://127.0.0.1:{free_port()}",
-        "timeout": 2.0,
-        "clients": [PERMIT_OFFICE],
-    }
-    sandbox = SandboxWorld.create(data_dir, extra_services=[offline])
-    schema = attach_run_database(sandbox)
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-        if schema is not None:
-            schema.drop()
+    # The down backend's port stays bound, never listening, for the whole session: a
+    # connection is refused, and no server of the world can be handed that port.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as down:
+        down.bind(("127.0.0.1", 0))
+        offline = {
+            "id": OFFLINE,
+            "schema": "ktp",
+            "adapter": "dukcapil",
+            "backend": f"http://127.0.0.1:{down.getsockname()[1]}",
+            "timeout": 2.0,
+            "clients": [PERMIT_OFFICE],
+        }
+        sandbox = SandboxWorld.create(data_dir, extra_services=[offline])
+        schema = attach_run_database(sandbox)
+        sandbox.start()
+        try:
+            yield sandbox
+        finally:
+            sandbox.stop()
+            if schema is not None:
+                schema.drop()
 
 
 @pytest.fixture(scope="session")
