@@ -13,6 +13,13 @@ from bench.harness import BenchConfig, run
 from bench.report import render
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the benchmark, print the report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -25,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="broker worker processes"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=1,
+        help="direct-then-broker window pairs per concurrency; the report takes the median round",
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     parser.add_argument(
@@ -43,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 warmup=args.warmup,
                 workers=args.workers,
+                rounds=args.rounds,
             )
         )
     render(results, sys.stdout)

@@ -39,6 +39,7 @@ class BenchConfig:
     duration: float = 5.0
     warmup: float = 1.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    rounds: int = 1  # direct-then-broker window pairs per concurrency
 
 
 class _Progress:
@@ -112,6 +113,7 @@ def _drive(
     progress: _Progress,
     label: str,
     stages_dir: Path | None,
+    note: str = "",
 ) -> list[dict[str, Any]]:
     """Run the load generator on ``spec``; read ``group``'s CPU at each window's edges."""
     proc = subprocess.Popen(
@@ -130,7 +132,7 @@ def _drive(
     for line in proc.stdout:
         event = json.loads(line)
         if event["event"] == "start":
-            progress.phase(f"{label} c={event['concurrency']}")
+            progress.phase(f"{label} c={event['concurrency']}{note}")
             if stages_dir is not None:
                 stages0 = _stage_totals(stages_dir)
             cpu0 = group.cpu_seconds()
@@ -211,42 +213,55 @@ def run(config: BenchConfig) -> dict[str, Any]:
             "warmup": config.warmup,
         }
         # Direct, then brokered, at each concurrency in turn: a ratio compares two windows
-        # seconds apart, not minutes, on a machine whose speed drifts.
+        # seconds apart, not minutes, on a machine whose speed drifts. With several rounds,
+        # each pair is run that many times (the report takes the median round).
+        direct_spec = {"url": backend + CALL_NIK_PATH, "body": json.dumps({"NIK": nik})}
+        broker_spec = {
+            "url": f"{world.broker_url}/r1/{KTP}",
+            "body": json.dumps({"nik": nik}),
+            "presign_per_second": 2500,
+            "sign": {
+                "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
+                "client_id": PERMIT_OFFICE,
+                "consent_token": consent.token,
+            },
+        }
         direct: list[dict[str, Any]] = []
         brokered: list[dict[str, Any]] = []
         for concurrency in config.concurrencies:
             phase = {**common, "concurrencies": [concurrency]}
-            direct += _drive(
-                {**phase, "url": backend + CALL_NIK_PATH, "body": json.dumps({"NIK": nik})},
-                ProcessGroup(world.pid("dukcapil")),
-                progress,
-                "direct",
-                None,
-            )
-            brokered += _drive(
-                {
-                    **phase,
-                    "url": f"{world.broker_url}/r1/{KTP}",
-                    "body": json.dumps({"nik": nik}),
-                    "presign_per_second": 2500,
-                    "sign": {
-                        "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
-                        "client_id": PERMIT_OFFICE,
-                        "consent_token": consent.token,
-                    },
-                },
-                ProcessGroup(world.pid("broker")),
-                progress,
-                "broker",
-                world.data_dir / "stages",
-            )
+            for round_ in range(config.rounds):
+                note = f" (round {round_ + 1} of {config.rounds})" if config.rounds > 1 else ""
+                for row in _drive(
+                    {**phase, **direct_spec},
+                    ProcessGroup(world.pid("dukcapil")),
+                    progress,
+                    "direct",
+                    None,
+                    note,
+                ):
+                    direct.append({**row, "round": round_})
+                for row in _drive(
+                    {**phase, **broker_spec},
+                    ProcessGroup(world.pid("broker")),
+                    progress,
+                    "broker",
+                    world.data_dir / "stages",
+                    note,
+                ):
+                    brokered.append({**row, "round": round_})
     finally:
         progress.close()
         world.stop()
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
-        "config": {**common, "workers": config.workers, "audit": "sqlite (durable)"},
+        "config": {
+            **common,
+            "workers": config.workers,
+            "rounds": config.rounds,
+            "audit": "sqlite (durable)",
+        },
         "floors_us": floors,
         "direct": direct,
         "broker": brokered,

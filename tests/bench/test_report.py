@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.loadgen import percentiles
-from bench.report import render, targets
+from bench.report import median_rounds, render, targets
 
 
 def _results(*, rate: float, errors: int = 0, rss: float = 120.0) -> dict[str, Any]:
@@ -74,3 +74,62 @@ class TestTargets:
         assert "  32     1200" in text
         assert "signature" in text
         assert "[met] exchanges/s >= 1000: 1200/s" in text
+
+
+def _rounds(
+    broker_rates: list[float], direct_rates: list[float], *, errors: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """Results of ``len(broker_rates)`` rounds at concurrency 1 and 32 (rates are c=32's)."""
+    results = _results(rate=1200.0)
+    one_broker, broker = results["broker"]
+    one_direct, direct = results["direct"]
+    results["config"]["rounds"] = len(broker_rates)
+    results["broker"], results["direct"] = [], []
+    for round_ in range(len(broker_rates)):
+        results["broker"].append({**one_broker, "round": round_})
+        results["direct"].append({**one_direct, "round": round_})
+    for round_, (rate, direct_rate) in enumerate(zip(broker_rates, direct_rates, strict=True)):
+        wrong = errors[round_] if round_ < len(errors) else 0
+        results["broker"].append({**broker, "per_second": rate, "round": round_, "errors": wrong})
+        results["direct"].append({**direct, "per_second": direct_rate, "round": round_})
+    return results
+
+
+class TestRounds:
+    def test_the_median_round_beside_its_own_direct_window(self) -> None:
+        chosen = median_rounds(_rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0]))
+        rows = {row["concurrency"]: row for row in chosen["broker"]}
+        assert rows[32]["per_second"] == 1200.0
+        assert [row["round"] for row in chosen["direct"]] == [
+            row["round"] for row in chosen["broker"]
+        ]
+        assert {row["concurrency"]: row for row in chosen["direct"]}[32]["per_second"] == 4000.0
+
+    def test_even_count_takes_the_lower_middle(self) -> None:
+        chosen = median_rounds(_rounds([900.0, 1300.0, 1100.0, 1500.0], [4000.0] * 4))
+        assert {row["concurrency"]: row for row in chosen["broker"]}[32]["per_second"] == 1100.0
+
+    def test_targets_judge_the_median_round(self) -> None:
+        # The best round (1400/s) would make 0.47 against its own direct window; the median
+        # round makes 1200 / 4000 = 0.30.
+        figures = {
+            name: (met, figure)
+            for name, met, figure in targets(
+                _rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0])
+            )
+        }
+        assert figures["broker/direct >= 0.3"] == (True, "0.30 at c=32")
+        assert figures["exchanges/s >= 1000"] == (True, "1200/s")
+
+    def test_an_error_in_any_round_misses_the_target(self) -> None:
+        results = _rounds([1000.0, 1400.0, 1200.0], [4000.0] * 3, errors=(0, 2, 0))
+        outcome = {name: met for name, met, _ in targets(results)}
+        assert outcome["no error responses"] is False  # round 2 is not the median one
+
+    def test_report_lists_every_round_and_shows_the_median(self) -> None:
+        out = io.StringIO()
+        render(_rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0]), out)
+        text = out.getvalue()
+        assert "  32    1000 (0.20)    1400 (0.47)    1200 (0.30)" in text
+        assert "  32     1200" in text
+        assert "Targets (median rounds; RSS and errors over all)" in text
