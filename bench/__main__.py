@@ -13,10 +13,14 @@ from bench.harness import BenchConfig, run
 from bench.report import render
 
 
-def _positive(text: str) -> int:
-    value = int(text)
+def _rounds(text: str) -> int:
+    """``--rounds``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
 
 
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rounds",
-        type=_positive,
+        type=_rounds,
         default=1,
         help="direct-then-broker window pairs per concurrency; the report takes the median round",
     )

@@ -23,11 +23,16 @@ def _by_concurrency(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {row["concurrency"]: row for row in rows}
 
 
+def _round_of(row: dict[str, Any]) -> tuple[int, int]:
+    """A window's concurrency and round (0-based; files from before rounds have only 0)."""
+    return row["concurrency"], row.get("round", 0)
+
+
 def median_rounds(results: dict[str, Any]) -> dict[str, Any]:
     """``results`` with one broker and one direct window per concurrency: with several rounds,
     the round of median broker throughput (the lower of the two middle ones for an even
-    count), beside the direct window of that same round."""
-    direct = {(row["concurrency"], row.get("round", 0)): row for row in results["direct"]}
+    count), beside the direct window of that same round, if there is one."""
+    direct = {_round_of(row): row for row in results["direct"]}
     broker: list[dict[str, Any]] = []
     for concurrency in dict.fromkeys(row["concurrency"] for row in results["broker"]):
         rows = sorted(
@@ -35,28 +40,33 @@ def median_rounds(results: dict[str, Any]) -> dict[str, Any]:
             key=lambda row: row["per_second"],
         )
         broker.append(rows[(len(rows) - 1) // 2])
-    paired = [direct[(row["concurrency"], row.get("round", 0))] for row in broker]
+    paired = [direct[_round_of(row)] for row in broker if _round_of(row) in direct]
     return {**results, "broker": broker, "direct": paired}
+
+
+def serve_floor(results: dict[str, Any]) -> float:
+    """The floor of "http, framework, rest": the backend's least CPU per request in any
+    direct window of the run."""
+    return float(min(row["cpu_us_per_request"] for row in results["direct"]))
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """``(target, met, figure)`` for each of the issue's targets: on the median round at each
     concurrency (see :func:`median_rounds`), but peak RSS and errors over every round."""
-    every = results["broker"]
-    results = median_rounds(results)
-    broker = _by_concurrency(results["broker"])
-    direct = _by_concurrency(results["direct"])
-    best = max(results["broker"], key=lambda r: r["per_second"])
+    shown = median_rounds(results)
+    broker = _by_concurrency(shown["broker"])
+    direct = _by_concurrency(shown["direct"])
+    best = max(shown["broker"], key=lambda r: r["per_second"])
     c = best["concurrency"]
-    ratio = best["per_second"] / direct[c]["per_second"] if direct[c]["per_second"] else 0.0
+    direct_rate = direct.get(c, {}).get("per_second", 0.0)
+    ratio = best["per_second"] / direct_rate if direct_rate else 0.0
     floors = results["floors_us"]
-    serve = min(r["cpu_us_per_request"] for r in results["direct"])
-    floor_sum = sum(floors.values()) + serve
+    floor_sum = sum(floors.values()) + serve_floor(results)
     cpu = best["cpu_us_per_request"]
     one = broker.get(1)
     added = one["p50_ms"] - direct[1]["p50_ms"] if one and 1 in direct else float("nan")
-    rss = max(r["peak_rss_mb"] for r in every)
-    errors = sum(r["errors"] for r in every)
+    rss = max(r["peak_rss_mb"] for r in results["broker"])
+    errors = sum(r["errors"] for r in results["broker"])
     return [
         ("exchanges/s >= 1000", best["per_second"] >= MIN_RATE, f"{best['per_second']:.0f}/s"),
         (f"broker/direct >= {MIN_RATIO}", ratio >= MIN_RATIO, f"{ratio:.2f} at c={c}"),
@@ -87,14 +97,14 @@ def render(results: dict[str, Any], out: TextIO) -> None:
     )
     if rounds > 1:
         _render_rounds(results, rounds, out)
-    everything, results = results, median_rounds(results)
-    direct = _by_concurrency(results["direct"])
+    shown = median_rounds(results)
+    direct = _by_concurrency(shown["direct"])
     out.write(
         f"{'conc':>4} {'exch/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
         f"{'CPU us':>7} {'RSS MB':>7} {'errors':>6} | {'direct/s':>8} {'p50 ms':>7} "
         f"{'CPU us':>7} | {'ratio':>5}\n"
     )
-    for row in results["broker"]:
+    for row in shown["broker"]:
         d = direct.get(row["concurrency"], {})
         ratio = row["per_second"] / d["per_second"] if d.get("per_second") else 0.0
         out.write(
@@ -105,48 +115,50 @@ def render(results: dict[str, Any], out: TextIO) -> None:
             f"{ratio:>5.2f}\n"
         )
     floors = results["floors_us"]
-    serve_floor = min(r["cpu_us_per_request"] for r in results["direct"])
+    serve = serve_floor(results)
     out.write("\nBroker CPU per exchange by stage (us), beside each stage's floor\n")
-    header = "".join(f"{'c=' + str(r['concurrency']):>8}" for r in results["broker"])
+    header = "".join(f"{'c=' + str(r['concurrency']):>8}" for r in shown["broker"])
     out.write(f"{'stage':<22}{'floor':>8}{header}\n")
     for name in floors:
         cells = "".join(
             f"{'-':>8}"
             if name in AWAITING and r["concurrency"] > 1
             else f"{r.get('stage_us', {}).get(name, 0):>8.0f}"
-            for r in results["broker"]
+            for r in shown["broker"]
         )
         out.write(f"{name:<22}{floors[name]:>8.0f}{cells}\n")
-    rest = "".join(f"{r['cpu_us_per_request'] - _clean_stages(r):>8.0f}" for r in results["broker"])
-    out.write(f"{'http, framework, rest':<22}{serve_floor:>8.0f}{rest}\n")
-    total = "".join(f"{r['cpu_us_per_request']:>8.0f}" for r in results["broker"])
-    out.write(f"{'total':<22}{sum(floors.values()) + serve_floor:>8.0f}{total}\n")
+    rest = "".join(f"{r['cpu_us_per_request'] - _clean_stages(r):>8.0f}" for r in shown["broker"])
+    out.write(f"{'http, framework, rest':<22}{serve:>8.0f}{rest}\n")
+    total = "".join(f"{r['cpu_us_per_request']:>8.0f}" for r in shown["broker"])
+    out.write(f"{'total':<22}{sum(floors.values()) + serve:>8.0f}{total}\n")
     out.write(
-        "  floor of 'http, framework, rest': the backend's own CPU per request in the direct "
-        "run (a FastAPI app on uvicorn). Stages that await (signature with its replay commit, "
-        "adapter, audit) are shown at c=1 only: under concurrency their thread CPU includes "
+        "  floor of 'http, framework, rest': the backend's own CPU per request, the least of "
+        "the direct windows (a FastAPI app on uvicorn). Stages that await (signature with its "
+        "replay commit, adapter, audit) are shown at c=1 only: under concurrency their thread "
+        "CPU includes "
         "other exchanges' work, so there they count under 'rest', as does the audit writer's "
         "thread at every concurrency.\n"
     )
-    out.write(
-        "\nTargets" + (" (median rounds; RSS and errors over all)" if rounds > 1 else "") + "\n"
-    )
-    for name, met, figure in targets(everything):
+    if rounds > 1:
+        out.write("  RSS and errors in the table are the shown round's; the targets count all.\n")
+    out.write("\nTargets" + (" (on the median rounds)" if rounds > 1 else "") + "\n")
+    for name, met, figure in targets(results):
         out.write(f"  [{'met' if met else 'MISSED'}] {name}: {figure}\n")
 
 
 def _render_rounds(results: dict[str, Any], rounds: int, out: TextIO) -> None:
-    """Each round's broker throughput and ratio per concurrency, then which round is shown."""
-    direct = {(row["concurrency"], row.get("round", 0)): row for row in results["direct"]}
+    """Each round's broker throughput, ratio, and errors if any, per concurrency."""
+    direct = {_round_of(row): row for row in results["direct"]}
     out.write(f"Rounds: exchanges/s (ratio) in each of {rounds}, in the order run\n")
     for concurrency in dict.fromkeys(row["concurrency"] for row in results["broker"]):
         cells = []
         for row in results["broker"]:
             if row["concurrency"] != concurrency:
                 continue
-            d = direct[(concurrency, row.get("round", 0))]
-            ratio = row["per_second"] / d["per_second"] if d["per_second"] else 0.0
-            cells.append(f"{row['per_second']:>6.0f} ({ratio:.2f})")
+            rate = direct.get(_round_of(row), {}).get("per_second", 0.0)
+            ratio = f"{row['per_second'] / rate:.2f}" if rate else "-"
+            errors = f", {row['errors']} errors" if row["errors"] else ""
+            cells.append(f"{row['per_second']:>6.0f} ({ratio}{errors})")
         out.write(f"{concurrency:>4}  {'  '.join(cells)}\n")
     out.write("Below: the round of median broker throughput at each concurrency.\n\n")
 

@@ -370,7 +370,8 @@ class SandboxWorld:
             if proc.poll() is not None:
                 self.stop()
                 raise RuntimeError(
-                    f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / name}.log"
+                    f"{name} exited with {proc.returncode}; see "
+                    f"{self.data_dir / 'logs' / name}.log{last}"
                 )
             try:
                 answer = httpx.get(url, timeout=1.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bench.__main__ import main as bench_main
 from bench.loadgen import percentiles
 from bench.report import median_rounds, render, targets
 
@@ -77,7 +78,11 @@ class TestTargets:
 
 
 def _rounds(
-    broker_rates: list[float], direct_rates: list[float], *, errors: tuple[int, ...] = ()
+    broker_rates: list[float],
+    direct_rates: list[float],
+    *,
+    errors: tuple[int, ...] = (),
+    rss: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """Results of ``len(broker_rates)`` rounds at concurrency 1 and 32 (rates are c=32's)."""
     results = _results(rate=1200.0)
@@ -89,8 +94,15 @@ def _rounds(
         results["broker"].append({**one_broker, "round": round_})
         results["direct"].append({**one_direct, "round": round_})
     for round_, (rate, direct_rate) in enumerate(zip(broker_rates, direct_rates, strict=True)):
-        wrong = errors[round_] if round_ < len(errors) else 0
-        results["broker"].append({**broker, "per_second": rate, "round": round_, "errors": wrong})
+        results["broker"].append(
+            {
+                **broker,
+                "per_second": rate,
+                "round": round_,
+                "errors": errors[round_] if round_ < len(errors) else 0,
+                "peak_rss_mb": rss[round_] if round_ < len(rss) else 120.0,
+            }
+        )
         results["direct"].append({**direct, "per_second": direct_rate, "round": round_})
     return results
 
@@ -124,12 +136,35 @@ class TestRounds:
     def test_an_error_in_any_round_misses_the_target(self) -> None:
         results = _rounds([1000.0, 1400.0, 1200.0], [4000.0] * 3, errors=(0, 2, 0))
         outcome = {name: met for name, met, _ in targets(results)}
-        assert outcome["no error responses"] is False  # round 2 is not the median one
+        assert outcome["no error responses"] is False  # round 1 (0-based) is not the median
+
+    def test_the_peak_rss_of_any_round_counts(self) -> None:
+        results = _rounds([1000.0, 1400.0, 1200.0], [4000.0] * 3, rss=(120.0, 250.0, 120.0))
+        outcome = {name: met for name, met, _ in targets(results)}
+        assert outcome["peak RSS <= 200 MB"] is False
 
     def test_report_lists_every_round_and_shows_the_median(self) -> None:
         out = io.StringIO()
         render(_rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0]), out)
         text = out.getvalue()
         assert "  32    1000 (0.20)    1400 (0.47)    1200 (0.30)" in text
-        assert "  32     1200" in text
-        assert "Targets (median rounds; RSS and errors over all)" in text
+        assert "  32     1200" in text  # the median round's row, and no other round's
+        assert "  32     1000" not in text
+        assert "  32     1400" not in text
+        assert "Targets (on the median rounds)" in text
+
+    def test_report_marks_a_rounds_errors_and_a_missing_direct_window(self) -> None:
+        results = _rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0], errors=(0, 2, 0))
+        del results["direct"][-1]  # round 2 (0-based) at c=32: no direct window
+        out = io.StringIO()
+        render(results, out)
+        assert "  32    1000 (0.20)    1400 (0.47, 2 errors)    1200 (-)" in out.getvalue()
+        assert "[MISSED] no error responses: 2 errors" in out.getvalue()
+
+
+class TestOptions:
+    @pytest.mark.parametrize("rounds", ["0", "-1", "two"])
+    def test_rounds_must_be_a_whole_number_of_at_least_one(self, rounds: str) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            bench_main(["--rounds", rounds])
+        assert exit_.value.code == 2

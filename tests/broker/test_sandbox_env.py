@@ -106,33 +106,37 @@ def _health_server(body: dict[str, str], asked: list[str] | None = None) -> Iter
         server.server_close()
 
 
+def _stand_in(world: SandboxWorld, tmp_path: Path, code: str) -> None:
+    """Register a process running ``code`` as the world's "broker" (it serves nothing)."""
+    log = (tmp_path / "broker.log").open("ab")
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+    except BaseException:
+        log.close()
+        raise
+    world._procs.append(("broker", proc, log))
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[SandboxWorld]:
     """A world whose "broker" is a process that serves nothing (the health server stands in)."""
     world = SandboxWorld.create(tmp_path)
-    log = (tmp_path / "broker.log").open("ab")
-    try:
-        idle = subprocess.Popen(
-            [sys.executable, "-c", "import time; time.sleep(60)"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    except BaseException:
-        log.close()
-        raise
-    world._procs.append(("broker", idle, log))
     yield world
     world.stop()
 
 
 class TestWaitForBroker:
-    def test_a_brokers_health_answer_is_accepted(self, world: SandboxWorld) -> None:
+    def test_a_brokers_health_answer_is_accepted(self, world: SandboxWorld, tmp_path: Path) -> None:
+        _stand_in(world, tmp_path, "import time; time.sleep(60)")
         with _health_server({"status": "ok", "database": "ok", "audit_database": "ok"}) as url:
             world._wait("broker", url, time.monotonic() + 5)
 
-    def test_a_backend_on_the_brokers_port_is_not_the_broker(self, world: SandboxWorld) -> None:
+    def test_a_backend_on_the_brokers_port_is_not_the_broker(
+        self, world: SandboxWorld, tmp_path: Path
+    ) -> None:
         # A sandbox backend answers /healthz with 200 too; taking it for the broker sent the
         # first consent request to the backend (404) instead of a clear start-up error.
+        _stand_in(world, tmp_path, "import time; time.sleep(60)")
         asked: list[str] = []
         with (
             _health_server({"status": "ok"}, asked) as url,
@@ -140,3 +144,14 @@ class TestWaitForBroker:
         ):
             world._wait("broker", url, time.monotonic() + 1)
         assert asked  # it was asked, and refused for its answer
+
+    def test_a_broker_that_lost_its_port_says_what_answered(
+        self, world: SandboxWorld, tmp_path: Path
+    ) -> None:
+        # As a real broker does: it cannot bind, and exits while the other server answers.
+        _stand_in(world, tmp_path, "import sys, time; time.sleep(1); sys.exit(1)")
+        with (
+            _health_server({"status": "ok"}) as url,
+            pytest.raises(RuntimeError, match=r"exited with 1.*which is not a broker"),
+        ):
+            world._wait("broker", url, time.monotonic() + 20)
