@@ -135,9 +135,8 @@ def render(results: dict[str, Any], out: TextIO) -> None:
         "  floor of 'http, framework, rest': the backend's own CPU per request, the least of "
         "the direct windows (a FastAPI app on uvicorn). Stages that await (signature with its "
         "replay commit, adapter, audit) are shown at c=1 only: under concurrency their thread "
-        "CPU includes "
-        "other exchanges' work, so there they count under 'rest', as does the audit writer's "
-        "thread at every concurrency.\n"
+        "CPU includes other exchanges' work, so there they count under 'rest', as does the "
+        "audit writer's thread at every concurrency.\n"
     )
     if rounds > 1:
         out.write("  RSS and errors in the table are the shown round's; the targets count all.\n")

@@ -149,7 +149,7 @@ class TestWaitForBroker:
         self, world: SandboxWorld, tmp_path: Path
     ) -> None:
         # As a real broker does: it cannot bind, and exits while the other server answers.
-        _stand_in(world, tmp_path, "import sys, time; time.sleep(1); sys.exit(1)")
+        _stand_in(world, tmp_path, "import sys, time; time.sleep(2); sys.exit(1)")
         with (
             _health_server({"status": "ok"}) as url,
             pytest.raises(RuntimeError, match=r"exited with 1.*which is not a broker"),
