@@ -206,20 +206,22 @@ class ReplayCache:
             with self._own_lock:
                 if self._inline and self._owner is None:
                     fairy = self._engine.raw_connection()  # the engine's pragmas included
-                    own = cast(sqlite3.Connection, fairy.driver_connection)
-                    (mode,) = own.execute("PRAGMA journal_mode").fetchone()
-                    if str(mode).lower() != "wal":
-                        # Outside WAL mode a COMMIT may wait for readers, which a busy wait of
-                        # 0 would turn into a failed exchange: every id takes the thread.
-                        fairy.close()
-                        self._inline = False
-                        return None
-                    fairy.detach()  # out of the pool: close() or a failure closes it
                     try:
+                        own = cast(sqlite3.Connection, fairy.driver_connection)
+                        (mode,) = own.execute("PRAGMA journal_mode").fetchone()
+                        if str(mode).lower() != "wal":
+                            # Outside WAL mode a COMMIT may wait for readers, which a busy
+                            # wait of 0 would turn into a failed exchange: every id takes the
+                            # thread.
+                            fairy.close()
+                            self._inline = False
+                            return None
+                        fairy.detach()  # out of the pool: close() or a failure closes it
                         own.isolation_level = None  # transactions are begun and ended below
                         own.execute("PRAGMA busy_timeout = 0")
                     except BaseException:
-                        own.close()
+                        # Back to the pool before detach(); closed for good after it.
+                        fairy.close()
                         raise
                     self._own, self._owner = own, threading.get_ident()
         return self._own if self._owner == threading.get_ident() else None

@@ -207,6 +207,32 @@ class TestAlone:
         assert rows(installed) == 2
 
     @pytest.mark.sqlite_only
+    async def test_a_connection_that_fails_while_being_set_up_goes_back_to_the_pool(
+        self, cache: ReplayCache, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))  # the first call purges, on its thread
+        real = installed.raw_connection
+
+        class Failing:
+            """A pooled connection whose first statement fails (a disk error, say)."""
+
+            def __init__(self) -> None:
+                self.fairy = real()
+                self.driver_connection = self
+
+            def execute(self, *_: object) -> None:
+                raise sqlite3.OperationalError("disk I/O error")
+
+            def close(self) -> None:
+                self.fairy.close()
+
+        monkeypatch.setattr(installed, "raw_connection", Failing)
+        recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await recording
+        assert installed.pool.checkedout() == 0  # handed back, not held by a failed set-up
+
+    @pytest.mark.sqlite_only
     async def test_after_close_every_id_goes_to_the_thread(self, cache: ReplayCache) -> None:
         await remember(cache, PERMIT, str(uuid.uuid4()))
         assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
