@@ -126,8 +126,9 @@ def _drive(
     assert proc.stdout is not None
     proc.stdin.write(json.dumps(spec))
     proc.stdin.close()
+    generator = ProcessGroup(proc.pid)
     results: list[dict[str, Any]] = []
-    cpu0, stages0 = 0.0, (0, dict.fromkeys(STAGES, 0))
+    cpu0, own0, stages0 = 0.0, 0.0, (0, dict.fromkeys(STAGES, 0))
     rss: _RssPeak | None = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -135,14 +136,18 @@ def _drive(
             progress.phase(f"{label} c={event['concurrency']}{note}")
             if stages_dir is not None:
                 stages0 = _stage_totals(stages_dir)
-            cpu0 = group.cpu_seconds()
+            cpu0, own0 = group.cpu_seconds(), generator.cpu_seconds()
             rss = _RssPeak(group).__enter__()
             continue
         cpu = group.cpu_seconds() - cpu0
+        own = generator.cpu_seconds() - own0
         assert rss is not None
         rss.__exit__()
         result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
-        result["cpu_us_per_request"] = cpu / event["requests"] * 1e6 if event["requests"] else 0
+        requests = event["requests"]
+        result["cpu_us_per_request"] = cpu / requests * 1e6 if requests else 0
+        # The load generator's own CPU: it shares the machine with what it measures.
+        result["loadgen_cpu_us_per_request"] = own / requests * 1e6 if requests else 0
         if stages_dir is not None:
             time.sleep(0.6)  # the workers write their totals four times a second
             count1, totals1 = _stage_totals(stages_dir)

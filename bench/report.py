@@ -114,6 +114,7 @@ def render(results: dict[str, Any], out: TextIO) -> None:
             f"{d.get('p50_ms', 0):>7.2f} {d.get('cpu_us_per_request', 0):>7.0f} | "
             f"{ratio:>5.2f}\n"
         )
+    _render_generator(shown["broker"], direct, out)
     floors = results["floors_us"]
     serve = serve_floor(results)
     out.write("\nBroker CPU per exchange by stage (us), beside each stage's floor\n")
@@ -143,6 +144,20 @@ def render(results: dict[str, Any], out: TextIO) -> None:
     out.write("\nTargets" + (" (on the median rounds)" if rounds > 1 else "") + "\n")
     for name, met, figure in targets(results):
         out.write(f"  [{'met' if met else 'MISSED'}] {name}: {figure}\n")
+
+
+def _render_generator(
+    broker: list[dict[str, Any]], direct: dict[int, dict[str, Any]], out: TextIO
+) -> None:
+    """The load generator's own CPU per request: it runs on the machine it measures."""
+    if not any("loadgen_cpu_us_per_request" in row for row in broker):
+        return  # a results file from before the harness recorded it
+    cells = ", ".join(
+        f"c={row['concurrency']} {row.get('loadgen_cpu_us_per_request', 0):.0f} | "
+        f"{direct.get(row['concurrency'], {}).get('loadgen_cpu_us_per_request', 0):.0f}"
+        for row in broker
+    )
+    out.write(f"  load generator's own CPU us per request, broker | direct: {cells}\n")
 
 
 def _render_rounds(results: dict[str, Any], rounds: int, out: TextIO) -> None:
