@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from broker.cli_audit import audit_app
+
+if TYPE_CHECKING:
+    from broker.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -61,17 +66,13 @@ def serve(
         typer.echo(f"simpul: cannot start: {exc}", err=True)
         raise typer.Exit(2) from exc
     if count > 1:
-        # An import string: each worker process builds its own app from the same environment.
-        uvicorn.run(
-            "broker.app:create_served_app",
-            factory=True,
-            workers=count,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=settings.log_level,
-            access_log=False,
-        )
-        return
+        # Become uvicorn's own supervisor, by an import string: each worker builds its own app
+        # from the same environment. Replacing the process (same pid, signals and output) drops
+        # what the checks above imported and built, ~90 MB a supervisor held for nothing.
+        argv = _supervisor_argv(count, host or settings.host, port or settings.port, settings)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, argv)  # noqa: S606 - our interpreter, our argument list
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=host or settings.host,
@@ -79,6 +80,26 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+def _supervisor_argv(count: int, host: str, port: int, settings: Settings) -> list[str]:
+    """``python -m uvicorn`` running ``count`` workers of the broker's app factory."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "broker.app:create_served_app",
+        "--factory",
+        "--workers",
+        str(count),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        settings.log_level,
+        "--no-access-log",
+    ]
 
 
 class Backend(StrEnum):

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import get_args
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from broker import migrate
 from broker.cli import app
+from broker.db import create_db_engine
 from broker.errors import SchemaBehind
+from broker.settings import Settings
 
 WHICH = get_args(migrate.Which)
 
@@ -48,6 +53,87 @@ class TestUpgrade:
         migrate.upgrade(engine, which)
         migrate.upgrade(engine, which)
         assert migrate.current_revision(engine, which) == migrate.head_revision(which)
+
+
+class TestRevisionsReadWithoutAlembic:
+    """Checking a database is current reads files and a table; Alembic reads them the same."""
+
+    @pytest.mark.parametrize("which", WHICH)
+    def test_head_is_alembics(self, which: migrate.Which) -> None:
+        scripts = ScriptDirectory.from_config(migrate._config(which))
+        assert migrate.head_revision(which) == scripts.get_current_head() is not None
+
+    @staticmethod
+    def _alembics(engine: Engine, which: migrate.Which) -> str | None:
+        with engine.connect() as conn:
+            version_table = migrate.target(which).version_table
+            context = MigrationContext.configure(conn, opts={"version_table": version_table})
+            return context.get_current_revision()
+
+    def test_current_is_alembics_at_every_revision(self, engine: Engine) -> None:
+        scripts = ScriptDirectory.from_config(migrate._config("audit"))
+        assert migrate.current_revision(engine, "audit") is None is self._alembics(engine, "audit")
+        assert not migrate.is_current(engine, "audit")
+        revisions = [r.revision for r in reversed(list(scripts.walk_revisions()))]
+        assert len(revisions) >= 2
+        for revision in revisions:
+            migrate.upgrade(engine, "audit", revision)
+            assert migrate.current_revision(engine, "audit") == revision
+            assert self._alembics(engine, "audit") == revision
+            assert migrate.is_current(engine, "audit") == (revision == revisions[-1])
+
+    def test_several_rows_in_the_version_table_are_refused(self, engine: Engine) -> None:
+        migrate.upgrade(engine, "main")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO simpul_version_main (version_num) VALUES ('9999')"))
+        with pytest.raises(SchemaBehind, match="several revisions"):
+            migrate.require_current(engine, "main")
+
+    def test_head_of_a_line_a_merge_and_branches(self) -> None:
+        def rev(revision: str, down: str) -> str:
+            return f"revision: str = {revision!r}\ndown_revision = {down}\nbranch_labels = None\n"
+
+        line = {"a.py": rev("a", "None"), "b.py": rev("b", "'a'"), "c.py": rev("c", "'b'")}
+        assert migrate.head_of(line) == "c"
+        assert migrate.head_of({}) is None
+        branched = {**line, "d.py": rev("d", "'b'")}
+        with pytest.raises(ValueError, match="several heads: c, d"):
+            migrate.head_of(branched)
+        merged = {**branched, "e.py": rev("e", "('c', 'd')")}
+        assert migrate.head_of(merged) == "e"
+        with pytest.raises(ValueError, match="names no revision"):
+            migrate.head_of({"x.py": "down_revision = None\n"})
+        with pytest.raises(ValueError, match="unreadable down_revision"):
+            migrate.head_of({"x.py": "revision = 'x'\ndown_revision = 3\n"})
+
+    def test_a_worker_on_current_databases_never_imports_alembic(self, tmp_path: Path) -> None:
+        """What a ``simpul serve`` worker imports and runs at start-up, in a fresh interpreter."""
+        settings = Settings(environment="dev", data_dir=tmp_path)
+        for which, url in migrate.databases(settings):
+            engine = create_db_engine(url)
+            migrate.upgrade(engine, which)
+            engine.dispose()
+        script = f"""
+import sys
+import broker.app
+from broker import migrate
+from broker.db import create_db_engine
+from broker.runtime import prepare_databases
+from broker.settings import Settings
+
+for environment in ("dev", "production"):
+    settings = Settings(
+        environment=environment, data_dir={str(tmp_path)!r}, subject_hash_secret="s" * 32
+    )
+    engines = [create_db_engine(url) for _, url in migrate.databases(settings)]
+    prepare_databases(settings, *engines)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "alembic"))
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
 
 
 class TestBothInOneDatabase:

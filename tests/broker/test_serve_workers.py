@@ -1,8 +1,11 @@
 """``simpul serve --workers N``: the parent checks and prepares once (``preflight``), then
-uvicorn runs the app factory by import string so each worker builds its own app."""
+becomes uvicorn's supervisor, which runs the app factory by import string so each worker
+builds its own app."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,12 @@ def served(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]
     clean_env.setattr(
         uvicorn, "run", lambda asgi, **options: calls.append({"app": asgi, **options})
     )
+
+    def fake_exec(path: str, argv: list[str]) -> None:
+        calls.append({"exec": path, "argv": argv})
+        raise SystemExit(0)  # os.execv never returns
+
+    clean_env.setattr(os, "execv", fake_exec)
     clean_env.setenv("SIMPUL_ENVIRONMENT", "dev")
     clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
     return calls
@@ -61,15 +70,34 @@ class TestWorkers:
         assert _Started.closed == 1  # prepared once, in the parent, before any worker
         assert served == [
             {
-                "app": "broker.app:create_served_app",
-                "factory": True,
-                "workers": expected,
-                "host": "127.0.0.1",
-                "port": 9124,
-                "log_level": "info",
-                "access_log": False,
+                "exec": sys.executable,
+                "argv": [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "broker.app:create_served_app",
+                    "--factory",
+                    "--workers",
+                    str(expected),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "9124",
+                    "--log-level",
+                    "info",
+                    "--no-access-log",
+                ],
             }
         ]
+
+    def test_one_worker_serves_in_this_process(self, served: list[dict[str, Any]]) -> None:
+        result = CliRunner().invoke(app, ["serve", "--port", "9125"])
+        assert result.exit_code == 0, result.output
+        assert _Started.closed == 1
+        assert len(served) == 1
+        assert served[0]["port"] == 9125
+        assert not isinstance(served[0]["app"], str)  # the app itself, built here
+        assert "workers" not in served[0]
 
     @pytest.mark.parametrize("workers", ["0", "65"])
     def test_out_of_range_is_refused(self, served: list[dict[str, Any]], workers: str) -> None:
