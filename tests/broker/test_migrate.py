@@ -89,6 +89,23 @@ class TestRevisionsReadWithoutAlembic:
         with pytest.raises(SchemaBehind, match="several revisions"):
             migrate.require_current(engine, "main")
 
+    def test_db_current_names_several_revisions(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SIMPUL_ENVIRONMENT", "dev")
+        monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+        main = create_db_engine(f"sqlite:///{tmp_path / 'simpul.db'}")
+        with main.begin() as conn:
+            conn.execute(text("INSERT INTO simpul_version_main (version_num) VALUES ('9999')"))
+        main.dispose()
+        current = CliRunner().invoke(app, ["db", "current"])
+        assert current.exit_code == 1
+        assert "main: the main database schema is at several revisions (0001, 9999)" in (
+            current.output
+        )
+        assert f"audit: at {migrate.head_revision('audit')}" in current.output
+
     def test_head_of_a_line_a_merge_and_branches(self) -> None:
         def rev(revision: str, down: str) -> str:
             return f"revision: str = {revision!r}\ndown_revision = {down}\nbranch_labels = None\n"
