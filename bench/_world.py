@@ -56,15 +56,25 @@ class ProcessGroup:
             total += times.user + times.system
         return total
 
-    def rss_bytes(self) -> int:
-        """Resident memory of every member now."""
-        total = 0
+    def memory_bytes(self) -> tuple[int, int | None]:
+        """Resident memory of every member now, summed: RSS, and PSS where the system has it.
+
+        Summed RSS counts a page shared by several members (libraries, the interpreter) once
+        per member; PSS divides each such page among those sharing it, so its sum is the
+        memory the group holds. PSS is read from ``/proc/<pid>/smaps_rollup`` (Linux).
+        """
+        rss, pss = 0, 0
+        has_pss = True
         for proc in self._members():
             try:
-                total += proc.memory_info().rss
+                rss += proc.memory_info().rss
+                if has_pss:
+                    pss += proc.memory_full_info().pss
             except psutil.NoSuchProcess:
                 continue
-        return total
+            except (psutil.AccessDenied, AttributeError):
+                has_pss = False  # no PSS here (not Linux, or not readable)
+        return rss, pss if has_pss else None
 
 
 @dataclass(frozen=True, slots=True)

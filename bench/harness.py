@@ -76,11 +76,12 @@ class _Progress:
 
 
 class _RssPeak:
-    """Samples a process group's RSS every 100 ms and keeps the peak."""
+    """Samples a process group's summed RSS and PSS every 100 ms and keeps the peaks."""
 
     def __init__(self, group: ProcessGroup) -> None:
         self._group = group
         self.peak = 0
+        self.peak_pss: int | None = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -94,7 +95,12 @@ class _RssPeak:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, self._group.rss_bytes())
+            rss, pss = self._group.memory_bytes()
+            self.peak = max(self.peak, rss)
+            if pss is None or self.peak_pss is None:
+                self.peak_pss = None
+            else:
+                self.peak_pss = max(self.peak_pss, pss)
 
 
 def _stage_totals(directory: Path) -> tuple[int, dict[str, int]]:
@@ -144,6 +150,8 @@ def _drive(
         assert rss is not None
         rss.__exit__()
         result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
+        if rss.peak_pss:
+            result["peak_pss_mb"] = rss.peak_pss / 2**20
         requests = event["requests"]
         result["cpu_us_per_request"] = cpu / requests * 1e6 if requests else 0
         # The load generator's own CPU: it shares the machine with what it measures.

@@ -66,6 +66,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     one = broker.get(1)
     added = one["p50_ms"] - direct[1]["p50_ms"] if one and 1 in direct else float("nan")
     rss = max(r["peak_rss_mb"] for r in results["broker"])
+    pss = [r["peak_pss_mb"] for r in results["broker"] if "peak_pss_mb" in r]
+    # PSS is shown beside RSS, not judged: the target is RSS, which counts shared pages in
+    # every worker; PSS is what a group of workers holds of the machine's memory.
+    rss_figure = f"{rss:.0f} MB" + (f" (PSS {max(pss):.0f} MB)" if pss else "")
     errors = sum(r["errors"] for r in results["broker"])
     return [
         ("exchanges/s >= 1000", best["per_second"] >= MIN_RATE, f"{best['per_second']:.0f}/s"),
@@ -80,7 +84,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             added <= MAX_ADDED_P50_MS,
             f"{added:.2f} ms",
         ),
-        (f"peak RSS <= {MAX_RSS_MB:.0f} MB", rss <= MAX_RSS_MB, f"{rss:.0f} MB"),
+        (f"peak RSS <= {MAX_RSS_MB:.0f} MB", rss <= MAX_RSS_MB, rss_figure),
         ("no error responses", errors == 0, f"{errors} errors"),
     ]
 

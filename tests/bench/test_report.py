@@ -68,6 +68,14 @@ class TestTargets:
         outcome = {name: met for name, met, _ in targets(results)}
         assert outcome[missed] is False
 
+    def test_pss_is_shown_beside_rss_and_not_judged(self) -> None:
+        results = _results(rate=1200.0, rss=250.0)
+        for row in results["broker"]:
+            row["peak_pss_mb"] = 150.0
+        figures = {name: (met, figure) for name, met, figure in targets(results)}
+        assert figures["peak RSS <= 200 MB"] == (False, "250 MB (PSS 150 MB)")
+        assert targets(_results(rate=1200.0))[4][2] == "120 MB"  # a file without PSS
+
     def test_report_prints_rows_stages_and_targets(self) -> None:
         out = io.StringIO()
         render(_results(rate=1200.0), out)
