@@ -56,25 +56,32 @@ class ProcessGroup:
             total += times.user + times.system
         return total
 
-    def memory_bytes(self) -> tuple[int, int | None]:
+    def memory_bytes(self, *, pss: bool = True) -> tuple[int, int | None]:
         """Resident memory of every member now, summed: RSS, and PSS where the system has it.
 
         Summed RSS counts a page shared by several members (libraries, the interpreter) once
-        per member; PSS divides each such page among those sharing it, so its sum is the
-        memory the group holds. PSS is read from ``/proc/<pid>/smaps_rollup`` (Linux).
+        per member. PSS divides each shared page among the processes sharing it, so its sum is
+        the group's share of the machine's memory (pages shared with processes outside the
+        group, such as the backends, are divided with those too). psutil reads it from
+        ``/proc/<pid>/smaps_rollup`` (Linux), which costs more than RSS: ``pss=False`` skips it.
         """
-        rss, pss = 0, 0
-        has_pss = True
+        rss_total, pss_total = 0, 0
+        has_pss = pss
         for proc in self._members():
             try:
-                rss += proc.memory_info().rss
                 if has_pss:
-                    pss += proc.memory_full_info().pss
+                    try:
+                        full = proc.memory_full_info()
+                    except (psutil.AccessDenied, AttributeError):
+                        has_pss = False  # not Linux, or not readable: RSS alone from here
+                    else:
+                        rss_total += full.rss
+                        pss_total += full.pss
+                        continue
+                rss_total += proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue
-            except (psutil.AccessDenied, AttributeError):
-                has_pss = False  # no PSS here (not Linux, or not readable)
-        return rss, pss if has_pss else None
+        return rss_total, pss_total if has_pss else None
 
 
 @dataclass(frozen=True, slots=True)

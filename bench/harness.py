@@ -76,7 +76,8 @@ class _Progress:
 
 
 class _RssPeak:
-    """Samples a process group's summed RSS and PSS every 100 ms and keeps the peaks."""
+    """Samples a process group's summed RSS every 100 ms, and PSS every second (it costs the
+    kernel more, on the cores the benchmark measures), and keeps the peaks."""
 
     def __init__(self, group: ProcessGroup) -> None:
         self._group = group
@@ -94,13 +95,14 @@ class _RssPeak:
         self._thread.join()
 
     def _run(self) -> None:
+        tick = 0
         while not self._stop.wait(0.1):
-            rss, pss = self._group.memory_bytes()
+            with_pss = tick % 10 == 0 and self.peak_pss is not None
+            rss, pss = self._group.memory_bytes(pss=with_pss)
             self.peak = max(self.peak, rss)
-            if pss is None or self.peak_pss is None:
-                self.peak_pss = None
-            else:
-                self.peak_pss = max(self.peak_pss, pss)
+            if with_pss:
+                self.peak_pss = None if pss is None else max(self.peak_pss or 0, pss)
+            tick += 1
 
 
 def _stage_totals(directory: Path) -> tuple[int, dict[str, int]]:

@@ -68,7 +68,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     rss = max(r["peak_rss_mb"] for r in results["broker"])
     pss = [r["peak_pss_mb"] for r in results["broker"] if "peak_pss_mb" in r]
     # PSS is shown beside RSS, not judged: the target is RSS, which counts shared pages in
-    # every worker; PSS is what a group of workers holds of the machine's memory.
+    # every worker; PSS divides them among the processes sharing them.
     rss_figure = f"{rss:.0f} MB" + (f" (PSS {max(pss):.0f} MB)" if pss else "")
     errors = sum(r["errors"] for r in results["broker"])
     return [
@@ -156,9 +156,13 @@ def _render_generator(
     """The load generator's own CPU per request: it runs on the machine it measures."""
     if not any("loadgen_cpu_us_per_request" in row for row in broker):
         return  # a results file from before the harness recorded it
+
+    def cell(row: dict[str, Any] | None) -> str:
+        value = (row or {}).get("loadgen_cpu_us_per_request")
+        return "-" if value is None else f"{value:.0f}"
+
     cells = ", ".join(
-        f"c={row['concurrency']} {row.get('loadgen_cpu_us_per_request', 0):.0f} | "
-        f"{direct.get(row['concurrency'], {}).get('loadgen_cpu_us_per_request', 0):.0f}"
+        f"c={row['concurrency']} {cell(row)} | {cell(direct.get(row['concurrency']))}"
         for row in broker
     )
     out.write(f"  load generator's own CPU us per request, broker | direct: {cells}\n")

@@ -8,14 +8,14 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from broker.cli_audit import audit_app
 
-if TYPE_CHECKING:
-    from broker.settings import Settings
+#: Whether ``serve`` may replace its process by the workers' supervisor (POSIX ``exec``).
+_CAN_EXEC = os.name == "posix"
 
 __all__ = ["app", "main"]
 
@@ -66,13 +66,17 @@ def serve(
         typer.echo(f"simpul: cannot start: {exc}", err=True)
         raise typer.Exit(2) from exc
     if count > 1:
-        # Become uvicorn's own supervisor, by an import string: each worker builds its own app
-        # from the same environment. Replacing the process (same pid, signals and output) drops
-        # what the checks above imported and built, ~90 MB a supervisor held for nothing.
-        argv = _supervisor_argv(count, host or settings.host, port or settings.port, settings)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(sys.executable, argv)  # noqa: S606 - our interpreter, our argument list
+        from broker import _supervise
+
+        bind = (host or settings.host, port or settings.port, settings.log_level)
+        if _CAN_EXEC:
+            # Become uvicorn's supervisor, same pid: what the checks above imported and built
+            # is not kept for the server's life (see broker/_supervise.py).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, _supervise.argv(count, *bind))  # noqa: S606 - ours
+        _supervise.run_workers(count, *bind)
+        return
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=host or settings.host,
@@ -80,26 +84,6 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
-
-
-def _supervisor_argv(count: int, host: str, port: int, settings: Settings) -> list[str]:
-    """``python -m uvicorn`` running ``count`` workers of the broker's app factory."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "broker.app:create_served_app",
-        "--factory",
-        "--workers",
-        str(count),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        settings.log_level,
-        "--no-access-log",
-    ]
 
 
 class Backend(StrEnum):
@@ -352,8 +336,12 @@ def db_current() -> None:
     settings = _settings_or_exit(Settings)
     behind = False
     for which, url in migrate.databases(settings):
+        try:
+            want = migrate.head_revision(which)
+        except ValueError as exc:  # this code's own migrations are broken
+            typer.echo(f"simpul: {which} migrations: {exc}", err=True)
+            raise typer.Exit(2) from exc
         engine = create_db_engine(url)
-        want = migrate.head_revision(which)
         try:
             have = migrate.current_revision(engine, which)
         except SchemaBehind as exc:  # a version table this code's migrations did not write

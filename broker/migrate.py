@@ -27,7 +27,6 @@ __all__ = [
     "Which",
     "current_revision",
     "databases",
-    "head_of",
     "head_revision",
     "is_current",
     "require_current",
@@ -107,12 +106,13 @@ def head_revision(which: Which) -> str | None:
     files = {
         entry.name: entry.read_text(encoding="utf-8")
         for entry in versions.iterdir()
-        if entry.name.endswith(".py") and not entry.name.startswith("_")
+        # The files Alembic reads: editors' lock files (.#name) and __init__ are not revisions.
+        if entry.name.endswith(".py") and not entry.name.startswith((".#", "__init__"))
     }
-    return head_of(files)
+    return _head_of(files)
 
 
-def head_of(files: Mapping[str, str]) -> str | None:
+def _head_of(files: Mapping[str, str]) -> str | None:
     """The one revision no other file revises, of revision files (source by file name)."""
     revisions: set[str] = set()
     replaced: set[str] = set()
@@ -120,24 +120,31 @@ def head_of(files: Mapping[str, str]) -> str | None:
         revision, revises = _revision_names(source, name)
         revisions.add(revision)
         replaced.update(revises)
+    if missing := sorted(replaced - revisions):
+        raise ValueError(f"the migrations revise unknown revisions: {', '.join(missing)}")
     heads = sorted(revisions - replaced)
     if len(heads) > 1:
         raise ValueError(f"the migrations have several heads: {', '.join(heads)}")
+    if revisions and not heads:
+        raise ValueError("the migrations revise each other in a circle: they have no head")
     return heads[0] if heads else None
 
 
 def _revision_names(source: str, name: str) -> tuple[str, tuple[str, ...]]:
     """A revision file's own id, and the ids it revises."""
     values: dict[str, object] = {}
-    for node in ast.parse(source, filename=name).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-            values[target.id] = ast.literal_eval(value)
+    try:
+        for node in ast.parse(source, filename=name).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                values[target.id] = ast.literal_eval(value)
+    except (SyntaxError, ValueError) as exc:  # literal_eval's "malformed node" is a ValueError
+        raise ValueError(f"migration {name} cannot be read: {exc}") from exc
     revision, down = values.get("revision"), values.get("down_revision")
     if not isinstance(revision, str):
         raise ValueError(f"migration {name} names no revision")

@@ -76,6 +76,19 @@ class TestTargets:
         assert figures["peak RSS <= 200 MB"] == (False, "250 MB (PSS 150 MB)")
         assert targets(_results(rate=1200.0))[4][2] == "120 MB"  # a file without PSS
 
+    def test_the_load_generators_own_cpu_is_printed_when_recorded(self) -> None:
+        results = _results(rate=1200.0)
+        out = io.StringIO()
+        render(results, out)
+        assert "load generator" not in out.getvalue()  # a file from before it was recorded
+        for row in results["broker"]:
+            row["loadgen_cpu_us_per_request"] = 48.6
+        results["direct"][0]["loadgen_cpu_us_per_request"] = 31.2
+        out = io.StringIO()
+        render(results, out)
+        line = next(t for t in out.getvalue().splitlines() if "load generator" in t)
+        assert line.endswith("broker | direct: c=1 49 | 31, c=32 49 | -")
+
     def test_report_prints_rows_stages_and_targets(self) -> None:
         out = io.StringIO()
         render(_results(rate=1200.0), out)

@@ -89,6 +89,19 @@ class TestRevisionsReadWithoutAlembic:
         with pytest.raises(SchemaBehind, match="several revisions"):
             migrate.require_current(engine, "main")
 
+    def test_db_current_on_broken_migrations(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(which: migrate.Which) -> str:
+            raise ValueError("the migrations have several heads: a, b")
+
+        monkeypatch.setenv("SIMPUL_ENVIRONMENT", "dev")
+        monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        monkeypatch.setattr(migrate, "head_revision", broken)
+        current = CliRunner().invoke(app, ["db", "current"])
+        assert current.exit_code == 2
+        assert "main migrations: the migrations have several heads: a, b" in current.output
+
     def test_db_current_names_several_revisions(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -111,17 +124,31 @@ class TestRevisionsReadWithoutAlembic:
             return f"revision: str = {revision!r}\ndown_revision = {down}\nbranch_labels = None\n"
 
         line = {"a.py": rev("a", "None"), "b.py": rev("b", "'a'"), "c.py": rev("c", "'b'")}
-        assert migrate.head_of(line) == "c"
-        assert migrate.head_of({}) is None
+        assert migrate._head_of(line) == "c"
+        assert migrate._head_of({}) is None
         branched = {**line, "d.py": rev("d", "'b'")}
         with pytest.raises(ValueError, match="several heads: c, d"):
-            migrate.head_of(branched)
+            migrate._head_of(branched)
         merged = {**branched, "e.py": rev("e", "('c', 'd')")}
-        assert migrate.head_of(merged) == "e"
+        assert migrate._head_of(merged) == "e"
+        # Only down_revision links revisions, as in Alembic; depends_on and labels do not.
+        annotated = (
+            "from typing import Union\nrevision: str = 'f'\n"
+            "down_revision: Union[str, None] = 'e'\nbranch_labels = ('x',)\ndepends_on = 'a'\n"
+        )
+        assert migrate._head_of({**merged, "f.py": annotated}) == "f"
+        with pytest.raises(ValueError, match="unknown revisions: z"):
+            migrate._head_of({**line, "d.py": rev("d", "'z'")})
+        with pytest.raises(ValueError, match="in a circle"):
+            migrate._head_of({"a.py": rev("a", "'b'"), "b.py": rev("b", "'a'")})
+        with pytest.raises(ValueError, match=r"migration x.py cannot be read"):
+            migrate._head_of({"x.py": "revision = 'x'\ndown_revision = f(1)\n"})
+        with pytest.raises(ValueError, match=r"migration y.py cannot be read"):
+            migrate._head_of({"y.py": "revision = ("})
         with pytest.raises(ValueError, match="names no revision"):
-            migrate.head_of({"x.py": "down_revision = None\n"})
+            migrate._head_of({"x.py": "down_revision = None\n"})
         with pytest.raises(ValueError, match="unreadable down_revision"):
-            migrate.head_of({"x.py": "revision = 'x'\ndown_revision = 3\n"})
+            migrate._head_of({"x.py": "revision = 'x'\ndown_revision = 3\n"})
 
     def test_a_worker_on_current_databases_never_imports_alembic(self, tmp_path: Path) -> None:
         """What a ``simpul serve`` worker imports and runs at start-up, in a fresh interpreter."""

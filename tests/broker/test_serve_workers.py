@@ -12,11 +12,26 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from broker import _supervise
 from broker.cli import app
 
 
 class _Started:
     closed = 0
+
+
+_FACTORY = {
+    "app": "broker.app:create_served_app",
+    "factory": True,
+    "host": "127.0.0.1",
+    "port": 9124,
+    "log_level": "info",
+    "access_log": False,
+}
+
+
+def served_argv(count: int) -> list[str]:
+    return _supervise.argv(count, "127.0.0.1", 9124, "info")
 
 
 @pytest.fixture
@@ -73,22 +88,30 @@ class TestWorkers:
                 "exec": sys.executable,
                 "argv": [
                     sys.executable,
+                    "-P",  # the working directory stays off sys.path
                     "-m",
-                    "uvicorn",
-                    "broker.app:create_served_app",
-                    "--factory",
-                    "--workers",
+                    "broker._supervise",
                     str(expected),
-                    "--host",
                     "127.0.0.1",
-                    "--port",
                     "9124",
-                    "--log-level",
                     "info",
-                    "--no-access-log",
                 ],
             }
         ]
+        # What that command line runs: the factory by import string, as before the exec.
+        served.clear()
+        _supervise.main(served_argv(expected)[4:])
+        assert served == [_FACTORY | {"workers": expected}]
+
+    def test_without_exec_the_workers_are_supervised_here(
+        self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch
+    ) -> None:
+        import broker.cli
+
+        clean_env.setattr(broker.cli, "_CAN_EXEC", False)
+        result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", "9124"])
+        assert result.exit_code == 0, result.output
+        assert served == [_FACTORY | {"workers": 2}]
 
     def test_one_worker_serves_in_this_process(self, served: list[dict[str, Any]]) -> None:
         result = CliRunner().invoke(app, ["serve", "--port", "9125"])
