@@ -18,6 +18,7 @@ from adapters.errors import (
     UpstreamUnavailable,
 )
 from broker.sandbox_env import free_port
+from tests._loopback import read_request
 from tests.adapters.samples import NIK as SAMPLE_NIK
 from tests.adapters.samples import dukcapil_element, page
 
@@ -84,20 +85,8 @@ class _Backend:
         self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                0,
-            )
-            self.requests.append((head, await reader.readexactly(length)))
+        while (request := await read_request(reader)) is not None:
+            self.requests.append(request)
             writer.write(self.reply)
             await writer.drain()
             if self.hang_up:

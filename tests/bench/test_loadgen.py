@@ -11,6 +11,7 @@ import pytest
 
 from bench import loadgen
 from bench.loadgen import LOST, TIMED_OUT, Connection, Prepared, Target, run_phase
+from tests._loopback import read_request
 
 #: What the server does with the nth request it reads (0-based, over all connections): the
 #: answer's bytes, written in one piece or (a tuple) in pieces with pauses between; "hang" to
@@ -43,17 +44,8 @@ class _Server:
         self.handlers.add(task)
         self.writers.append(writer)
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
-                    return
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                self.requests.append(head + await reader.readexactly(length))
+            while (request := await read_request(reader)) is not None:
+                self.requests.append(b"".join(request))
                 answer = self.behaviour(len(self.requests) - 1)
                 if answer is None:  # drop the connection without answering
                     return

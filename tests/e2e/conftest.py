@@ -6,6 +6,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ def attach_run_database(world: SandboxWorld) -> PostgresSchema | None:
     return schema
 
 
+@contextmanager
+def running(world: SandboxWorld, *, nodes: int = 1) -> Iterator[SandboxWorld]:
+    """``world`` on this run's database with ``nodes`` brokers; stopped, its schema dropped."""
+    schema = attach_run_database(world)
+    try:
+        world.start(nodes=nodes)
+        yield world
+    finally:
+        world.stop()
+        if schema is not None:
+            schema.drop()
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
     """Sandbox backends and broker, running; a service whose backend is down is registered too."""
@@ -56,15 +70,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
             "timeout": 2.0,
             "clients": [PERMIT_OFFICE],
         }
-        sandbox = SandboxWorld.create(data_dir, extra_services=[offline])
-        schema = attach_run_database(sandbox)
-        sandbox.start()
-        try:
+        with running(SandboxWorld.create(data_dir, extra_services=[offline])) as sandbox:
             yield sandbox
-        finally:
-            sandbox.stop()
-            if schema is not None:
-                schema.drop()
 
 
 @pytest.fixture(scope="session")

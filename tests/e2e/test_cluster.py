@@ -28,8 +28,7 @@ from broker.db import create_db_engine
 from broker.keys import to_private_key
 from broker.sandbox_env import KTP, PERMIT_OFFICE, SandboxWorld
 from broker.signatures import REQUEST_COMPONENTS_WITHOUT_CONSENT, sign_request
-from tests.conftest import DATABASE, PostgresSchema
-from tests.e2e.conftest import KTP_FIELDS, grant
+from tests.e2e.conftest import KTP_FIELDS, grant, running
 
 pytestmark = pytest.mark.e2e
 
@@ -41,17 +40,8 @@ THREADS = 16
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
     """Backends and two broker nodes sharing one PostgreSQL schema, or one set of SQLite files."""
     data_dir: Path = tmp_path_factory.mktemp("cluster")
-    world = SandboxWorld.create(data_dir)
-    schema = PostgresSchema() if DATABASE == "postgresql" else None
-    if schema is not None:
-        world.database_url = world.external_audit_database_url = schema.create()
-    world.start(nodes=2)
-    try:
+    with running(SandboxWorld.create(data_dir), nodes=2) as world:
         yield world
-    finally:
-        world.stop()
-        if schema is not None:
-            schema.drop()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from broker.keys import jwks_resolver
 from broker.notifications import NOTIFICATION_COMPONENTS, list_deliveries
 from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, SandboxWorld, free_port
 from broker.signatures import CONSENT_REQUEST_COMPONENTS, verify_request
-from tests.e2e.conftest import KTP_FIELDS, PURPOSE, attach_run_database
+from tests.e2e.conftest import KTP_FIELDS, PURPOSE, running
 
 PROVIDER = "ID/GOV/DUKCAPIL/adminduk"
 
@@ -94,14 +94,8 @@ def hooked(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[San
         "SIMPUL_NOTIFY_MAX_BACKOFF_SECONDS": "0.5",
         "SIMPUL_NOTIFY_MAX_ATTEMPTS": "100",
     }
-    schema = attach_run_database(world)
-    world.start()
-    try:
+    with running(world):
         yield world
-    finally:
-        world.stop()
-        if schema is not None:
-            schema.drop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from broker.client import SimpulClient
 from broker.sandbox_env import KTP, PERMIT_OFFICE, SandboxWorld
-from tests.e2e.conftest import attach_run_database, grant
+from tests.e2e.conftest import grant, running
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +26,8 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWor
     data_dir: Path = tmp_path_factory.mktemp("workers")
     world = SandboxWorld.create(data_dir)
     world.extra_env["SIMPUL_WORKERS"] = "2"
-    schema = attach_run_database(world)
-    world.start()
-    try:
+    with running(world):
         yield world
-    finally:
-        world.stop()
-        if schema is not None:
-            schema.drop()
 
 
 def test_a_lean_supervisor_and_two_workers(two_workers: SandboxWorld, people: Any) -> None:
