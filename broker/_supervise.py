@@ -5,6 +5,9 @@ broker._supervise N HOST PORT LEVEL``, so the process that lives as long as the 
 uvicorn and not what the checks imported and built (≈26 instead of ≈118 MB). ``-P`` keeps the
 working directory off ``sys.path``, as the ``simpul`` script does, and uvicorn is called as
 ``simpul serve`` calls it: its own command line would also read ``UVICORN_*`` variables.
+Interpreter options given to ``simpul serve`` itself (``python -X dev -m broker.cli serve``)
+do not pass to the supervisor, nor so to its workers: set them as ``PYTHON*`` variables
+(``PYTHONDEVMODE=1``), which do.
 """
 
 from __future__ import annotations
