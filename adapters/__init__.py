@@ -45,8 +45,9 @@ def create_adapter(
 ) -> Adapter:
     """The adapter registered as ``name``, calling the backend at ``base_url``.
 
-    ``timeout`` (seconds) bounds each fetch. Without ``client`` the adapter owns a pooled
-    aiohttp session and closes it in ``aclose``; a given client is left open.
+    ``timeout`` (seconds) bounds each fetch. Without ``client`` the adapter owns a pool of
+    keep-alive connections (``adapters._wire``) and closes it in ``aclose``; a given client is
+    left open.
     """
     try:
         cls = _CLASSES[name]

@@ -13,7 +13,7 @@ from adapters.sandbox import create_capil_app, create_dukcapil_app, generate
 from adapters.sandbox.population import Population
 from tests.adapters.samples import CAPIL_URL, DUKCAPIL_URL
 
-# Adapters under respx are given an httpx client (an adapter-owned client is aiohttp, which
+# Adapters under respx are given an httpx client (an adapter-owned client is our own, which
 # respx cannot see); intercept at the httpx client, whatever its transport.
 respx.mocks.DEFAULT_MOCKER = respx.mocks.HTTPXMocker.name
 

@@ -45,7 +45,8 @@ TIMEOUT = 0.2
 async def adapter() -> AsyncIterator[Adapter]:
     """A Dukcapil adapter on an httpx client, which respx intercepts.
 
-    (An adapter-owned client is aiohttp; tests/adapters/test_transport.py runs it on sockets.)
+    (An adapter-owned client is adapters/_wire.py; tests/adapters/test_transport.py runs it on
+    sockets.)
     """
     async with httpx.AsyncClient() as client:
         adapter = create_adapter("dukcapil", base_url=DUKCAPIL_URL, timeout=TIMEOUT, client=client)

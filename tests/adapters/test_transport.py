@@ -1,4 +1,4 @@
-"""Adapter-owned clients (an aiohttp session) against real sockets: what they send, what they
+"""Adapter-owned clients (adapters/_wire.py) against real sockets: what they send, what they
 make of answers, and failures keeping their problem types."""
 
 from __future__ import annotations

@@ -1,0 +1,358 @@
+"""The adapters' own HTTP/1.1 client (adapters/_wire.py) against real sockets on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from adapters._wire import Origin, Pool, WireError
+from broker.sandbox_env import free_port
+from tests._loopback import read_request
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Write ``partial`` (the start of an answer), then hang up."""
+
+    partial: bytes
+
+
+#: What the backend does with the nth request (0-based): bytes to write (a tuple: in pieces,
+#: with pauses), "hang" to never answer, "close" to hang up without answering, or a Cut.
+Reply = bytes | tuple[bytes, ...] | str | Cut
+
+
+def _answer(status: int, body: bytes = b"{}", *, close: bool = False) -> bytes:
+    head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+@dataclass
+class _Backend:
+    reply: Callable[[int], Reply]
+    requests: list[tuple[bytes, bytes]] = field(default_factory=list)
+    connections: int = 0
+    open_now: int = 0
+    most_open: int = 0
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # a connection was closed
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
+        self.writers.append(writer)
+        try:
+            while (request := await read_request(reader)) is not None:
+                self.requests.append(request)
+                self.arrived.set()
+                reply = self.reply(len(self.requests) - 1)
+                if reply == "close":
+                    return
+                if reply == "hang":
+                    await reader.read()
+                    return
+                if isinstance(reply, Cut):
+                    writer.write(reply.partial)
+                    await writer.drain()
+                    return
+                pieces = reply if isinstance(reply, tuple) else (reply,)
+                for piece in pieces:
+                    assert isinstance(piece, bytes)
+                    writer.write(piece)
+                    await writer.drain()
+                    if len(pieces) > 1:
+                        await asyncio.sleep(0.01)
+                if any(b"Connection: close" in p for p in pieces if isinstance(p, bytes)):
+                    return
+        finally:
+            self.open_now -= 1
+            self.ended.set()
+            writer.close()
+
+
+Serve = Callable[..., Awaitable[tuple[_Backend, int]]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    started: list[tuple[asyncio.Server, _Backend]] = []
+
+    async def start(
+        reply: Callable[[int], Reply], tls: ssl.SSLContext | None = None
+    ) -> tuple[_Backend, int]:
+        backend = _Backend(reply)
+        server = await asyncio.start_server(backend, "127.0.0.1", 0, ssl=tls)
+        started.append((server, backend))
+        return backend, server.sockets[0].getsockname()[1]
+
+    yield start
+    for server, backend in started:
+        server.close()
+        for writer in backend.writers:
+            writer.close()
+        if backend.tasks:  # let the handlers see their connections closed, then end the rest
+            await asyncio.wait(backend.tasks, timeout=1)
+        for task in backend.tasks:
+            task.cancel()
+        await asyncio.gather(*backend.tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+def _pool(port: int, *, limit: int = 10, keepalive: float = 30.0) -> Pool:
+    return Pool(Origin.parse(f"http://127.0.0.1:{port}"), limit=limit, keepalive=keepalive)
+
+
+class TestOrigin:
+    def test_ports_and_tls_by_scheme(self) -> None:
+        plain = Origin.parse("http://backend.example")
+        assert (plain.host, plain.port, plain.authority, plain.tls) == (
+            "backend.example",
+            80,
+            "backend.example",
+            None,
+        )
+        secure = Origin.parse("https://backend.example:8443/api")
+        assert (secure.port, secure.authority) == (8443, "backend.example:8443")
+        assert secure.tls is not None
+        assert secure.tls.verify_mode == ssl.CERT_REQUIRED
+        assert secure.tls.check_hostname
+
+    @pytest.mark.parametrize("url", ["ftp://x/", "backend:80", "http:///x"])
+    def test_only_absolute_http_urls(self, url: str) -> None:
+        with pytest.raises(ValueError, match="absolute http"):
+            Origin.parse(url)
+
+
+class TestRequests:
+    async def test_what_goes_on_the_wire(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: _answer(200, b'{"a": 1}'))
+        pool = _pool(port)
+        try:
+            status, body = await pool.request(
+                "POST", "/api/v1/X?q=1", {"Accept": "application/json"}, b'{"NIK": "1"}'
+            )
+            assert (status, body) == (200, b'{"a": 1}')
+            got = await pool.request("GET", "/births?nik=2", {}, None)
+            assert got == (200, b'{"a": 1}')
+        finally:
+            pool.close()
+        (head, sent), (get_head, get_body) = backend.requests
+        assert (
+            head
+            == (
+                f"POST /api/v1/X?q=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Accept: application/json\r\nContent-Length: 12\r\n\r\n"
+            ).encode()
+        )
+        assert sent == b'{"NIK": "1"}'
+        assert get_head == f"GET /births?nik=2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        assert get_body == b""
+        assert backend.connections == 1  # kept alive
+
+    async def test_a_closed_pool_refuses(self, serve: Serve) -> None:
+        _, port = await serve(lambda n: _answer(200))
+        pool = _pool(port)
+        pool.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await pool.request("GET", "/", {}, None)
+
+
+class TestAnswers:
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [
+            pytest.param(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                (200, b"abcde"),
+                id="chunked",
+            ),
+            pytest.param(
+                (b"HTTP/1.1 20", b"1 Created\r\nContent-Len", b"gth: 5\r\n\r\nhel", b"lo"),
+                (201, b"hello"),
+                id="in-pieces",
+            ),
+            pytest.param(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + _answer(200, b"[1]"),
+                (200, b"[1]"),
+                id="interim-1xx",
+            ),
+            pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n", (204, b""), id="no-content"),
+            pytest.param(
+                b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\n{}", (500, b"{}"), id="error"
+            ),
+        ],
+    )
+    async def test_framings(self, serve: Serve, reply: Reply, expected: tuple[int, bytes]) -> None:
+        backend, port = await serve(lambda n: reply)
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == expected
+            assert await pool.request("GET", "/", {}, None) == expected  # and again, reused
+        finally:
+            pool.close()
+        assert backend.connections == 1
+
+    async def test_a_body_ended_by_the_connection(self, serve: Serve) -> None:
+        backend, port = await serve(
+            lambda n: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
+        )
+        pool = _pool(port)
+        try:
+            task = asyncio.ensure_future(pool.request("GET", "/", {}, None))
+            await asyncio.wait_for(backend.arrived.wait(), 5)
+            await asyncio.sleep(0.05)
+            assert not task.done()  # neither a length nor chunks: the body may go on
+            backend.writers[0].close()  # the end of the connection ends the body
+            assert await asyncio.wait_for(task, 5) == (200, b"all of it")
+        finally:
+            pool.close()
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            pytest.param("close", id="hung-up"),
+            pytest.param(b"NONSENSE\r\n\r\n", id="not-http"),
+            pytest.param(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+                id="upgrade",
+            ),
+            pytest.param(Cut(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), id="cut"),
+            pytest.param(Cut(b"HTTP/1.1 200 OK\r\nContent-Le"), id="cut-in-head"),
+        ],
+    )
+    async def test_no_answer_is_a_wire_error_and_the_connection_is_not_reused(
+        self, serve: Serve, reply: Reply
+    ) -> None:
+        backend, port = await serve(lambda n: reply if n == 0 else _answer(200))
+        pool = _pool(port)
+        try:
+            with pytest.raises(WireError):
+                await asyncio.wait_for(pool.request("GET", "/", {}, None), 5)
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+        finally:
+            pool.close()
+        assert backend.connections == 2
+
+    async def test_refused_is_a_wire_error(self) -> None:
+        pool = _pool(free_port())
+        with pytest.raises(WireError, match="cannot connect"):
+            await pool.request("GET", "/", {}, None)
+
+
+class TestPool:
+    async def test_at_most_limit_connections_and_the_rest_wait(self, serve: Serve) -> None:
+        # Each answer comes after a pause, so twelve requests are all in flight at once.
+        backend, port = await serve(lambda n: (b"", _answer(200)))
+        pool = _pool(port, limit=3)
+        try:
+            results = await asyncio.gather(
+                *(pool.request("GET", f"/{i}", {}, None) for i in range(12))
+            )
+        finally:
+            pool.close()
+        assert results == [(200, b"{}")] * 12
+        assert backend.most_open == backend.connections == 3
+
+    async def test_a_cancelled_request_closes_its_connection(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: "hang" if n == 0 else _answer(200))
+        pool = _pool(port)
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await pool.request("GET", "/", {}, None)
+            await asyncio.wait_for(backend.ended.wait(), 5)  # closed by the client, not leaked
+            # A late answer on that connection can never be taken for the next request's.
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+        finally:
+            pool.close()
+        assert backend.connections == 2
+
+    async def test_idle_connections_expire(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: _answer(200))
+        pool = _pool(port, keepalive=0.05)
+        try:
+            await pool.request("GET", "/", {}, None)
+            await pool.request("GET", "/", {}, None)
+            assert backend.connections == 1
+            await asyncio.sleep(0.1)
+            await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
+        assert backend.connections == 2
+
+    async def test_a_backend_that_closes_idle_connections(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: _answer(200, close=n % 2 == 0))
+        pool = _pool(port)
+        try:
+            for _ in range(4):
+                assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+        finally:
+            pool.close()
+        assert backend.connections == 3  # the first, and one after each "Connection: close"
+
+
+class TestTls:
+    async def test_https_verifies_the_certificate(self, serve: Serve, tmp_path: Path) -> None:
+        cert, key = _self_signed(tmp_path)
+        server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_side.load_cert_chain(cert, key)
+        backend, port = await serve(lambda n: _answer(200, b"[]"), server_side)
+        trusting = ssl.create_default_context(cafile=str(cert))
+        pool = Pool(Origin.parse(f"https://localhost:{port}", tls=trusting), limit=2, keepalive=5)
+        stranger = Pool(Origin.parse(f"https://localhost:{port}"), limit=2, keepalive=5)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (200, b"[]")
+            with pytest.raises(WireError, match="SSL"):
+                await stranger.request("GET", "/", {}, None)  # not a certificate we trust
+        finally:
+            pool.close()
+            stranger.close()
+        assert len(backend.requests) == 1
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
