@@ -1,8 +1,8 @@
 """The common half of every adapter: one pooled HTTP client, a deadline, failures mapped.
 
 An adapter-owned client is :mod:`adapters._wire`, a small HTTP/1.1 client of our own: one hop
-through it costs about a third of the client CPU of an aiohttp session (135-146 us at
-concurrency 32; docs/performance.md), and the hop is on every exchange. A client passed in is
+through it costs about a third of the client CPU of an aiohttp session (docs/performance.md
+has the figures), and the hop is on every exchange. A client passed in is
 an ``httpx.AsyncClient`` and is used as is: tests hand in one over the sandbox app
 (``ASGITransport``) or intercept it with respx. Either way the adapter sees an
 :class:`Answer` and the same adapter errors.
@@ -29,10 +29,17 @@ from adapters.errors import (
 
 __all__ = ["MAX_CONNECTIONS", "Answer", "HttpAdapter"]
 
-#: Connections an adapter-owned client keeps to its backend (kept alive for 30 s).
+#: Connections an adapter-owned client keeps to its backend.
 MAX_CONNECTIONS = 100
-_KEEPALIVE_SECONDS = 30.0
-_HEADERS: Mapping[str, str] = {"Accept": "application/json", "User-Agent": "simpul-adapter"}
+# An idle connection is reused for this long: under common servers' own idle limits (uvicorn
+# and Apache close after 5 s), so that a request seldom meets a connection the backend is
+# closing (an idempotent one is then sent again; a POST fails as unavailable).
+_KEEPALIVE_SECONDS = 4.0
+_HEADERS: Mapping[str, str] = {
+    "Accept": "application/json",
+    "Accept-Encoding": "identity",
+    "User-Agent": "simpul-adapter",
+}
 _JSON_HEADERS: Mapping[str, str] = {**_HEADERS, "Content-Type": "application/json"}
 
 

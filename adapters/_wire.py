@@ -1,19 +1,25 @@
 """The adapters' own HTTP/1.1 client: pooled keep-alive connections, answers read by httptools.
 
 The hop to the backend is on every exchange, and a general client's CPU per request was the
-largest part of it not ours: aiohttp's session took 135-146 us of client CPU per request at
-concurrency 32, this client about a third of that (docs/performance.md). It does what an
-adapter needs and nothing else:
+largest part of it not ours (aiohttp's session: 135-146 us of client CPU per request at
+concurrency 32; docs/performance.md has this client's figures). It does what an adapter needs
+and nothing else:
 
 - one request at a time per connection, up to ``limit`` connections per backend (a request
-  beyond waits for one); idle connections are kept ``keepalive`` seconds, the latest used first;
-- answers framed by Content-Length, chunked, or (neither) by the end of the connection, read
-  by ``httptools`` (llhttp, the parser uvicorn uses); interim 1xx answers are skipped;
-- a request that fails or is cancelled (the adapter's deadline) closes its connection: nothing
-  half-read goes back to the pool;
+  beyond waits for one); an idle connection is reused, the latest first, if it has been idle
+  less than ``keepalive`` seconds (older ones are closed when the pool is next used);
+- answers framed by Content-Length, chunked, or (neither) by the clean end of the connection,
+  read by ``httptools`` (llhttp, the parser uvicorn uses), at most :data:`MAX_ANSWER_BYTES`;
+  interim 1xx answers are skipped;
+- a request that fails or is cancelled (the adapter's deadline) closes its connection, and so
+  do bytes nobody asked for: nothing half-read or unsolicited meets the next request;
+- an idempotent request whose kept-alive connection was closed before any answer (the backend
+  timed it out as the request went) is sent once more, on a new connection;
 - ``https`` with the default TLS context (certificate and host name verified).
 
-No redirects, cookies, proxies or compression: adapters follow none and send none.
+No redirects, cookies, proxies or compression (``Accept-Encoding: identity`` is sent and an
+encoded answer refused): adapters need none. No HEAD (its answer's length would mislead the
+parser), and one address per host name, tried as the resolver orders them.
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["Origin", "Pool", "WireError"]
+__all__ = ["MAX_ANSWER_BYTES", "Origin", "Pool", "WireError"]
+
+#: The most an answer (head and body) may take on the wire; a longer one is refused.
+MAX_ANSWER_BYTES = 8 * 2**20
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
+_UNSAFE = frozenset("\r\n\0")
 
 
 class WireError(Exception):
@@ -48,14 +59,23 @@ class Origin:
     @classmethod
     def parse(cls, base_url: str, *, tls: ssl.SSLContext | None = None) -> Origin:
         """The origin of an absolute ``http`` or ``https`` URL (an ``https`` one gets ``tls``,
-        by default a context that verifies the certificate and host name)."""
+        by default a context that verifies the certificate and host name). No user name,
+        query or fragment; a host name in ASCII (IDNA names in their ``xn--`` form)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("base_url must be an absolute http(s) URL")
+        if parts.username is not None or parts.query or parts.fragment:
+            raise ValueError("base_url must not carry a user name, query or fragment")
+        host = parts.hostname
+        if not host.isascii() or _UNSAFE.intersection(host) or " " in host:
+            raise ValueError("base_url's host must be written in ASCII")
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
+        authority = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            authority += f":{parts.port}"
         context = (tls or ssl.create_default_context()) if secure else None
-        return cls(host=parts.hostname, port=port, authority=parts.netloc, tls=context)
+        return cls(host=host, port=port, authority=authority, tls=context)
 
 
 class _Connection(asyncio.Protocol):
@@ -68,7 +88,13 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._framed = False  # the answer has a Content-Length or is chunked
         self._headers_done = False
+        self._received = 0  # bytes of the current answer so far
         self.idle_since = 0.0
+
+    @property
+    def heard(self) -> bool:
+        """Whether any byte of an answer to the current (or last) request has arrived."""
+        return self._received > 0
 
     @classmethod
     async def open(cls, origin: Origin) -> _Connection:
@@ -81,8 +107,8 @@ class _Connection(asyncio.Protocol):
                 ssl=origin.tls,
                 server_hostname=origin.host if origin.tls is not None else None,
             )
-        except (OSError, ssl.SSLError) as exc:  # refused, unreachable, bad certificate
-            raise WireError(f"cannot connect ({type(exc).__name__})") from exc
+        except (OSError, ValueError) as exc:  # refused, unreachable, bad certificate or name
+            raise WireError(f"cannot connect ({type(exc).__name__}: {exc})") from exc
         return protocol
 
     @property
@@ -94,6 +120,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is None or not self.usable or self._waiter is not None:
             raise WireError("the connection is closed")
         self._waiter = asyncio.get_running_loop().create_future()
+        self._received = 0
         self._transport.write(request)
         try:
             return await self._waiter
@@ -114,27 +141,46 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self._fail(WireError("the backend sent bytes no request asked for"))
+            return
+        self._received += len(data)
+        if self._received > MAX_ANSWER_BYTES:
+            self._fail(WireError(f"the answer is longer than {MAX_ANSWER_BYTES} bytes"))
+            return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(WireError(f"the answer is not HTTP ({type(exc).__name__})"))
+            # A WireError a callback below raised comes back wrapped: keep its own words.
+            refused = exc.__context__
+            if not isinstance(refused, WireError):
+                refused = WireError(f"the answer is not HTTP ({exc})")
+            self._fail(refused)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        if self._headers_done and not self._framed:
-            # Neither Content-Length nor chunked: the body ended with the connection.
+        if exc is None and self._headers_done and not self._framed:
+            # Neither Content-Length nor chunked: the body ended with the connection (a clean
+            # close; a reset leaves it cut short).
             self._resolve(self._parser.get_status_code())
         self._fail(WireError("the backend closed the connection before answering in full"))
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self._waiter is None or self._waiter.done():
+            raise WireError("a second answer to one request")  # closes the connection
         self._body = []
         self._framed = self._headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
+        name = name.lower()
+        if name == b"content-length" or (
+            name == b"transfer-encoding" and value.rstrip().lower().endswith(b"chunked")
+        ):
             self._framed = True
+        elif name == b"content-encoding" and value.strip().lower() != b"identity":
+            raise WireError("an encoded (compressed) answer, though identity was asked for")
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -179,10 +225,22 @@ class Pool:
         status and body. Raises :class:`WireError` if none came."""
         if self._closed:
             raise RuntimeError("the connection pool is closed")
+        if method == "HEAD":
+            raise ValueError("HEAD is not supported: its answer's length would mislead")
         request = self._encode(method, target, headers, body)
         async with self._slots:
-            connection = self._reuse() or await _Connection.open(self._origin)
-            answer = await connection.exchange(request)  # closes the connection if it fails
+            if self._closed:  # closed while this request waited for a connection
+                raise RuntimeError("the connection pool is closed")
+            reused = self._reuse()
+            connection = reused or await _Connection.open(self._origin)
+            try:
+                answer = await connection.exchange(request)  # closes the connection if it fails
+            except WireError:
+                if reused is None or connection.heard or method not in _IDEMPOTENT:
+                    raise
+                # A kept-alive connection the backend closed as the request went: once more.
+                connection = await _Connection.open(self._origin)
+                answer = await connection.exchange(request)
             if connection.usable and not self._closed:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
@@ -210,8 +268,13 @@ class Pool:
     def _encode(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
     ) -> bytes:
+        if not method.isalpha() or " " in target or _UNSAFE.intersection(target):
+            raise ValueError(f"not a request line to send: {method} {target!r}")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self._origin.authority}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
+        for name, value in headers.items():
+            if _UNSAFE.intersection(name + value) or ":" in name:
+                raise ValueError(f"not a header to send: {name!r}")
+            lines.append(f"{name}: {value}")
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

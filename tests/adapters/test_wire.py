@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +30,16 @@ class Cut:
     partial: bytes
 
 
+@dataclass(frozen=True)
+class Reset:
+    """Write ``partial``, then reset the connection (RST, not a clean close)."""
+
+    partial: bytes
+
+
 #: What the backend does with the nth request (0-based): bytes to write (a tuple: in pieces,
 #: with pauses), "hang" to never answer, "close" to hang up without answering, or a Cut.
-Reply = bytes | tuple[bytes, ...] | str | Cut
+Reply = bytes | tuple[bytes, ...] | str | Cut | Reset
 
 
 def _answer(status: int, body: bytes = b"{}", *, close: bool = False) -> bytes:
@@ -70,9 +79,16 @@ class _Backend:
                 if reply == "hang":
                     await reader.read()
                     return
-                if isinstance(reply, Cut):
+                if isinstance(reply, Cut | Reset):
                     writer.write(reply.partial)
                     await writer.drain()
+                    if isinstance(reply, Reset):
+                        await asyncio.sleep(0.05)  # the partial answer arrives first
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        writer.transport.abort()
                     return
                 pieces = reply if isinstance(reply, tuple) else (reply,)
                 for piece in pieces:
@@ -141,6 +157,23 @@ class TestOrigin:
         with pytest.raises(ValueError, match="absolute http"):
             Origin.parse(url)
 
+    @pytest.mark.parametrize(
+        ("url", "problem"),
+        [
+            ("http://user:pw@backend/", "user name"),
+            ("http://backend/?a=1", "query"),
+            ("http://backend/#x", "fragment"),
+            ("http://bäckend/", "ASCII"),
+        ],
+    )
+    def test_what_a_base_url_may_not_carry(self, url: str, problem: str) -> None:
+        with pytest.raises(ValueError, match=problem):
+            Origin.parse(url)
+
+    def test_an_ipv6_host_is_bracketed_in_the_host_header(self) -> None:
+        origin = Origin.parse("http://[::1]:8101/api")
+        assert (origin.host, origin.port, origin.authority) == ("::1", 8101, "[::1]:8101")
+
 
 class TestRequests:
     async def test_what_goes_on_the_wire(self, serve: Serve) -> None:
@@ -167,6 +200,48 @@ class TestRequests:
         assert get_head == f"GET /births?nik=2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
         assert get_body == b""
         assert backend.connections == 1  # kept alive
+
+    @pytest.mark.parametrize(
+        ("method", "target", "headers"),
+        [
+            ("GET", "/a\r\nX-Evil: 1", {}),
+            ("GET", "/a b", {}),
+            ("GET", "/", {"X-Id": "1\r\nX-Evil: 1"}),
+            ("GET", "/", {"X-Id:": "1"}),
+            ("G ET", "/", {}),
+            ("HEAD", "/", {}),
+        ],
+    )
+    async def test_nothing_unsafe_goes_on_the_wire(
+        self, serve: Serve, method: str, target: str, headers: dict[str, str]
+    ) -> None:
+        backend, port = await serve(lambda n: _answer(200))
+        pool = _pool(port)
+        try:
+            with pytest.raises(ValueError, match=r"not a|HEAD"):
+                await pool.request(method, target, headers, None)
+        finally:
+            pool.close()
+        assert backend.requests == []
+
+    async def test_the_adapters_caller_keeps_the_base_path_and_encodes_parameters(
+        self, serve: Serve
+    ) -> None:
+        from adapters._http import _Wire
+
+        backend, port = await serve(lambda n: _answer(200, b"[]"))
+        base = f"http://127.0.0.1:{port}/prefix"
+        caller = _Wire(base, name="capil")
+        try:
+            answer = await caller.request(
+                "GET", base + "/births", json=None, params={"nik": "1 2", "x": "&"}
+            )
+        finally:
+            await caller.aclose()
+        assert (answer.status_code, answer.content) == (200, b"[]")
+        ((head, _),) = backend.requests
+        assert head.startswith(b"GET /prefix/births?nik=1+2&x=%26 HTTP/1.1\r\n")
+        assert b"\r\nAccept-Encoding: identity\r\n" in head
 
     async def test_a_closed_pool_refuses(self, serve: Serve) -> None:
         _, port = await serve(lambda n: _answer(200))
@@ -238,6 +313,7 @@ class TestAnswers:
             ),
             pytest.param(Cut(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), id="cut"),
             pytest.param(Cut(b"HTTP/1.1 200 OK\r\nContent-Le"), id="cut-in-head"),
+            pytest.param(Reset(b"HTTP/1.1 200 OK\r\n\r\nno length, then"), id="reset-unframed"),
         ],
     )
     async def test_no_answer_is_a_wire_error_and_the_connection_is_not_reused(
@@ -252,6 +328,73 @@ class TestAnswers:
         finally:
             pool.close()
         assert backend.connections == 2
+
+    async def test_a_second_answer_to_one_request_closes_the_connection(self, serve: Serve) -> None:
+        backend, port = await serve(
+            lambda n: _answer(200, b"[1]") + _answer(200, b"[2]") if n == 0 else _answer(200)
+        )
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (200, b"[1]")
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")  # not b"[2]"
+        finally:
+            pool.close()
+        assert backend.connections == 2
+
+    async def test_bytes_that_come_while_idle_close_the_connection(self, serve: Serve) -> None:
+        backend, port = await serve(
+            lambda n: (_answer(200, b"[1]"), b"HTTP/1.1 200") if n == 0 else _answer(200)
+        )
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (200, b"[1]")
+            await asyncio.wait_for(backend.ended.wait(), 5)  # the stray bytes closed it
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+        finally:
+            pool.close()
+        assert backend.connections == 2
+
+    @pytest.mark.parametrize(
+        ("reply", "problem"),
+        [
+            (_answer(200, b"x" * 2000), "longer than 1000 bytes"),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+                "encoded",
+            ),
+        ],
+    )
+    async def test_answers_refused(
+        self, serve: Serve, monkeypatch: pytest.MonkeyPatch, reply: bytes, problem: str
+    ) -> None:
+        from adapters import _wire
+
+        monkeypatch.setattr(_wire, "MAX_ANSWER_BYTES", 1000)
+        _, port = await serve(lambda n: reply)
+        pool = _pool(port)
+        try:
+            with pytest.raises(WireError, match=problem):
+                await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
+
+    @pytest.mark.parametrize(("method", "retried"), [("GET", True), ("POST", False)])
+    async def test_a_kept_alive_connection_closed_under_a_request(
+        self, serve: Serve, method: str, retried: bool
+    ) -> None:
+        # The second request finds the kept-alive connection closed by the backend unanswered.
+        backend, port = await serve(lambda n: "close" if n == 1 else _answer(200))
+        pool = _pool(port)
+        try:
+            assert await pool.request(method, "/", {}, b"{}") == (200, b"{}")
+            if retried:
+                assert await pool.request(method, "/", {}, b"{}") == (200, b"{}")
+            else:
+                with pytest.raises(WireError, match="closed the connection"):
+                    await pool.request(method, "/", {}, b"{}")
+        finally:
+            pool.close()
+        assert len(backend.requests) == (3 if retried else 2)
 
     async def test_refused_is_a_wire_error(self) -> None:
         pool = _pool(free_port())
@@ -300,7 +443,7 @@ class TestPool:
             pool.close()
         assert backend.connections == 2
 
-    async def test_a_backend_that_closes_idle_connections(self, serve: Serve) -> None:
+    async def test_connection_close_answers(self, serve: Serve) -> None:
         backend, port = await serve(lambda n: _answer(200, close=n % 2 == 0))
         pool = _pool(port)
         try:
@@ -328,6 +471,20 @@ class TestTls:
             pool.close()
             stranger.close()
         assert len(backend.requests) == 1
+
+    async def test_the_host_name_is_verified(self, serve: Serve, tmp_path: Path) -> None:
+        cert, key = _self_signed(tmp_path)  # for "localhost" only
+        server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_side.load_cert_chain(cert, key)
+        backend, port = await serve(lambda n: _answer(200, b"[]"), server_side)
+        trusting = ssl.create_default_context(cafile=str(cert))
+        pool = Pool(Origin.parse(f"https://127.0.0.1:{port}", tls=trusting), limit=2, keepalive=5)
+        try:
+            with pytest.raises(WireError, match=r"IP address mismatch|hostname"):
+                await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
+        assert backend.requests == []
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
