@@ -68,6 +68,14 @@ class TestTargets:
         outcome = {name: met for name, met, _ in targets(results)}
         assert outcome[missed] is False
 
+    def test_a_ratio_just_under_the_target_does_not_read_as_met(self) -> None:
+        results = _results(rate=1200.0)
+        results["broker"][-1]["per_second"] = 0.298 * results["direct"][-1]["per_second"]
+        figures = {name: (met, figure) for name, met, figure in targets(results)}
+        met, figure = figures["broker/direct >= 0.3"]
+        assert not met
+        assert figure.startswith("0.298 at c=")
+
     def test_pss_is_shown_beside_rss_and_not_judged(self) -> None:
         results = _results(rate=1200.0, rss=250.0)
         for row in results["broker"]:
@@ -151,7 +159,7 @@ class TestRounds:
                 _rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0])
             )
         }
-        assert figures["broker/direct >= 0.3"] == (True, "0.30 at c=32")
+        assert figures["broker/direct >= 0.3"] == (True, "0.300 at c=32")
         assert figures["exchanges/s >= 1000"] == (True, "1200/s")
 
     def test_an_error_in_any_round_misses_the_target(self) -> None:
