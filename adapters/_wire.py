@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["MAX_ANSWER_BYTES", "Origin", "Pool", "WireError"]
+__all__ = ["MAX_ANSWER_BYTES", "Connection", "Origin", "Pool", "WireError", "encode_request"]
 
 #: The most an answer (head and body) may take on the wire; a longer one is refused.
 MAX_ANSWER_BYTES = 8 * 2**20
@@ -78,8 +78,12 @@ class Origin:
         return cls(host=host, port=port, authority=authority, tls=context)
 
 
-class _Connection(asyncio.Protocol):
-    """One connection, one request at a time; :meth:`exchange` awaits the whole answer."""
+class Connection(asyncio.Protocol):
+    """One connection, one request at a time; :meth:`exchange` awaits the whole answer.
+
+    :class:`Pool` keeps them for the adapters; the benchmark's load generator holds one per
+    request in flight.
+    """
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -97,7 +101,8 @@ class _Connection(asyncio.Protocol):
         return self._received > 0
 
     @classmethod
-    async def open(cls, origin: Origin) -> _Connection:
+    async def open(cls, origin: Origin) -> Connection:
+        """Connect to ``origin``; :class:`WireError` if that fails."""
         loop = asyncio.get_running_loop()
         try:
             _, protocol = await loop.create_connection(
@@ -113,6 +118,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
+        """Whether a request may go on this connection (open, and not closing)."""
         return self._transport is not None and not self._transport.is_closing()
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
@@ -131,6 +137,7 @@ class _Connection(asyncio.Protocol):
             self._waiter = None
 
     def close(self) -> None:
+        """Close the connection."""
         if self._transport is not None:
             self._transport.close()
 
@@ -215,7 +222,7 @@ class Pool:
         self._origin = origin
         self._slots = asyncio.Semaphore(limit)
         self._keepalive = keepalive
-        self._idle: deque[_Connection] = deque()
+        self._idle: deque[Connection] = deque()
         self._closed = False
 
     async def request(
@@ -227,19 +234,19 @@ class Pool:
             raise RuntimeError("the connection pool is closed")
         if method == "HEAD":
             raise ValueError("HEAD is not supported: its answer's length would mislead")
-        request = self._encode(method, target, headers, body)
+        request = encode_request(self._origin, method, target, headers, body)
         async with self._slots:
             if self._closed:  # closed while this request waited for a connection
                 raise RuntimeError("the connection pool is closed")
             reused = self._reuse()
-            connection = reused or await _Connection.open(self._origin)
+            connection = reused or await Connection.open(self._origin)
             try:
                 answer = await connection.exchange(request)  # closes the connection if it fails
             except WireError:
                 if reused is None or connection.heard or method not in _IDEMPOTENT:
                     raise
                 # A kept-alive connection the backend closed as the request went: once more.
-                connection = await _Connection.open(self._origin)
+                connection = await Connection.open(self._origin)
                 answer = await connection.exchange(request)
             if connection.usable and not self._closed:
                 connection.idle_since = time.monotonic()
@@ -254,7 +261,7 @@ class Pool:
         while self._idle:
             self._idle.pop().close()
 
-    def _reuse(self) -> _Connection | None:
+    def _reuse(self) -> Connection | None:
         """The most recently used idle connection still open; expired ones are closed."""
         oldest = time.monotonic() - self._keepalive
         while self._idle and self._idle[0].idle_since < oldest:
@@ -265,17 +272,20 @@ class Pool:
                 return connection
         return None
 
-    def _encode(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
-    ) -> bytes:
-        if not method.isalpha() or " " in target or _UNSAFE.intersection(target):
-            raise ValueError(f"not a request line to send: {method} {target!r}")
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._origin.authority}"]
-        for name, value in headers.items():
-            if _UNSAFE.intersection(name + value) or ":" in name:
-                raise ValueError(f"not a header to send: {name!r}")
-            lines.append(f"{name}: {value}")
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head if body is None else head + body
+
+def encode_request(
+    origin: Origin, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    """``method target`` (path and query) to ``origin`` with ``headers`` and ``body``, as the
+    bytes that go on the wire; ValueError for anything that could split a line."""
+    if not method.isalpha() or " " in target or _UNSAFE.intersection(target):
+        raise ValueError(f"not a request line to send: {method} {target!r}")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {origin.authority}"]
+    for name, value in headers.items():
+        if _UNSAFE.intersection(name + value) or ":" in name:
+            raise ValueError(f"not a header to send: {name!r}")
+        lines.append(f"{name}: {value}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if body is None else head + body

@@ -6,11 +6,11 @@ opens and ``{"event": "end", ...}`` with its results when it closes, so the harn
 the broker's CPU counters at the same instants. Requests to the broker are signed in bulk
 before each phase (each needs its own ``X-Road-Id``), never inside the measured window.
 
-The client is a bare HTTP/1.1 keep-alive connection per request in flight: requests go on the
-wire as bytes built before the window, and answers are read by ``httptools`` (the parser
-uvicorn uses). It costs a fraction of a general client's CPU per request (27-51 us at
-concurrency 32-64, where aiohttp's client took 150-200 us), and that CPU is taken from the
-machine the broker and the backend share.
+The client is one keep-alive connection of the adapters' own HTTP/1.1 client
+(:class:`adapters._wire.Connection`) per request in flight, and requests go on the wire as
+bytes built before the window. It costs a fraction of a general client's CPU per request
+(27-64 us at concurrency 32-64, where aiohttp's client took 150-200 us), and that CPU is taken
+from the machine the broker and the backend share.
 """
 
 from __future__ import annotations
@@ -23,15 +23,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
+from adapters._wire import Connection, Origin, WireError, encode_request
 
 __all__ = [
     "LOST",
     "TIMED_OUT",
-    "Connection",
     "Prepared",
     "Target",
     "main",
@@ -52,12 +51,10 @@ ANSWER_TIMEOUT = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where requests go: the URL split once, for building requests and opening connections."""
+    """Where requests go: the origin to connect to, and the path and query to ask for."""
 
-    host: str
-    port: int
+    origin: Origin
     path: str
-    authority: str
 
     @classmethod
     def parse(cls, url: str) -> Target:
@@ -65,11 +62,8 @@ class Target:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the load generator speaks plain http to a host, not {url!r}")
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        port = parts.port or 80
-        return cls(host=parts.hostname, port=port, path=path, authority=parts.netloc)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(origin=Origin.parse(f"http://{parts.netloc}"), path=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,90 +75,7 @@ class Prepared:
     @classmethod
     def post(cls, target: Target, headers: Mapping[str, str], body: bytes) -> Prepared:
         """Build the request once; sending it is then a single write."""
-        lines = [f"POST {target.path} HTTP/1.1", f"Host: {target.authority}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        return cls(wire=("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-
-class Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection: one request at a time, its status awaited.
-
-    The body of an answer is parsed (by Content-Length or chunked) and dropped; an answer whose
-    body ends only with the connection (neither) counts as lost, and interim 1xx answers are
-    skipped. A server that closes the connection, or asks to, gets a new one for the next
-    request. Enough for uvicorn, which is what the benchmark drives.
-    """
-
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[int] | None = None
-
-    @classmethod
-    async def open(cls, target: Target) -> Connection:
-        """Connect to ``target``."""
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(cls, target.host, target.port)
-        return protocol
-
-    @property
-    def usable(self) -> bool:
-        """Whether the next request may go on this connection."""
-        return self._transport is not None and not self._transport.is_closing()
-
-    async def send(self, prepared: Prepared) -> int:
-        """Send one request; the answer's status (raises ConnectionError if none came).
-
-        Cancelled (a timeout), it closes the connection: a late answer must not be taken for
-        the next request's.
-        """
-        if self._transport is None or not self.usable or self._waiter is not None:
-            raise ConnectionError("the connection is closed or busy")
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(prepared.wire)
-        try:
-            return await self._waiter
-        except asyncio.CancelledError:
-            self.close()
-            raise
-        finally:
-            self._waiter = None
-
-    def close(self) -> None:
-        """Close the connection."""
-        if self._transport is not None:
-            self._transport.close()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: uvloop's transports do not derive from asyncio's classes.
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(ConnectionError(f"unreadable answer: {exc!r}"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._fail(ConnectionError("the server closed the connection"))
-
-    def on_message_complete(self) -> None:
-        """httptools: an answer has been read in full."""
-        status = self._parser.get_status_code()
-        if 100 <= status < 200:
-            return  # interim (100 Continue, 103 Early Hints): the answer follows
-        if not self._parser.should_keep_alive() and self._transport is not None:
-            self._transport.close()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(status)
-
-    def _fail(self, error: ConnectionError) -> None:
-        if self._transport is not None:
-            self._transport.close()
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(error)
+        return cls(wire=encode_request(target.origin, "POST", target.path, headers, body))
 
 
 def percentiles(samples: list[float], points: tuple[float, ...] = (50, 95, 99)) -> list[float]:
@@ -243,11 +154,11 @@ async def run_phase(
                 live += 1
                 start = time.perf_counter()
             if not connections[slot].usable:
-                connections[slot] = await Connection.open(target)
+                connections[slot] = await Connection.open(target.origin)
             try:
                 async with asyncio.timeout(ANSWER_TIMEOUT):
-                    status = str(await connections[slot].send(prepared))
-            except ConnectionError:
+                    status = str((await connections[slot].exchange(prepared.wire))[0])
+            except WireError:
                 status = LOST
             except TimeoutError:
                 status = TIMED_OUT
@@ -256,7 +167,7 @@ async def run_phase(
             statuses[status] = statuses.get(status, 0) + 1
 
     while len(connections) < concurrency:
-        connections.append(await Connection.open(target))
+        connections.append(await Connection.open(target.origin))
     began = time.perf_counter()
     # A worker that cannot even connect ends the run, and the others with it.
     async with asyncio.TaskGroup() as group:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import socket
 import ssl
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -20,117 +16,14 @@ from cryptography.x509.oid import NameOID
 
 from adapters._wire import Origin, Pool, WireError
 from broker.sandbox_env import free_port
-from tests._loopback import read_request
-
-
-@dataclass(frozen=True)
-class Cut:
-    """Write ``partial`` (the start of an answer), then hang up."""
-
-    partial: bytes
-
-
-@dataclass(frozen=True)
-class Reset:
-    """Write ``partial``, then reset the connection (RST, not a clean close)."""
-
-    partial: bytes
-
-
-#: What the backend does with the nth request (0-based): bytes to write (a tuple: in pieces,
-#: with pauses), "hang" to never answer, "close" to hang up without answering, or a Cut.
-Reply = bytes | tuple[bytes, ...] | str | Cut | Reset
-
-
-def _answer(status: int, body: bytes = b"{}", *, close: bool = False) -> bytes:
-    head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
-    if close:
-        head += "Connection: close\r\n"
-    return head.encode() + b"\r\n" + body
-
-
-@dataclass
-class _Backend:
-    reply: Callable[[int], Reply]
-    requests: list[tuple[bytes, bytes]] = field(default_factory=list)
-    connections: int = 0
-    open_now: int = 0
-    most_open: int = 0
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)  # a connection was closed
-
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open_now += 1
-        self.most_open = max(self.most_open, self.open_now)
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.append(task)
-        self.writers.append(writer)
-        try:
-            while (request := await read_request(reader)) is not None:
-                self.requests.append(request)
-                self.arrived.set()
-                reply = self.reply(len(self.requests) - 1)
-                if reply == "close":
-                    return
-                if reply == "hang":
-                    await reader.read()
-                    return
-                if isinstance(reply, Cut | Reset):
-                    writer.write(reply.partial)
-                    await writer.drain()
-                    if isinstance(reply, Reset):
-                        await asyncio.sleep(0.05)  # the partial answer arrives first
-                        sock = writer.get_extra_info("socket")
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        writer.transport.abort()
-                    return
-                pieces = reply if isinstance(reply, tuple) else (reply,)
-                for piece in pieces:
-                    assert isinstance(piece, bytes)
-                    writer.write(piece)
-                    await writer.drain()
-                    if len(pieces) > 1:
-                        await asyncio.sleep(0.01)
-                if any(b"Connection: close" in p for p in pieces if isinstance(p, bytes)):
-                    return
-        finally:
-            self.open_now -= 1
-            self.ended.set()
-            writer.close()
-
-
-Serve = Callable[..., Awaitable[tuple[_Backend, int]]]
+from tests._loopback import Cut, Reply, Reset, Serve, loopback_backends
+from tests._loopback import answer as _answer
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
-    started: list[tuple[asyncio.Server, _Backend]] = []
-
-    async def start(
-        reply: Callable[[int], Reply], tls: ssl.SSLContext | None = None
-    ) -> tuple[_Backend, int]:
-        backend = _Backend(reply)
-        server = await asyncio.start_server(backend, "127.0.0.1", 0, ssl=tls)
-        started.append((server, backend))
-        return backend, server.sockets[0].getsockname()[1]
-
-    yield start
-    for server, backend in started:
-        server.close()
-        for writer in backend.writers:
-            writer.close()
-        if backend.tasks:  # let the handlers see their connections closed, then end the rest
-            await asyncio.wait(backend.tasks, timeout=1)
-        for task in backend.tasks:
-            task.cancel()
-        await asyncio.gather(*backend.tasks, return_exceptions=True)
-        await server.wait_closed()
+    async with loopback_backends() as start:
+        yield start
 
 
 def _pool(port: int, *, limit: int = 10, keepalive: float = 30.0) -> Pool:
