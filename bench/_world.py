@@ -72,12 +72,14 @@ class ProcessGroup:
                 if has_pss:
                     try:
                         full = proc.memory_full_info()
-                    except (psutil.AccessDenied, AttributeError):
-                        has_pss = False  # not Linux, or not readable: RSS alone from here
-                    else:
+                    except psutil.AccessDenied:
+                        full = None
+                    pss = getattr(full, "pss", None)  # Linux only
+                    if full is not None and pss is not None:
                         rss_total += full.rss
-                        pss_total += full.pss
+                        pss_total += pss
                         continue
+                    has_pss = False  # not Linux, or not readable: RSS alone from here
                 rss_total += proc.memory_info().rss
             except psutil.NoSuchProcess:
                 continue

@@ -44,8 +44,8 @@ _PAUSE_BETWEEN_PHASES = 1.0
 LOST = "connection lost"
 #: What a request with no answer after :data:`ANSWER_TIMEOUT` seconds counts as.
 TIMED_OUT = "no answer in time"
-#: How long a request may wait for its answer before it is given up (as aiohttp's default
-#: total timeout did, so that a server that stops answering cannot hang the run).
+#: How long a request may wait for its answer before it is given up, so that a server that
+#: stops answering cannot hang the run (aiohttp's client, used before, gave up after 5 min).
 ANSWER_TIMEOUT = 30.0
 
 

@@ -117,7 +117,7 @@ def render(results: dict[str, Any], out: TextIO) -> None:
             f"{row['p95_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['cpu_us_per_request']:>7.0f} "
             f"{row['peak_rss_mb']:>7.0f} {row['errors']:>6} | {d.get('per_second', 0):>8.0f} "
             f"{d.get('p50_ms', 0):>7.2f} {d.get('cpu_us_per_request', 0):>7.0f} | "
-            f"{ratio:>5.2f}\n"
+            f"{ratio:>5.3f}\n"
         )
     _render_generator(shown["broker"], direct, out)
     floors = results["floors_us"]
@@ -179,7 +179,7 @@ def _render_rounds(results: dict[str, Any], rounds: int, out: TextIO) -> None:
             if row["concurrency"] != concurrency:
                 continue
             rate = direct.get(_round_of(row), {}).get("per_second", 0.0)
-            ratio = f"{row['per_second'] / rate:.2f}" if rate else "-"
+            ratio = f"{row['per_second'] / rate:.3f}" if rate else "-"
             errors = f", {row['errors']} errors" if row["errors"] else ""
             cells.append(f"{row['per_second']:>6.0f} ({ratio}{errors})")
         out.write(f"{concurrency:>4}  {'  '.join(cells)}\n")

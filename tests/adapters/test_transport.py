@@ -83,8 +83,10 @@ class _Backend:
         self.reply = reply
         self.hang_up = hang_up
         self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
+        self.connections = 0
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         while (request := await read_request(reader)) is not None:
             self.requests.append(request)
             writer.write(self.reply)
@@ -134,7 +136,8 @@ class TestOwnedClient:
                     await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
             finally:
                 await adapter.aclose()
-        assert len(backend.requests) == 3  # all three on the one connection the handler served
+        assert len(backend.requests) == 3
+        assert backend.connections == 1  # all three on one connection
 
     @pytest.mark.parametrize(
         ("backend", "error"),

@@ -102,6 +102,12 @@ class TestRequests:
             ("GET", "/", {"X-Id": "1\r\nX-Evil: 1"}),
             ("GET", "/", {"X-Id:": "1"}),
             ("G ET", "/", {}),
+            ("get", "/", {}),
+            ("GÉT", "/", {}),
+            ("GET", "relative", {}),
+            ("GET", "/\tx", {}),
+            ("GET", "/", {"": "1"}),
+            ("GET", "/", {"X Id": "1"}),
             ("HEAD", "/", {}),
         ],
     )
@@ -270,6 +276,39 @@ class TestAnswers:
                 await pool.request("GET", "/", {}, None)
         finally:
             pool.close()
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            pytest.param(Cut(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), id="cut"),
+            pytest.param(b"HTTP/1.1 100 Continue\r\n\r\n", id="interim-then-silence"),
+        ],
+    )
+    async def test_a_reused_connection_that_answered_in_part_is_not_retried(
+        self, serve: Serve, reply: Reply
+    ) -> None:
+        backend, port = await serve(lambda n: reply if n == 1 else _answer(200))
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+            with pytest.raises((WireError, TimeoutError)):
+                async with asyncio.timeout(0.5):
+                    await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
+        assert len(backend.requests) == 2  # not sent again: the backend had begun to answer
+
+    async def test_a_request_out_of_time_is_not_retried(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: "hang" if n == 1 else _answer(200))
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (200, b"{}")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
+        assert len(backend.requests) == 2
 
     @pytest.mark.parametrize(("method", "retried"), [("GET", True), ("POST", False)])
     async def test_a_kept_alive_connection_closed_under_a_request(

@@ -176,7 +176,7 @@ class TestRounds:
         out = io.StringIO()
         render(_rounds([1000.0, 1400.0, 1200.0], [5000.0, 3000.0, 4000.0]), out)
         text = out.getvalue()
-        assert "  32    1000 (0.20)    1400 (0.47)    1200 (0.30)" in text
+        assert "  32    1000 (0.200)    1400 (0.467)    1200 (0.300)" in text
         assert "  32     1200" in text  # the median round's row, and no other round's
         assert "  32     1000" not in text
         assert "  32     1400" not in text
@@ -187,7 +187,7 @@ class TestRounds:
         del results["direct"][-1]  # round 2 (0-based) at c=32: no direct window
         out = io.StringIO()
         render(results, out)
-        assert "  32    1000 (0.20)    1400 (0.47, 2 errors)    1200 (-)" in out.getvalue()
+        assert "  32    1000 (0.200)    1400 (0.467, 2 errors)    1200 (-)" in out.getvalue()
         assert "[MISSED] no error responses: 2 errors" in out.getvalue()
 
 

@@ -49,9 +49,11 @@ def running(world: SandboxWorld, *, nodes: int = 1) -> Iterator[SandboxWorld]:
         world.start(nodes=nodes)
         yield world
     finally:
-        world.stop()
-        if schema is not None:
-            schema.drop()
+        try:
+            world.stop()
+        finally:
+            if schema is not None:
+                schema.drop()
 
 
 @pytest.fixture(scope="session")
