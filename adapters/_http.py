@@ -2,8 +2,8 @@
 
 An adapter-owned client is :mod:`adapters._wire`, a small HTTP/1.1 client of our own: one hop
 through it costs about a third of the client CPU of an aiohttp session (docs/performance.md
-has the figures), and the hop is on every exchange. A client passed in is
-an ``httpx.AsyncClient`` and is used as is: tests hand in one over the sandbox app
+has the figures), and the hop is on every exchange. A client passed in is an
+``httpx.AsyncClient`` and is used as is: tests hand in one over the sandbox app
 (``ASGITransport``) or intercept it with respx. Either way the adapter sees an
 :class:`Answer` and the same adapter errors.
 """
@@ -56,10 +56,12 @@ class Answer:
 
 
 class _Caller(Protocol):
+    """Calls the backend at ``path`` (below its base URL)."""
+
     async def request(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
@@ -72,10 +74,9 @@ class _Wire:
     """The adapter-owned client (:mod:`adapters._wire`), its pool opened on first use inside
     the event loop."""
 
-    def __init__(self, base_url: str, *, name: str) -> None:
-        self._origin = Origin.parse(base_url)
-        self._base_path = urlsplit(base_url).path.rstrip("/")
-        self._prefix = len(base_url.rstrip("/"))
+    def __init__(self, origin: Origin, base_path: str, *, name: str) -> None:
+        self._origin = origin
+        self._base_path = base_path
         self._pool: Pool | None = None
         self._closed = False
         self._name = name
@@ -89,14 +90,13 @@ class _Wire:
     async def request(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> Answer:
         pool = self._pool or self._open()
-        # ``url`` is the base URL and a path of the adapter's own: the target is their paths.
-        target = self._base_path + url[self._prefix :]
+        target = self._base_path + path
         if params:
             target += "?" + urlencode(params)
         body = None if json is None else orjson.dumps(dict(json))
@@ -117,18 +117,20 @@ class _Wire:
 class _Httpx:
     """A client handed in: used as is, never closed by the adapter."""
 
-    def __init__(self, client: httpx.AsyncClient, *, name: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *, name: str) -> None:
         self._client = client
+        self._base_url = base_url
         self._name = name
 
     async def request(
         self,
         method: str,
-        url: str,
+        path: str,
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> Answer:
+        url = self._base_url + path
         try:
             response = await self._client.request(method, url, json=json, params=params)
         except httpx.TimeoutException as exc:
@@ -163,16 +165,13 @@ class HttpAdapter:
     ) -> None:
         if not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds")
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an absolute http(s) URL")
-        self._base_url = base_url.rstrip("/")
+        origin = Origin.parse(base_url)  # ValueError for anything but an absolute http(s) URL
         self._timeout = timeout
-        self._caller: _Caller = (
-            _Wire(self._base_url, name=self.name)
-            if client is None
-            else _Httpx(client, name=self.name)
-        )
+        self._caller: _Caller
+        if client is None:
+            self._caller = _Wire(origin, urlsplit(base_url).path.rstrip("/"), name=self.name)
+        else:
+            self._caller = _Httpx(client, base_url.rstrip("/"), name=self.name)
 
     async def fetch(self, service: str, query: Mapping[str, Any]) -> dict[str, Any]:
         """The record ``query`` names, in the shared shape of ``service``."""
@@ -204,4 +203,4 @@ class HttpAdapter:
     ) -> Answer:
         """One call to the backend; transport failures become adapter errors (a timeout, a
         TimeoutError that :meth:`fetch` names)."""
-        return await self._caller.request(method, self._base_url + path, json=json, params=params)
+        return await self._caller.request(method, path, json=json, params=params)

@@ -127,6 +127,17 @@ class TestOwnedClient:
         assert not any(line.startswith(b"cookie") for line in lines)
         assert orjson.loads(body) == {"NIK": SAMPLE_NIK}
 
+    async def test_a_base_url_with_a_path_keeps_it(self) -> None:
+        backend = _Backend(_reply("200 OK", orjson.dumps(page(dukcapil_element()))))
+        async for url in _serve(backend):
+            adapter = create_adapter("dukcapil", base_url=url + "/gateway/", timeout=1.0)
+            try:
+                await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
+            finally:
+                await adapter.aclose()
+        ((head, _),) = backend.requests
+        assert head.startswith(b"POST /gateway/dukcapil/api/v1/CALL_NIK HTTP/1.1\r\n")
+
     async def test_connections_are_kept_alive(self) -> None:
         backend = _Backend(_reply("200 OK", orjson.dumps(page(dukcapil_element()))))
         async for url in _serve(backend):

@@ -129,11 +129,10 @@ class TestRequests:
         from adapters._http import _Wire
 
         backend, port = await serve(lambda n: _answer(200, b"[]"))
-        base = f"http://127.0.0.1:{port}/prefix"
-        caller = _Wire(base, name="capil")
+        caller = _Wire(Origin.parse(f"http://127.0.0.1:{port}"), "/prefix", name="capil")
         try:
             answer = await caller.request(
-                "GET", base + "/births", json=None, params={"nik": "1 2", "x": "&"}
+                "GET", "/births", json=None, params={"nik": "1 2", "x": "&"}
             )
         finally:
             await caller.aclose()
