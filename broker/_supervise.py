@@ -1,29 +1,303 @@
-"""``simpul serve`` with several workers, once its checks are done: uvicorn's supervisor alone.
+"""``simpul serve --workers N`` once its checks are done: a supervisor in the standard library.
 
 On POSIX, ``simpul serve --workers N`` replaces itself (same pid) by ``python -P -m
-broker._supervise N HOST PORT LEVEL``, so the process that lives as long as the server holds
-uvicorn and not what the checks imported and built (≈26 instead of ≈118 MB). ``-P`` keeps the
-working directory off ``sys.path``, as the ``simpul`` script does, and uvicorn is called as
-``simpul serve`` calls it: its own command line would also read ``UVICORN_*`` variables.
+broker._supervise N HOST PORT LEVEL``. This process binds the port and runs N workers
+(``python -P -m broker._worker``, see :mod:`broker._worker`), each handed the listening socket
+and building its own broker. It imports no framework: ≈12 MB, where uvicorn's supervisor held
+≈26 MB and the resource tracker its ``multiprocessing`` start brought another ≈12 MB.
+
+- A worker that dies after it served is replaced. One that dies before it served (the app,
+  its database or its keys are broken, and a new one would fail the same way) stops the
+  server, exit status 3, as uvicorn's supervisor did.
+- SIGTERM or SIGINT stops the workers gracefully, and a second one kills them.
+- SIGHUP replaces the workers one at a time, each old one stopped only once its successor
+  serves; a successor that fails keeps the old worker.
+- Each worker holds the read end of a pipe whose write end only this process holds, so if
+  the supervisor is killed, the workers see the pipe close and stop.
+
+``-P`` keeps the working directory off ``sys.path``, as the ``simpul`` script does.
 Interpreter options given to ``simpul serve`` itself (``python -X dev -m broker.cli serve``)
 do not pass to the supervisor, nor so to its workers: set them as ``PYTHON*`` variables
-(``PYTHONDEVMODE=1``), which do.
+(``PYTHONDEVMODE=1``), which do. Where ``exec`` is not POSIX, :func:`run_workers` runs
+uvicorn's own supervisor in the process instead.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
-__all__ = ["argv", "main", "run_workers"]
+__all__ = ["STARTUP_FAILURE", "Supervisor", "argv", "bind", "main", "run_workers"]
+
+#: The exit status of a server whose worker could not start (uvicorn's, for the same case).
+STARTUP_FAILURE = 3
+
+_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
+
+#: What a worker's command line is built from: its socket, lifeline, readiness fds and level.
+WorkerArgv = Callable[[int, int, int, str], list[str]]
 
 
 def argv(count: int, host: str, port: int, log_level: str) -> list[str]:
-    """The command line that runs :func:`run_workers` in a fresh interpreter."""
+    """The command line that runs :func:`main` in a fresh interpreter."""
     return [sys.executable, "-P", "-m", __name__, str(count), host, str(port), log_level]
 
 
+def worker_argv(listener: int, lifeline: int, ready: int, log_level: str) -> list[str]:
+    """The command line of one worker (:mod:`broker._worker`)."""
+    fds = (str(listener), str(lifeline), str(ready))
+    return [sys.executable, "-P", "-m", "broker._worker", *fds, log_level]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket the workers share (bound here, listened on by each worker)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Log:
+    """JSON lines on stderr, shaped as the broker's own (:mod:`broker.logs`) without structlog."""
+
+    def __init__(self, level: str) -> None:
+        self._threshold = _LEVELS.get(level.lower(), _LEVELS["info"])
+
+    def __call__(self, level: str, event: str, **context: object) -> None:
+        if _LEVELS[level] < self._threshold:
+            return
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = {"event": event, **context, "level": level, "timestamp": stamp}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+class _Worker:
+    """One worker process, and what the supervisor knows of it."""
+
+    __slots__ = ("process", "ready", "retired", "serving", "started")
+
+    def __init__(self, process: subprocess.Popen[bytes], ready: int) -> None:
+        self.process = process
+        self.ready = ready  # the read end of its readiness pipe; -1 once read or closed
+        self.serving = False
+        self.retired = False  # stopped on purpose (SIGHUP): not replaced when it exits
+        self.started = time.monotonic()
+
+
+class Supervisor:
+    """Runs ``count`` workers on ``listener`` until told to stop; see the module's docstring."""
+
+    def __init__(
+        self,
+        count: int,
+        listener: socket.socket,
+        log_level: str,
+        *,
+        command: WorkerArgv = worker_argv,
+        successor_seconds: float = 60.0,
+    ) -> None:
+        if count < 1:
+            raise ValueError("a supervisor needs at least one worker")
+        self._count = count
+        self._listener = listener
+        self._level = log_level
+        self._command = command
+        self._successor_seconds = successor_seconds
+        self._log = _Log(log_level)
+        self._selector = selectors.DefaultSelector()
+        self._workers: list[_Worker] = []
+        self._retiring: list[_Worker] = []  # SIGHUP: workers still to be replaced, in order
+        self._successor: _Worker | None = None
+        self._stopping = 0  # stop signals received
+        self._status = 0
+
+    def run(self) -> int:
+        """Serve until stopped; the exit status (0, or :data:`STARTUP_FAILURE`)."""
+        lifeline, self._lifeline_w = os.pipe()
+        self._lifeline = lifeline
+        wake, wake_w = os.pipe()
+        os.set_blocking(wake, False)
+        os.set_blocking(wake_w, False)
+        previous = signal.set_wakeup_fd(wake_w)
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+        # The signal numbers arrive as bytes on ``wake``; the handlers only need to exist.
+        handlers = {sig: signal.signal(sig, _ignore) for sig in handled}
+        self._selector.register(wake, selectors.EVENT_READ)
+        try:
+            self._log("info", "supervisor_started", pid=os.getpid(), workers=self._count)
+            self._workers = [self._spawn() for _ in range(self._count)]
+            while self._workers or self._successor is not None:
+                for key, _ in self._selector.select(timeout=1.0):
+                    if key.fd == wake:
+                        self._on_signals(_drain(wake))
+                    else:
+                        self._on_ready(key.data)
+                self._reap()
+                self._check_successor()
+            self._log("info", "supervisor_stopped", status=self._status)
+            return self._status
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous)
+            for worker in (*self._workers, *self._as_list(self._successor)):
+                worker.process.kill()
+                worker.process.wait()
+                self._close_ready(worker)
+            self._selector.close()
+            for fd in (wake, wake_w, lifeline, self._lifeline_w):
+                os.close(fd)
+
+    # Workers
+
+    def _spawn(self) -> _Worker:
+        ready, ready_w = os.pipe()
+        try:
+            fds = (self._listener.fileno(), self._lifeline, ready_w)
+            process = subprocess.Popen(self._command(*fds, self._level), pass_fds=fds)  # noqa: S603 - ours
+        except BaseException:
+            os.close(ready)
+            raise
+        finally:
+            os.close(ready_w)
+        worker = _Worker(process, ready)
+        self._selector.register(ready, selectors.EVENT_READ, worker)
+        self._log("info", "worker_started", pid=process.pid)
+        return worker
+
+    def _on_ready(self, worker: _Worker) -> None:
+        if os.read(worker.ready, 1):
+            worker.serving = True
+            self._log("info", "worker_serving", pid=worker.process.pid)
+        self._close_ready(worker)  # one byte, or the end of the pipe (its exit is reaped)
+        if worker is self._successor and worker.serving:
+            self._promote()
+
+    def _reap(self) -> None:
+        for worker in list(self._workers):
+            status = worker.process.poll()
+            if status is None:
+                continue
+            self._workers.remove(worker)
+            self._close_ready(worker)
+            if worker in self._retiring:
+                self._retiring.remove(worker)
+            if self._stopping or worker.retired:
+                continue
+            if not worker.serving:
+                self._log("error", "worker_failed_to_start", pid=worker.process.pid, status=status)
+                self._status = STARTUP_FAILURE
+                self._stop()
+                continue
+            self._log("warning", "worker_died", pid=worker.process.pid, status=status)
+            self._workers.append(self._spawn())
+        successor = self._successor
+        if successor is not None and successor.process.poll() is not None:
+            self._abandon(successor, "the new worker exited before it served")
+
+    def _close_ready(self, worker: _Worker) -> None:
+        if worker.ready >= 0:
+            self._selector.unregister(worker.ready)
+            os.close(worker.ready)
+            worker.ready = -1
+
+    # Signals
+
+    def _on_signals(self, signals: Sequence[int]) -> None:
+        for sig in signals:
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                self._log("info", "supervisor_stopping", signal=signal.Signals(sig).name)
+                self._stop()
+            elif sig == signal.SIGHUP and not self._stopping:
+                self._restart()
+
+    def _stop(self) -> None:
+        """SIGTERM to every worker (SIGKILL the second time): each finishes what it serves."""
+        self._stopping += 1
+        self._retiring.clear()
+        how = signal.SIGTERM if self._stopping == 1 else signal.SIGKILL
+        for worker in (*self._workers, *self._as_list(self._successor)):
+            if worker.process.poll() is None:
+                worker.process.send_signal(how)
+        if self._successor is not None:
+            self._workers.append(self._successor)  # reaped with the others
+            self._successor = None
+
+    def _restart(self) -> None:
+        if self._retiring:
+            self._log("info", "restart_in_progress")
+            return
+        self._log("info", "restart_requested", workers=len(self._workers))
+        self._retiring = list(self._workers)
+        self._next_successor()
+
+    def _next_successor(self) -> None:
+        self._successor = self._spawn() if self._retiring else None
+
+    def _promote(self) -> None:
+        assert self._successor is not None
+        old = self._retiring.pop(0)
+        old.retired = True
+        old.process.send_signal(signal.SIGTERM)
+        self._workers.append(self._successor)
+        self._next_successor()
+
+    def _check_successor(self) -> None:
+        successor = self._successor
+        if successor is None or time.monotonic() - successor.started < self._successor_seconds:
+            return
+        successor.process.kill()
+        successor.process.wait()
+        within = f"{self._successor_seconds:g} s"
+        self._abandon(successor, f"the new worker did not serve within {within}")
+
+    def _abandon(self, successor: _Worker, reason: str) -> None:
+        """Give up a SIGHUP restart: the old workers stay."""
+        self._close_ready(successor)
+        self._successor = None
+        self._retiring.clear()
+        status = successor.process.returncode
+        self._log(
+            "error", "restart_abandoned", reason=reason, pid=successor.process.pid, status=status
+        )
+
+    @staticmethod
+    def _as_list(worker: _Worker | None) -> list[_Worker]:
+        return [] if worker is None else [worker]
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A handler that does nothing: the signal's number reaches the loop by the wakeup fd."""
+
+
+def _drain(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 512)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def run_workers(count: int, host: str, port: int, log_level: str) -> None:
-    """Serve the broker with ``count`` worker processes; each builds its own app."""
+    """Where ``exec`` is not POSIX: uvicorn's supervisor of ``count`` workers, in this process."""
     import uvicorn
 
     uvicorn.run(
@@ -34,15 +308,24 @@ def run_workers(count: int, host: str, port: int, log_level: str) -> None:
         port=port,
         log_level=log_level,
         access_log=False,
+        ws="none",
     )
 
 
-def main(args: list[str]) -> None:
+def main(args: Sequence[str]) -> int:
     """``python -m broker._supervise COUNT HOST PORT LEVEL``, as :func:`argv` builds it."""
     count, host, port, log_level = args
-    run_workers(int(count), host, int(port), log_level)
+    log = _Log(log_level)
+    try:
+        listener = bind(host, int(port))
+    except OSError as exc:
+        log("error", "bind_failed", host=host, port=int(port), error=str(exc))
+        return STARTUP_FAILURE
+    with listener:
+        where = listener.getsockname()
+        log("info", "listening", host=where[0], port=where[1])
+        return Supervisor(int(count), listener, log_level).run()
 
 
-# Not when a spawned worker imports this module again (as ``__mp_main__``).
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

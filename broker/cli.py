@@ -70,8 +70,8 @@ def serve(
 
         bind = (host or settings.host, port or settings.port, settings.log_level)
         if _CAN_EXEC:
-            # Become uvicorn's supervisor, same pid: what the checks above imported and built
-            # is not kept for the server's life (see broker/_supervise.py).
+            # Become the workers' supervisor, same pid: what the checks above imported and
+            # built is not kept for the server's life (see broker/_supervise.py).
             sys.stdout.flush()
             sys.stderr.flush()
             os.execv(sys.executable, _supervise.argv(count, *bind))  # noqa: S606 - ours
@@ -83,6 +83,7 @@ def serve(
         port=port or settings.port,
         log_level=settings.log_level,
         access_log=False,
+        ws="none",  # the broker serves no WebSocket: uvicorn's would cost ≈4 MB
     )
 
 

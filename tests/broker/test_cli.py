@@ -305,6 +305,7 @@ class TestServe:
                 "port": 9123,
                 "log_level": "info",
                 "access_log": False,
+                "ws": "none",
             }
         ]
 

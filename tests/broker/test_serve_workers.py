@@ -1,6 +1,6 @@
 """``simpul serve --workers N``: the parent checks and prepares once (``preflight``), then
-becomes uvicorn's supervisor, which runs the app factory by import string so each worker
-builds its own app."""
+becomes the workers' supervisor (``broker._supervise``, tested in ``test_supervise.py``); each
+worker builds its own app. Where ``exec`` is not POSIX, uvicorn's supervisor runs in-process."""
 
 from __future__ import annotations
 
@@ -27,11 +27,8 @@ _FACTORY = {
     "port": 9124,
     "log_level": "info",
     "access_log": False,
+    "ws": "none",
 }
-
-
-def served_argv(count: int) -> list[str]:
-    return _supervise.argv(count, "127.0.0.1", 9124, "info")
 
 
 @pytest.fixture
@@ -98,10 +95,7 @@ class TestWorkers:
                 ],
             }
         ]
-        # What that command line runs: the factory by import string, as before the exec.
-        served.clear()
-        _supervise.main(served_argv(expected)[4:])
-        assert served == [_FACTORY | {"workers": expected}]
+        assert served[0]["argv"] == _supervise.argv(expected, "127.0.0.1", 9124, "info")
 
     def test_without_exec_the_workers_are_supervised_here(
         self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch
@@ -121,6 +115,7 @@ class TestWorkers:
         assert served[0]["port"] == 9125
         assert not isinstance(served[0]["app"], str)  # the app itself, built here
         assert "workers" not in served[0]
+        assert served[0]["ws"] == "none"
 
     @pytest.mark.parametrize("workers", ["0", "65"])
     def test_out_of_range_is_refused(self, served: list[dict[str, Any]], workers: str) -> None:

@@ -1,12 +1,15 @@
-"""``simpul serve --workers 2`` as a real process: uvicorn's supervisor and two workers.
+"""``simpul serve --workers 2`` as a real process: the supervisor and two workers.
 
-The command checks and prepares in its own process, then replaces itself by uvicorn's
-supervisor (same pid): what the checks imported and built is not kept for the server's life.
+The command checks and prepares in its own process, then replaces itself by the workers'
+supervisor (same pid), which imports no framework: what the checks imported and built is not
+kept for the server's life.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,39 +24,80 @@ from tests.e2e.conftest import grant, running
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
-    data_dir: Path = tmp_path_factory.mktemp("workers")
+def _two_workers(data_dir: Path) -> SandboxWorld:
     world = SandboxWorld.create(data_dir)
     world.extra_env["SIMPUL_WORKERS"] = "2"
-    with running(world):
+    return world
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWorld]:
+    with running(_two_workers(tmp_path_factory.mktemp("workers"))) as world:
         yield world
+
+
+def _workers(supervisor: psutil.Process) -> list[psutil.Process]:
+    return [p for p in supervisor.children() if "broker._worker" in p.cmdline()]
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def _fetch_all(world: SandboxWorld, people: Any, count: int) -> list[Any]:
+    nik = next(p.nik for p in people.people if p.has_ktp and p.nik not in people.faults)
+    with SimpulClient(
+        base_url=world.broker_url, client_id=PERMIT_OFFICE, key=world.permit_key
+    ) as office:
+        granted = grant(world, office, nik)
+        with ThreadPoolExecutor(8) as pool:
+            return list(
+                pool.map(
+                    lambda _: office.fetch(KTP, {"nik": nik}, consent_token=granted.token),
+                    range(count),
+                )
+            )
 
 
 def test_a_lean_supervisor_and_two_workers(two_workers: SandboxWorld, people: Any) -> None:
     supervisor = psutil.Process(two_workers.process("broker").pid)
     command = supervisor.cmdline()[1:5]
     assert command == ["-P", "-m", "broker._supervise", "2"]
-    workers = [p for p in supervisor.children() if "--multiprocessing-fork" in p.cmdline()]
+    workers = _workers(supervisor)
     assert len(workers) == 2
 
-    nik = next(p.nik for p in people.people if p.has_ktp and p.nik not in people.faults)
-    with SimpulClient(
-        base_url=two_workers.broker_url, client_id=PERMIT_OFFICE, key=two_workers.permit_key
-    ) as office:
-        granted = grant(two_workers, office, nik)
-        with ThreadPoolExecutor(8) as pool:
-            results = list(
-                pool.map(
-                    lambda _: office.fetch(KTP, {"nik": nik}, consent_token=granted.token),
-                    range(40),
-                )
-            )
+    results = _fetch_all(two_workers, people, 40)
     assert all(r.ok for r in results), [r.problem_type for r in results if not r.ok]
     assert len({r.audit_seq for r in results}) == 40
-    # The supervisor holds uvicorn (≈26 MB), not a broker (≈110 MB, what it held before).
-    assert supervisor.memory_info().rss < 60 * 2**20
+    # The supervisor holds the standard library (≈12 MB), not uvicorn (≈26 MB and a ≈12 MB
+    # resource tracker) nor a broker (≈110 MB, what it held first).
+    assert supervisor.memory_info().rss < 24 * 2**20
+    assert [p.pid for p in supervisor.children(recursive=True)] == [w.pid for w in workers]
 
-    two_workers.stop()
-    _, alive = psutil.wait_procs(workers, timeout=10)
-    assert not alive, "a worker outlived the supervisor"
+
+def test_sighup_replaces_the_workers_and_the_broker_serves_on(
+    two_workers: SandboxWorld, people: Any
+) -> None:
+    supervisor = psutil.Process(two_workers.process("broker").pid)
+    old = _workers(supervisor)
+    supervisor.send_signal(signal.SIGHUP)
+    _, alive = psutil.wait_procs(old, timeout=60)
+    assert not alive, "an old worker was not replaced"
+    _until(lambda: len(_workers(supervisor)) == 2, "two new workers")
+    assert not {p.pid for p in _workers(supervisor)} & {p.pid for p in old}
+    results = _fetch_all(two_workers, people, 10)
+    assert all(r.ok for r in results), [r.problem_type for r in results if not r.ok]
+
+
+def test_the_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    with running(_two_workers(tmp_path)) as world:
+        supervisor = psutil.Process(world.process("broker").pid)
+        workers = _workers(supervisor)
+        assert len(workers) == 2
+        world.kill("broker")  # SIGKILL: the supervisor cannot pass anything on
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, "a worker outlived its supervisor"

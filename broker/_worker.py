@@ -1,0 +1,79 @@
+"""One worker of ``simpul serve --workers N``: the broker on the socket its supervisor hands it.
+
+``python -P -m broker._worker LISTENER LIFELINE READY LEVEL``, started by
+:mod:`broker._supervise` with those three file descriptors inherited: the bound listening
+socket; the read end of a pipe that closes when the supervisor dies (the worker then stops, as
+it does on SIGTERM); and a pipe on which the worker writes one byte once it serves, so the
+supervisor knows a worker that dies before that from one that died serving.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# rich and pygments are in the environment for the command line (typer's help, httpx's own
+# command). structlog (pretty exceptions) and httpx (that command) import them when they can,
+# for output a worker never makes: its logs are JSON lines. Refused, they cost it nothing,
+# where importing them took ≈3.3 MB a worker.
+for _unused in ("rich", "pygments"):
+    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]  # None: import fails
+
+import asyncio  # noqa: E402 - after the loop above
+import os  # noqa: E402
+import socket  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from broker.logs import get_logger  # noqa: E402
+
+__all__ = ["main", "server_config"]
+
+_log = get_logger("simpul.worker")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which tells its supervisor once it serves and stops when it is gone."""
+
+    def __init__(self, config: uvicorn.Config, *, lifeline: int, ready: int) -> None:
+        super().__init__(config)
+        self._lifeline = lifeline
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # exits the process (status 3) if the app cannot start
+        asyncio.get_running_loop().add_reader(self._lifeline, self._supervisor_gone)
+        try:
+            os.write(self._ready, b".")
+        except BrokenPipeError:
+            pass  # the supervisor is gone: the lifeline says so too
+        finally:
+            os.close(self._ready)
+
+    def _supervisor_gone(self) -> None:
+        # Nothing is ever written on the lifeline: readable means its write end closed.
+        asyncio.get_running_loop().remove_reader(self._lifeline)
+        _log.warning("supervisor_gone", pid=os.getpid())
+        self.should_exit = True
+
+
+def server_config(log_level: str) -> uvicorn.Config:
+    """uvicorn's configuration of a worker: the app factory, so each worker builds its own."""
+    return uvicorn.Config(
+        "broker.app:create_served_app",
+        factory=True,
+        log_level=log_level,
+        access_log=False,
+        ws="none",  # the broker serves no WebSocket: uvicorn's would cost ≈4 MB a worker
+    )
+
+
+def main(args: Sequence[str]) -> None:
+    """Serve on the inherited socket until stopped (SIGTERM, SIGINT, or the supervisor gone)."""
+    listener, lifeline, ready = (int(fd) for fd in args[:3])
+    server = _Server(server_config(args[3]), lifeline=lifeline, ready=ready)
+    server.run(sockets=[socket.socket(fileno=listener)])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""A stand-in worker for the supervisor's tests: ``python _fake_worker.py LISTENER LIFELINE READY
+LEVEL``, the protocol of :mod:`broker._worker`, without a broker.
+
+It reads what to do from ``$FAKE_WORKER_DIR/mode`` when it starts, and appends what happens to
+it to ``$FAKE_WORKER_DIR/events`` (``serving PID``, ``stopped PID``):
+
+- ``serve``: says it serves, then waits for SIGTERM or its lifeline to close;
+- ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
+- ``stubborn``: serves, and ignores SIGTERM (only SIGKILL ends it);
+- ``silent``: never says it serves, and waits for SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    _listener, lifeline, ready = (int(fd) for fd in sys.argv[1:4])
+    directory = Path(os.environ["FAKE_WORKER_DIR"])
+    mode = (directory / "mode").read_text().strip()
+
+    def record(what: str) -> None:
+        with (directory / "events").open("a") as events:
+            events.write(f"{what} {os.getpid()}\n")
+
+    if mode == "fail":
+        sys.exit(3)
+    stop = os.pipe()
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: os.write(stop[1], b"."))
+    if mode != "silent":
+        record("serving")  # before it says so: the supervisor may act on it at once
+        os.write(ready, b".")
+    os.close(ready)
+    readable, _, _ = select.select([lifeline, stop[0]], [], [])
+    record("orphaned" if lifeline in readable else "stopped")
+
+
+if __name__ == "__main__":
+    main()
