@@ -2,9 +2,10 @@
 
 On POSIX, ``simpul serve --workers N`` replaces itself (same pid) by ``python -P -m
 broker._supervise N HOST PORT LEVEL``. This process binds the port and runs N workers
-(``python -P -m broker._worker``, see :mod:`broker._worker`), each handed the listening socket
-and building its own broker. It imports no framework: ≈12 MB, where uvicorn's supervisor held
-≈26 MB and the resource tracker its ``multiprocessing`` start brought another ≈12 MB.
+(``python -P -m broker._worker``, see :mod:`broker._worker`), each handed a listening socket
+(its own on Linux, see :func:`bind`) and building its own broker. It imports no framework:
+≈12 MB, where uvicorn's supervisor held ≈26 MB and the resource tracker its
+``multiprocessing`` start brought another ≈12 MB.
 
 - A worker that dies after it served is replaced. One that dies before it served (the app,
   its database or its keys are broken, and a new one would fail the same way) stops the
@@ -40,6 +41,13 @@ __all__ = ["STARTUP_FAILURE", "Supervisor", "argv", "bind", "main", "run_workers
 #: The exit status of a server whose worker could not start (uvicorn's, for the same case).
 STARTUP_FAILURE = 3
 
+#: Whether the kernel spreads a port's connections over several sockets (``SO_REUSEPORT`` on
+#: Linux; elsewhere the option exists with other meanings, or not at all).
+_SPREAD = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+#: The listening sockets' queue of connections not yet accepted (uvicorn's default).
+_BACKLOG = 2048
+
 _LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
 
 #: What a worker's command line is built from: its socket, lifeline, readiness fds and level.
@@ -57,17 +65,33 @@ def worker_argv(listener: int, lifeline: int, ready: int, log_level: str) -> lis
     return [sys.executable, "-P", "-m", "broker._worker", *fds, log_level]
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket the workers share (bound here, listened on by each worker)."""
+def bind(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """The listening sockets: one per worker where the kernel spreads connections (Linux).
+
+    Elsewhere there is one, which the workers share. On one shared socket, whichever worker
+    wakes first takes a whole burst of new connections, and a client's keep-alive connection
+    stays with the worker that took it. Measured under the benchmark's 64 connections: 0 on
+    one worker and 64 on the other, which then did the work of both. With ``SO_REUSEPORT``
+    the kernel hashes each connection to one of the sockets. The sockets listen here, so a
+    connection hashed to a worker being replaced waits in its socket's queue for the new one.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sockets: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        for _ in range(count if _SPREAD else 1):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if _SPREAD:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]  # asked for port 0: the others join the one it got
+            sock.listen(_BACKLOG)
     except BaseException:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    return sock
+    return sockets
 
 
 class _Log:
@@ -87,10 +111,11 @@ class _Log:
 class _Worker:
     """One worker process, and what the supervisor knows of it."""
 
-    __slots__ = ("process", "ready", "retired", "serving", "started")
+    __slots__ = ("process", "ready", "retired", "serving", "slot", "started")
 
-    def __init__(self, process: subprocess.Popen[bytes], ready: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], ready: int, slot: int) -> None:
         self.process = process
+        self.slot = slot  # which listening socket it has, kept by its replacement
         self.ready = ready  # the read end of its readiness pipe; -1 once read or closed
         self.serving = False
         self.retired = False  # stopped on purpose (SIGHUP): not replaced when it exits
@@ -98,12 +123,15 @@ class _Worker:
 
 
 class Supervisor:
-    """Runs ``count`` workers on ``listener`` until told to stop; see the module's docstring."""
+    """Runs ``count`` workers until told to stop; see the module's docstring.
+
+    ``listeners``: one listening socket, which the workers share, or one for each worker.
+    """
 
     def __init__(
         self,
         count: int,
-        listener: socket.socket,
+        listeners: Sequence[socket.socket],
         log_level: str,
         *,
         command: WorkerArgv = worker_argv,
@@ -111,8 +139,10 @@ class Supervisor:
     ) -> None:
         if count < 1:
             raise ValueError("a supervisor needs at least one worker")
+        if len(listeners) not in (1, count):
+            raise ValueError("one listening socket for all workers, or one for each")
         self._count = count
-        self._listener = listener
+        self._listeners = list(listeners)
         self._level = log_level
         self._command = command
         self._successor_seconds = successor_seconds
@@ -138,7 +168,7 @@ class Supervisor:
         self._selector.register(wake, selectors.EVENT_READ)
         try:
             self._log("info", "supervisor_started", pid=os.getpid(), workers=self._count)
-            self._workers = [self._spawn() for _ in range(self._count)]
+            self._workers = [self._spawn(slot) for slot in range(self._count)]
             while self._workers or self._successor is not None:
                 for key, _ in self._selector.select(timeout=1.0):
                     if key.fd == wake:
@@ -163,17 +193,18 @@ class Supervisor:
 
     # Workers
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, slot: int) -> _Worker:
         ready, ready_w = os.pipe()
         try:
-            fds = (self._listener.fileno(), self._lifeline, ready_w)
+            listener = self._listeners[slot % len(self._listeners)]
+            fds = (listener.fileno(), self._lifeline, ready_w)
             process = subprocess.Popen(self._command(*fds, self._level), pass_fds=fds)  # noqa: S603 - ours
         except BaseException:
             os.close(ready)
             raise
         finally:
             os.close(ready_w)
-        worker = _Worker(process, ready)
+        worker = _Worker(process, ready, slot)
         self._selector.register(ready, selectors.EVENT_READ, worker)
         self._log("info", "worker_started", pid=process.pid)
         return worker
@@ -203,7 +234,7 @@ class Supervisor:
                 self._stop()
                 continue
             self._log("warning", "worker_died", pid=worker.process.pid, status=status)
-            self._workers.append(self._spawn())
+            self._workers.append(self._spawn(worker.slot))
         successor = self._successor
         if successor is not None and successor.process.poll() is not None:
             self._abandon(successor, "the new worker exited before it served")
@@ -245,7 +276,7 @@ class Supervisor:
         self._next_successor()
 
     def _next_successor(self) -> None:
-        self._successor = self._spawn() if self._retiring else None
+        self._successor = self._spawn(self._retiring[0].slot) if self._retiring else None
 
     def _promote(self) -> None:
         assert self._successor is not None
@@ -317,14 +348,17 @@ def main(args: Sequence[str]) -> int:
     count, host, port, log_level = args
     log = _Log(log_level)
     try:
-        listener = bind(host, int(port))
+        listeners = bind(host, int(port), int(count))
     except OSError as exc:
         log("error", "bind_failed", host=host, port=int(port), error=str(exc))
         return STARTUP_FAILURE
-    with listener:
-        where = listener.getsockname()
-        log("info", "listening", host=where[0], port=where[1])
-        return Supervisor(int(count), listener, log_level).run()
+    try:
+        where = listeners[0].getsockname()
+        log("info", "listening", host=where[0], port=where[1], sockets=len(listeners))
+        return Supervisor(int(count), listeners, log_level).run()
+    finally:
+        for sock in listeners:
+            sock.close()
 
 
 if __name__ == "__main__":

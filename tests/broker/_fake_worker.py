@@ -2,7 +2,8 @@
 LEVEL``, the protocol of :mod:`broker._worker`, without a broker.
 
 It reads what to do from ``$FAKE_WORKER_DIR/mode`` when it starts, and appends what happens to
-it to ``$FAKE_WORKER_DIR/events`` (``serving PID``, ``stopped PID``):
+it to ``$FAKE_WORKER_DIR/events`` (``serving PID SOCKET``, ``stopped PID SOCKET``, where SOCKET
+names the listening socket it was handed):
 
 - ``serve``: says it serves, then waits for SIGTERM or its lifeline to close;
 - ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
@@ -20,13 +21,14 @@ from pathlib import Path
 
 
 def main() -> None:
-    _listener, lifeline, ready = (int(fd) for fd in sys.argv[1:4])
+    listener, lifeline, ready = (int(fd) for fd in sys.argv[1:4])
+    inode = os.fstat(listener).st_ino
     directory = Path(os.environ["FAKE_WORKER_DIR"])
     mode = (directory / "mode").read_text().strip()
 
     def record(what: str) -> None:
         with (directory / "events").open("a") as events:
-            events.write(f"{what} {os.getpid()}\n")
+            events.write(f"{what} {os.getpid()} {inode}\n")
 
     if mode == "fail":
         sys.exit(3)

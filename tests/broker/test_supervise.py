@@ -34,11 +34,11 @@ fake, count, successor_seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3
 def command(listener, lifeline, ready, level):
     return [sys.executable, fake, str(listener), str(lifeline), str(ready), level]
 
-with bind("127.0.0.1", 0) as listener:
-    supervisor = Supervisor(
-        count, listener, "info", command=command, successor_seconds=successor_seconds
-    )
-    sys.exit(supervisor.run())
+listeners = bind("127.0.0.1", 0, count)
+supervisor = Supervisor(
+    count, listeners, "info", command=command, successor_seconds=successor_seconds
+)
+sys.exit(supervisor.run())
 """
 
 
@@ -60,13 +60,19 @@ class _Run:
         (self.directory / "mode").write_text(mode)
 
     def events(self, what: str | None = None) -> list[tuple[str, int]]:
-        path = self.directory / "events"
-        lines = path.read_text().split() if path.exists() else []
-        pairs = [(lines[i], int(lines[i + 1])) for i in range(0, len(lines), 2)]
-        return [p for p in pairs if what is None or p[0] == what]
+        return [(event, pid) for event, pid, _ in self._lines() if what in (None, event)]
 
     def pids(self, what: str) -> list[int]:
         return [pid for _, pid in self.events(what)]
+
+    def sockets(self) -> dict[int, int]:
+        """Each worker's listening socket (an inode), by pid."""
+        return {pid: inode for event, pid, inode in self._lines() if event == "serving"}
+
+    def _lines(self) -> list[tuple[str, int, int]]:
+        path = self.directory / "events"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [(event, int(pid), int(inode)) for event, pid, inode in map(str.split, lines)]
 
     def logged(self) -> list[dict[str, object]]:
         text = (self.directory / "supervisor.log").read_text()
@@ -127,6 +133,8 @@ class TestSupervisor:
     def test_workers_serve_until_sigterm_then_stop(self, start: Callable[..., _Run]) -> None:
         run = start(3)
         _until(lambda: len(run.pids("serving")) == 3, "three workers serving")
+        # A listening socket each where the kernel spreads connections over them, else one.
+        assert len(set(run.sockets().values())) == (3 if _supervise._SPREAD else 1)
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         assert sorted(run.pids("stopped")) == sorted(run.pids("serving"))
@@ -140,6 +148,8 @@ class TestSupervisor:
         _until(lambda: len(run.pids("serving")) == 3, "a third worker serving")
         assert run.process.poll() is None
         assert _alive(second)
+        third = run.pids("serving")[2]
+        assert run.sockets()[third] == run.sockets()[first]  # it takes over the same queue
         died = [line for line in run.logged() if line["event"] == "worker_died"]
         assert [(d["pid"], d["status"]) for d in died] == [(first, -signal.SIGKILL)]
         run.signal(signal.SIGTERM)
@@ -170,16 +180,16 @@ class TestSupervisor:
         run.signal(signal.SIGHUP)
         _until(lambda: len(run.pids("stopped")) == 2, "both old workers stopped")
         events = run.events()[2:]
-        new = [pid for what, pid in events if what == "serving"]
-        assert len(new) == 2
-        assert not set(new) & set(old)
-        # One at a time: a successor serves, then one old worker stops; then the next.
-        assert events == [
-            ("serving", new[0]),
-            ("stopped", old[0]),
-            ("serving", new[1]),
-            ("stopped", old[1]),
-        ]
+        assert [what for what, _ in events] == ["serving", "stopped", "serving", "stopped"]
+        # One at a time: a successor serves, then the worker it replaces (on the same
+        # listening socket) stops; then the next.
+        (_, new0), (_, old0), (_, new1), (_, old1) = events
+        assert sorted([old0, old1]) == sorted(old)
+        assert not {new0, new1} & set(old)
+        sockets = run.sockets()
+        assert sockets[new0] == sockets[old0]
+        assert sockets[new1] == sockets[old1]
+        new = [new0, new1]
         assert all(_alive(pid) for pid in new)
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
@@ -247,6 +257,48 @@ class TestSupervisor:
         assert all(str(line["timestamp"]).endswith("Z") for line in lines)
 
 
+class TestBind:
+    @pytest.mark.skipif(not _supervise._SPREAD, reason="SO_REUSEPORT spreads only on Linux")
+    def test_the_kernel_spreads_connections_over_the_workers_sockets(self) -> None:
+        listeners = _supervise.bind("127.0.0.1", 0, 2)
+        clients: list[socket.socket] = []
+        try:
+            assert len({sock.getsockname() for sock in listeners}) == 1  # one port
+            for _ in range(200):
+                clients.append(socket.create_connection(listeners[0].getsockname()))
+            accepted = [0, 0]
+            for i, sock in enumerate(listeners):
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        sock.accept()[0].close()
+                        accepted[i] += 1
+            assert sum(accepted) == 200
+            # A hash of each connection's addresses: 100 each, give or take; below 50 on a
+            # socket would happen about once in 10^13 runs.
+            assert min(accepted) >= 50, accepted
+        finally:
+            for sock in (*clients, *listeners):
+                sock.close()
+
+    def test_one_shared_socket_where_the_kernel_does_not_spread(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_supervise, "_SPREAD", False)
+        listeners = _supervise.bind("127.0.0.1", 0, 3)
+        try:
+            assert len(listeners) == 1
+        finally:
+            listeners[0].close()
+
+    def test_a_port_taken_by_another_program_is_refused(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            with pytest.raises(OSError, match="in use"):
+                _supervise.bind("127.0.0.1", taken.getsockname()[1], 2)
+
+
 class TestMain:
     def test_a_port_in_use_is_a_startup_failure(self, capsys: pytest.CaptureFixture[str]) -> None:
         with socket.socket() as taken:
@@ -266,9 +318,11 @@ class TestMain:
         lines = capsys.readouterr().err.splitlines()
         assert [json.loads(line)["event"] for line in lines] == ["worker_died"]
 
-    def test_a_supervisor_needs_a_worker(self) -> None:
+    def test_a_supervisor_needs_a_worker_and_a_socket_for_each_or_all(self) -> None:
         with socket.socket() as sock, pytest.raises(ValueError, match="at least one"):
-            _supervise.Supervisor(0, sock, "info")
+            _supervise.Supervisor(0, [sock], "info")
+        with socket.socket() as sock, pytest.raises(ValueError, match="or one for each"):
+            _supervise.Supervisor(3, [sock, sock], "info")
 
     def test_the_worker_command_line(self) -> None:
         assert _supervise.worker_argv(5, 6, 7, "debug") == [
