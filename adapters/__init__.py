@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-
-import httpx
+from typing import TYPE_CHECKING
 
 from adapters._http import HttpAdapter
 from adapters._protocol import Adapter
 from adapters.capil import CapilAdapter
 from adapters.dukcapil import DukcapilAdapter
+
+if TYPE_CHECKING:  # only a caller that hands in a client has httpx imported
+    import httpx
 
 __all__ = [
     "ADAPTER_NAMES",

@@ -16,12 +16,11 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
     BigInteger,
@@ -51,6 +50,7 @@ __all__ = [
     "NOTIFIED_EVENTS",
     "Delivery",
     "Notifier",
+    "Post",
     "fan_out",
     "install",
     "list_deliveries",
@@ -59,6 +59,10 @@ __all__ = [
 ]
 
 _log = get_logger("simpul.notifications")
+
+#: Sends one notification: ``post(url, body, headers)``, the HTTP status of the answer; raises
+#: if none came (the broker's is :class:`broker._webhooks.WebhookClient`).
+Post = Callable[[str, bytes, Mapping[str, str]], Awaitable[int]]
 _T = TypeVar("_T")
 
 #: The consent events that are notified (creation and approval are not: the consumer polls).
@@ -189,7 +193,7 @@ def list_deliveries(engine: Engine, *, state: str | None = None, limit: int = 50
 
 
 class Notifier:
-    """Delivers due outbox rows: signed POSTs, retried with exponential backoff.
+    """Delivers due outbox rows: signed POSTs (by ``post``), retried with exponential backoff.
 
     A row is claimed by pushing its ``next_attempt_at`` past a lease with a conditional
     UPDATE, so several broker nodes on one database never send the same row at once.
@@ -201,7 +205,7 @@ class Notifier:
         engine: Engine,
         key: Ed25519PrivateKey,
         kid: str,
-        client: httpx.AsyncClient,
+        post: Post,
         backoff_seconds: float = 2.0,
         max_backoff_seconds: float = 600.0,
         max_attempts: int = 12,
@@ -212,7 +216,7 @@ class Notifier:
         self._engine = engine
         self._key = key
         self._kid = kid
-        self._client = client
+        self._post = post
         self._backoff = backoff_seconds
         self._max_backoff = max_backoff_seconds
         self._max_attempts = max_attempts
@@ -312,9 +316,9 @@ class Notifier:
                 key_id=self._kid,
                 components=NOTIFICATION_COMPONENTS,
             )
-            response = await self._client.post(row["url"], content=body, headers=headers)
-            if not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
+            status = await self._post(row["url"], body, headers)
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
         except Exception as exc:  # noqa: BLE001 - any failure (a bad URL too) settles the row
             error = type(exc).__name__
         await _finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
@@ -13,6 +12,7 @@ from adapters import ADAPTER_NAMES
 from audit import AuditLog
 from audit.checkpoints import CheckpointScheduler
 from broker import migrate, notifications
+from broker._webhooks import WebhookClient
 from broker.auditor_api import AuditorApi
 from broker.auth import RequestAuthenticator
 from broker.citizen import CitizenVerifier
@@ -121,7 +121,7 @@ class Broker:
     public_jwk: dict[str, Any]
     keyring: Keyring
     consent_worker: ConsentWorker
-    webhook_client: httpx.AsyncClient
+    webhooks: WebhookClient
     checkpoints: CheckpointScheduler
     auditor_api: AuditorApi
 
@@ -184,9 +184,7 @@ class Broker:
             subject_secret=settings.subject_secret_bytes,
             receipts=ReceiptIssuer(key=key, issuer=settings.consent_issuer),
         )
-        webhook_client = httpx.AsyncClient(
-            timeout=settings.notify_timeout_seconds, follow_redirects=False
-        )
+        webhooks = WebhookClient(timeout=settings.notify_timeout_seconds)
         worker = ConsentWorker(
             store=consents,
             api=consent_api,
@@ -195,7 +193,7 @@ class Broker:
                 engine=engine,
                 key=to_private_key(key),
                 kid=keyring.kid,
-                client=webhook_client,
+                post=webhooks.post,
                 backoff_seconds=settings.notify_backoff_seconds,
                 max_backoff_seconds=settings.notify_max_backoff_seconds,
                 max_attempts=settings.notify_max_attempts,
@@ -232,7 +230,7 @@ class Broker:
             public_jwk=public_jwk(key),
             keyring=keyring,
             consent_worker=worker,
-            webhook_client=webhook_client,
+            webhooks=webhooks,
             checkpoints=checkpoints,
             auditor_api=AuditorApi(
                 engine=audit_engine,
@@ -248,7 +246,7 @@ class Broker:
     async def close(self) -> None:
         """Stop the consent worker, drain the audit writer, close pools and engines."""
         await self.consent_worker.stop()
-        await self.webhook_client.aclose()
+        await self.webhooks.aclose()
         await self.audit_log.stop()
         await self.checkpoints.stop()  # a last checkpoint covers every record written
         await self.adapters.aclose()

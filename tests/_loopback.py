@@ -4,13 +4,20 @@ adapters' HTTP client and of the benchmark's load generator)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 __all__ = [
     "Backend",
@@ -21,6 +28,7 @@ __all__ = [
     "answer",
     "loopback_backends",
     "read_request",
+    "self_signed",
 ]
 
 
@@ -165,3 +173,32 @@ async def loopback_backends() -> AsyncIterator[Serve]:
                 task.cancel()
             await asyncio.gather(*backend.tasks, return_exceptions=True)
             await backend.server.wait_closed()
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for "localhost" and its key, as PEM files in ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from adapters._wire import Origin, Pool, WireError
 from broker.sandbox_env import free_port
-from tests._loopback import Cut, Reply, Reset, Serve, loopback_backends
+from tests._loopback import Cut, Reply, Reset, Serve, loopback_backends, self_signed
 from tests._loopback import answer as _answer
 
 
@@ -387,7 +382,7 @@ class TestPool:
 
 class TestTls:
     async def test_https_verifies_the_certificate(self, serve: Serve, tmp_path: Path) -> None:
-        cert, key = _self_signed(tmp_path)
+        cert, key = self_signed(tmp_path)
         server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_side.load_cert_chain(cert, key)
         backend, port = await serve(lambda n: _answer(200, b"[]"), server_side)
@@ -404,7 +399,7 @@ class TestTls:
         assert len(backend.requests) == 1
 
     async def test_the_host_name_is_verified(self, serve: Serve, tmp_path: Path) -> None:
-        cert, key = _self_signed(tmp_path)  # for "localhost" only
+        cert, key = self_signed(tmp_path)  # for "localhost" only
         server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_side.load_cert_chain(cert, key)
         backend, port = await serve(lambda n: _answer(200, b"[]"), server_side)
@@ -416,31 +411,3 @@ class TestTls:
         finally:
             pool.close()
         assert backend.requests == []
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path

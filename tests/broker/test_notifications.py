@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,13 @@ import consent.store
 from broker import notifications
 from broker.cli import app as cli
 from broker.keys import generate_key, jwks, jwks_resolver, to_private_key
-from broker.notifications import NOTIFICATION_COMPONENTS, Notifier, fan_out, list_deliveries
+from broker.notifications import (
+    NOTIFICATION_COMPONENTS,
+    Notifier,
+    Post,
+    fan_out,
+    list_deliveries,
+)
 from broker.registry import Registry, parse_registry
 from broker.signatures import verify_request
 from consent import ConsentStore, Grant, Purpose, TokenIssuer
@@ -92,6 +98,16 @@ class World:
         return self.store.approve(request.id, subject_nik=NIK).id
 
 
+def _posting(http: httpx.AsyncClient) -> Post:
+    """The notifier's ``post`` over httpx, so that respx can stand in for the recipients (the
+    broker's own, on the adapters' client, is tested in ``test_webhooks.py``)."""
+
+    async def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        return (await http.post(url, content=body, headers=dict(headers))).status_code
+
+    return post
+
+
 @pytest.fixture
 async def world(engine: Engine) -> AsyncIterator[World]:
     consent.store.install(engine)
@@ -104,7 +120,7 @@ async def world(engine: Engine) -> AsyncIterator[World]:
             engine=engine,
             key=to_private_key(key),
             kid="simpul-broker-1",
-            client=http,
+            post=_posting(http),
             backoff_seconds=10,
             max_backoff_seconds=40,
             max_attempts=4,
