@@ -15,7 +15,8 @@ config = _worker.server_config("warning")
 config.load()  # builds the app, as a worker does before it serves
 assert config.loaded_app is not None
 loaded = {name.split(".")[0] for name, module in sys.modules.items() if module is not None}
-print(sorted(loaded & {"rich", "pygments", "websockets", "wsproto", "httpx", "httpcore"}))
+unused = {"rich", "pygments", "watchfiles", "websockets", "wsproto", "httpx", "httpcore"}
+print(sorted(loaded & unused))
 """
 
 
@@ -25,7 +26,7 @@ def test_a_worker_loads_no_websocket_protocol_no_rich_and_no_httpx(tmp_path: Pat
         [sys.executable, "-P", "-c", _SCRIPT], capture_output=True, text=True, env=env, check=False
     )
     assert done.returncode == 0, done.stderr
-    # uvicorn's WebSocket protocol, rich and pygments (which structlog and httpx would import)
-    # and httpx (webhooks and adapters have their own client): ≈4, ≈3 and ≈3 MB a worker
-    # would hold for nothing.
+    # uvicorn's WebSocket protocol and its reloader's watchfiles, rich and pygments (which
+    # structlog and httpx would import) and httpx (webhooks and adapters have their own
+    # client): ≈4, ≈1.4, ≈3 and ≈3 MB a worker would hold for nothing.
     assert done.stdout.strip() == "[]"
