@@ -230,7 +230,7 @@ def main() -> None:
     spec = json.load(sys.stdin)
     try:
         import uvloop
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+    except ImportError:  # pragma: no cover - a dependency, except on Windows and PyPy
         asyncio.run(_main(spec))
     else:
         uvloop.run(_main(spec))

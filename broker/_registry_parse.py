@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,9 @@ from broker.errors import InvalidKey, RegistryError
 from broker.keys import check_public_jwk, thumbprint
 
 __all__ = ["RegistryParser"]
+
+#: A URL's host, port and path as the HTTP client sends them: visible ASCII.
+_SENDABLE = re.compile(r"[\x21-\x7e]+")
 
 
 def _label(entry: str, identifier: str) -> str:
@@ -305,6 +309,15 @@ class RegistryParser:
             return None
         if url.query or url.fragment:
             self.problem(entry, "backend URL must not have a query or fragment")
+            return None
+        if not _SENDABLE.fullmatch(url.netloc + url.path):
+            # What goes on the wire as written (Host header, request target, and the signed
+            # @target-uri of a notification): no spaces, nothing outside ASCII.
+            self.problem(
+                entry,
+                f"backend {shorten(value)} must be written in ASCII without spaces "
+                "(host names in their xn-- form, paths percent-encoded)",
+            )
             return None
         return value.rstrip("/")
 

@@ -7,14 +7,17 @@ broker._supervise N HOST PORT LEVEL``. This process binds the port and runs N wo
 ≈12 MB, where uvicorn's supervisor held ≈26 MB and the resource tracker its
 ``multiprocessing`` start brought another ≈12 MB.
 
-- A worker that dies after it served is replaced. One that dies before it served (the app,
-  its database or its keys are broken, and a new one would fail the same way) stops the
-  server, exit status 3, as uvicorn's supervisor did.
-- SIGTERM or SIGINT stops the workers gracefully, and a second one kills them.
+- A worker that dies is replaced, on the same socket. One that exits with an error before it
+  served (the app, its database or its keys are broken, and a new one would fail the same
+  way) stops the server, exit status 3 (uvicorn's stopped only for its own status 3).
+- SIGTERM or SIGINT stops the workers gracefully, with no deadline: each finishes what it
+  serves. A second one kills them.
 - SIGHUP replaces the workers one at a time, each old one stopped only once its successor
-  serves; a successor that fails keeps the old worker.
+  serves; a successor that fails, or does not serve within a minute, keeps the old worker.
 - Each worker holds the read end of a pipe whose write end only this process holds, so if
   the supervisor is killed, the workers see the pipe close and stop.
+- Unlike uvicorn's, no health pings (a worker that hangs is not killed), and no SIGTTIN or
+  SIGTTOU (a worker more or fewer).
 
 ``-P`` keeps the working directory off ``sys.path``, as the ``simpul`` script does.
 Interpreter options given to ``simpul serve`` itself (``python -X dev -m broker.cli serve``)
@@ -77,6 +80,13 @@ def bind(host: str, port: int, count: int = 1) -> list[socket.socket]:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
+    if _SPREAD:
+        # Without the option first: a port held by another program, even by another server
+        # of this user's with SO_REUSEPORT (which would share its connections), is refused.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]  # port 0: the one the system chose
     try:
         for _ in range(count if _SPREAD else 1):
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -151,7 +161,8 @@ class Supervisor:
         self._workers: list[_Worker] = []
         self._retiring: list[_Worker] = []  # SIGHUP: workers still to be replaced, in order
         self._successor: _Worker | None = None
-        self._stopping = 0  # stop signals received
+        self._stopping = False
+        self._stop_signals = 0  # SIGTERM and SIGINT received: the second kills
         self._status = 0
 
     def run(self) -> int:
@@ -210,12 +221,18 @@ class Supervisor:
         return worker
 
     def _on_ready(self, worker: _Worker) -> None:
-        if os.read(worker.ready, 1):
-            worker.serving = True
-            self._log("info", "worker_serving", pid=worker.process.pid)
-        self._close_ready(worker)  # one byte, or the end of the pipe (its exit is reaped)
+        self._read_ready(worker)
         if worker is self._successor and worker.serving:
             self._promote()
+
+    def _read_ready(self, worker: _Worker) -> None:
+        """Whether ``worker`` says it serves: its one byte, or the end of its pipe."""
+        if worker.ready < 0:
+            return
+        if os.read(worker.ready, 1):  # never blocks: readable, or the worker has exited
+            worker.serving = True
+            self._log("info", "worker_serving", pid=worker.process.pid)
+        self._close_ready(worker)
 
     def _reap(self) -> None:
         for worker in list(self._workers):
@@ -223,21 +240,29 @@ class Supervisor:
             if status is None:
                 continue
             self._workers.remove(worker)
-            self._close_ready(worker)
+            self._read_ready(worker)  # a byte written just before it exited still counts
+            taken_over = False  # by the successor starting in its place (SIGHUP)
             if worker in self._retiring:
                 self._retiring.remove(worker)
-            if self._stopping or worker.retired:
+                taken_over = self._successor is not None and self._successor.slot == worker.slot
+            if self._stopping or worker.retired or taken_over:
                 continue
-            if not worker.serving:
+            if not worker.serving and status > 0:
+                # The app, its database or its keys are broken: a new one would fail the same.
                 self._log("error", "worker_failed_to_start", pid=worker.process.pid, status=status)
                 self._status = STARTUP_FAILURE
                 self._stop()
                 continue
+            # Died serving, or killed before it served (the OOM killer, an operator).
             self._log("warning", "worker_died", pid=worker.process.pid, status=status)
             self._workers.append(self._spawn(worker.slot))
         successor = self._successor
         if successor is not None and successor.process.poll() is not None:
-            self._abandon(successor, "the new worker exited before it served")
+            self._read_ready(successor)
+            if successor.serving:
+                self._promote()  # it served, then died: reaped as any worker next time
+            else:
+                self._abandon(successor, "the new worker exited before it served")
 
     def _close_ready(self, worker: _Worker) -> None:
         if worker.ready >= 0:
@@ -250,40 +275,46 @@ class Supervisor:
     def _on_signals(self, signals: Sequence[int]) -> None:
         for sig in signals:
             if sig in (signal.SIGINT, signal.SIGTERM):
+                self._stop_signals += 1
                 self._log("info", "supervisor_stopping", signal=signal.Signals(sig).name)
-                self._stop()
+                self._stop(kill=self._stop_signals > 1)
             elif sig == signal.SIGHUP and not self._stopping:
                 self._restart()
 
-    def _stop(self) -> None:
-        """SIGTERM to every worker (SIGKILL the second time): each finishes what it serves."""
-        self._stopping += 1
+    def _stop(self, *, kill: bool = False) -> None:
+        """SIGTERM to every worker, which finishes what it serves (or SIGKILL: ``kill``)."""
+        self._stopping = True
         self._retiring.clear()
-        how = signal.SIGTERM if self._stopping == 1 else signal.SIGKILL
-        for worker in (*self._workers, *self._as_list(self._successor)):
-            if worker.process.poll() is None:
-                worker.process.send_signal(how)
         if self._successor is not None:
             self._workers.append(self._successor)  # reaped with the others
             self._successor = None
+        how = signal.SIGKILL if kill else signal.SIGTERM
+        for worker in self._workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(how)
 
     def _restart(self) -> None:
-        if self._retiring:
+        if self._retiring or self._successor is not None:
             self._log("info", "restart_in_progress")
             return
-        self._log("info", "restart_requested", workers=len(self._workers))
-        self._retiring = list(self._workers)
+        # Not one already told to stop (by an earlier restart) and still finishing.
+        self._retiring = [worker for worker in self._workers if not worker.retired]
+        self._log("info", "restart_requested", workers=len(self._retiring))
         self._next_successor()
 
     def _next_successor(self) -> None:
         self._successor = self._spawn(self._retiring[0].slot) if self._retiring else None
 
     def _promote(self) -> None:
-        assert self._successor is not None
-        old = self._retiring.pop(0)
-        old.retired = True
-        old.process.send_signal(signal.SIGTERM)
-        self._workers.append(self._successor)
+        """The successor serves: stop the worker it replaces (if still there), start the next."""
+        successor = self._successor
+        assert successor is not None
+        old = next((w for w in self._retiring if w.slot == successor.slot), None)
+        if old is not None:
+            self._retiring.remove(old)
+            old.retired = True
+            old.process.send_signal(signal.SIGTERM)
+        self._workers.append(successor)
         self._next_successor()
 
     def _check_successor(self) -> None:
@@ -304,6 +335,9 @@ class Supervisor:
         self._log(
             "error", "restart_abandoned", reason=reason, pid=successor.process.pid, status=status
         )
+        if not any(worker.slot == successor.slot for worker in self._workers):
+            # The worker it was to replace died meanwhile, and left its socket to it.
+            self._workers.append(self._spawn(successor.slot))
 
     @staticmethod
     def _as_list(worker: _Worker | None) -> list[_Worker]:

@@ -19,6 +19,7 @@ for _unused in ("rich", "pygments", "watchfiles"):
     sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]  # None: import fails
 
 import asyncio  # noqa: E402 - after the loop above
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -44,7 +45,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)  # exits the process (status 3) if the app cannot start
         asyncio.get_running_loop().add_reader(self._lifeline, self._supervisor_gone)
         try:
-            os.write(self._ready, b".")
+            if not self.should_exit:  # not when told to stop while starting
+                os.write(self._ready, b".")
         except BrokenPipeError:
             pass  # the supervisor is gone: the lifeline says so too
         finally:
@@ -71,8 +73,12 @@ def server_config(log_level: str) -> uvicorn.Config:
 def main(args: Sequence[str]) -> None:
     """Serve on the inherited socket until stopped (SIGTERM, SIGINT, or the supervisor gone)."""
     listener, lifeline, ready = (int(fd) for fd in args[:3])
+    for fd in (listener, lifeline, ready):
+        os.set_inheritable(fd, False)  # ours: not for any program a worker may start
     server = _Server(server_config(args[3]), lifeline=lifeline, ready=ready)
-    server.run(sockets=[socket.socket(fileno=listener)])
+    # uvicorn raises SIGINT again once it has shut down: stopped, as asked, not a traceback.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[socket.socket(fileno=listener)])
 
 
 if __name__ == "__main__":

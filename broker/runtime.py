@@ -245,7 +245,7 @@ class Broker:
 
     async def close(self) -> None:
         """Stop the consent worker, drain the audit writer, close pools and engines."""
-        await self.consent_worker.stop()
+        await self.consent_worker.stop()  # first: it cancels deliveries and gives back rows
         await self.webhooks.aclose()
         await self.audit_log.stop()
         await self.checkpoints.stop()  # a last checkpoint covers every record written

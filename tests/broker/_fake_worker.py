@@ -2,13 +2,14 @@
 LEVEL``, the protocol of :mod:`broker._worker`, without a broker.
 
 It reads what to do from ``$FAKE_WORKER_DIR/mode`` when it starts, and appends what happens to
-it to ``$FAKE_WORKER_DIR/events`` (``serving PID SOCKET``, ``stopped PID SOCKET``, where SOCKET
-names the listening socket it was handed):
+it to ``$FAKE_WORKER_DIR/events`` (``started PID SOCKET``, ``serving PID SOCKET``, ``stopped
+PID SOCKET``, where SOCKET names the listening socket it was handed):
 
 - ``serve``: says it serves, then waits for SIGTERM or its lifeline to close;
 - ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
 - ``stubborn``: serves, and ignores SIGTERM (only SIGKILL ends it);
-- ``silent``: never says it serves, and waits for SIGTERM.
+- ``silent``: never says it serves, and waits for SIGTERM;
+- ``slow``: serves after a second.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import select
 import signal
 import sys
+import time
 from pathlib import Path
 
 
@@ -37,6 +39,9 @@ def main() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
         signal.signal(signal.SIGTERM, lambda *_: os.write(stop[1], b"."))
+    record("started")
+    if mode == "slow":
+        time.sleep(1.0)
     if mode != "silent":
         record("serving")  # before it says so: the supervisor may act on it at once
         os.write(ready, b".")

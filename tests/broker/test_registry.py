@@ -510,6 +510,24 @@ INVALID: list[Any] = [
         id="backend-query",
     ),
     pytest.param(
+        _set("services.0.backend", "http://bücher.example/api"),
+        f"services[0] ({KTP})",
+        "must be written in ASCII without spaces",
+        id="backend-non-ascii-host",
+    ),
+    pytest.param(
+        _set("services.0.backend", "http://h/a b"),
+        f"services[0] ({KTP})",
+        "must be written in ASCII without spaces",
+        id="backend-space-in-path",
+    ),
+    pytest.param(
+        _set("members.0.subsystems.0.webhook", "https://h/hooks/ü"),
+        "members[0].subsystems[0]",
+        "must be written in ASCII without spaces",
+        id="webhook-non-ascii-path",
+    ),
+    pytest.param(
         _set("services.0.backend", 8101),
         f"services[0] ({KTP})",
         "backend must be a URL string",

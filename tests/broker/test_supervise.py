@@ -45,9 +45,9 @@ sys.exit(supervisor.run())
 class _Run:
     """A supervisor process, its stand-in workers' mode, and what they wrote down."""
 
-    def __init__(self, directory: Path, count: int, successor_seconds: float) -> None:
+    def __init__(self, directory: Path, count: int, successor_seconds: float, mode: str) -> None:
         self.directory = directory
-        self.mode("serve")
+        self.mode(mode)
         self._log = (directory / "supervisor.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-c", _RUN, str(_FAKE), str(count), str(successor_seconds)],
@@ -65,9 +65,13 @@ class _Run:
     def pids(self, what: str) -> list[int]:
         return [pid for _, pid in self.events(what)]
 
+    def serving(self) -> list[int]:
+        """The workers the supervisor knows to serve (their byte read), in that order."""
+        return [int(str(e["pid"])) for e in self.logged() if e["event"] == "worker_serving"]
+
     def sockets(self) -> dict[int, int]:
         """Each worker's listening socket (an inode), by pid."""
-        return {pid: inode for event, pid, inode in self._lines() if event == "serving"}
+        return {pid: inode for _, pid, inode in self._lines()}
 
     def _lines(self) -> list[tuple[str, int, int]]:
         path = self.directory / "events"
@@ -101,8 +105,8 @@ class _Run:
 def start(tmp_path: Path) -> Iterator[Callable[..., _Run]]:
     runs: list[_Run] = []
 
-    def started(count: int = 2, *, successor_seconds: float = 60.0) -> _Run:
-        run = _Run(tmp_path, count, successor_seconds)
+    def started(count: int = 2, *, successor_seconds: float = 60.0, mode: str = "serve") -> _Run:
+        run = _Run(tmp_path, count, successor_seconds, mode)
         runs.append(run)
         return run
 
@@ -132,7 +136,7 @@ def _alive(pid: int) -> bool:
 class TestSupervisor:
     def test_workers_serve_until_sigterm_then_stop(self, start: Callable[..., _Run]) -> None:
         run = start(3)
-        _until(lambda: len(run.pids("serving")) == 3, "three workers serving")
+        _until(lambda: len(run.serving()) == 3, "three workers serving")
         # A listening socket each where the kernel spreads connections over them, else one.
         assert len(set(run.sockets().values())) == (3 if _supervise._SPREAD else 1)
         run.signal(signal.SIGTERM)
@@ -142,13 +146,13 @@ class TestSupervisor:
 
     def test_a_worker_that_dies_serving_is_replaced(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
-        first, second = run.pids("serving")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        first, second = run.serving()
         os.kill(first, signal.SIGKILL)
-        _until(lambda: len(run.pids("serving")) == 3, "a third worker serving")
+        _until(lambda: len(run.serving()) == 3, "a third worker serving")
         assert run.process.poll() is None
         assert _alive(second)
-        third = run.pids("serving")[2]
+        third = run.serving()[2]
         assert run.sockets()[third] == run.sockets()[first]  # it takes over the same queue
         died = [line for line in run.logged() if line["event"] == "worker_died"]
         assert [(d["pid"], d["status"]) for d in died] == [(first, -signal.SIGKILL)]
@@ -157,8 +161,8 @@ class TestSupervisor:
 
     def test_a_worker_that_cannot_start_stops_the_server(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
-        first, second = run.pids("serving")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        first, second = run.serving()
         run.mode("fail")  # its replacement will fail as the app, the database... would
         os.kill(first, signal.SIGKILL)
         assert run.wait() == _supervise.STARTUP_FAILURE
@@ -166,48 +170,59 @@ class TestSupervisor:
         assert "worker_failed_to_start" in run.logged_events()
 
     def test_workers_that_cannot_start_at_all(self, start: Callable[..., _Run]) -> None:
-        run = start()
-        run.mode("fail")
+        run = start(mode="fail")
         assert run.wait() == _supervise.STARTUP_FAILURE
         assert run.events() == []
+
+    def test_a_worker_killed_before_it_serves_is_replaced(self, start: Callable[..., _Run]) -> None:
+        run = start(1, mode="silent")  # starts, never says it serves
+        _until(lambda: run.logged_events().count("worker_started") == 1, "a worker started")
+        (silent,) = [e["pid"] for e in run.logged() if e["event"] == "worker_started"]
+        run.mode("serve")
+        os.kill(int(str(silent)), signal.SIGKILL)  # the OOM killer, say: not a broken app
+        _until(lambda: len(run.serving()) == 1, "its replacement serving")
+        assert run.process.poll() is None
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
 
     def test_sighup_replaces_each_worker_once_its_successor_serves(
         self, start: Callable[..., _Run]
     ) -> None:
         run = start()
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
-        old = run.pids("serving")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        old = run.serving()
         run.signal(signal.SIGHUP)
         _until(lambda: len(run.pids("stopped")) == 2, "both old workers stopped")
-        events = run.events()[2:]
-        assert [what for what, _ in events] == ["serving", "stopped", "serving", "stopped"]
-        # One at a time: a successor serves, then the worker it replaces (on the same
-        # listening socket) stops; then the next.
-        (_, new0), (_, old0), (_, new1), (_, old1) = events
-        assert sorted([old0, old1]) == sorted(old)
-        assert not {new0, new1} & set(old)
+        _until(lambda: len(run.serving()) == 4, "two successors serving")
+        new = run.serving()[2:]
+        assert not set(new) & set(old)
         sockets = run.sockets()
-        assert sockets[new0] == sockets[old0]
-        assert sockets[new1] == sockets[old1]
-        new = [new0, new1]
+        replaced = {sockets[pid]: pid for pid in old}
+        events = run.events()
+        for successor in new:  # each on its predecessor's socket, which stopped only after
+            predecessor = replaced[sockets[successor]]
+            assert events.index(("serving", successor)) < events.index(("stopped", predecessor))
+        # One at a time: the second successor started after the first one served.
+        logged = [(e["event"], e.get("pid")) for e in run.logged()]
+        assert logged.index(("worker_serving", new[0])) < logged.index(("worker_started", new[1]))
         assert all(_alive(pid) for pid in new)
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         assert sorted(run.pids("stopped")) == sorted(old + new)
 
     @pytest.mark.parametrize(
-        ("mode", "reason"),
+        ("mode", "seconds", "reason"),
         [
-            ("fail", "the new worker exited before it served"),
-            ("silent", "the new worker did not serve within 0.5 s"),
+            ("fail", 60.0, "the new worker exited before it served"),
+            ("silent", 0.5, "the new worker did not serve within 0.5 s"),
         ],
     )
     def test_a_restart_whose_successor_fails_keeps_the_old_workers(
-        self, start: Callable[..., _Run], mode: str, reason: str
+        self, start: Callable[..., _Run], mode: str, seconds: float, reason: str
     ) -> None:
-        run = start(successor_seconds=0.5)
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
-        old = run.pids("serving")
+        run = start(successor_seconds=seconds)
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        old = run.serving()
         run.mode(mode)
         run.signal(signal.SIGHUP)
         _until(lambda: "restart_abandoned" in run.logged_events(), "the restart given up")
@@ -220,12 +235,69 @@ class TestSupervisor:
         assert run.wait() == 0
         assert sorted(run.pids("stopped")) == sorted(old)
 
-    def test_a_second_stop_signal_kills_workers_that_linger(
+    @pytest.mark.parametrize("which", ["being replaced", "next to be replaced"])
+    def test_an_old_worker_that_dies_during_a_restart(
+        self, start: Callable[..., _Run], which: str
+    ) -> None:
+        run = start()
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        old = run.serving()
+        sockets = run.sockets()
+        run.mode("slow")  # a successor takes a second to serve: the old one dies meanwhile
+        run.signal(signal.SIGHUP)
+        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        successor = int(str([e["pid"] for e in run.logged() if e["event"] == "worker_started"][2]))
+        # The worker the first successor replaces: the one on the socket it was handed.
+        first = next(pid for pid in old if sockets[pid] == _inode_of(run, successor))
+        dying = first if which == "being replaced" else next(p for p in old if p != first)
+        os.kill(dying, signal.SIGKILL)
+
+        def settled() -> list[int]:
+            alive = [pid for pid in run.serving() if _alive(pid)]
+            return alive if len(alive) == 2 and not set(alive) & set(old) else []
+
+        _until(settled, "two new workers and none of the old")
+        alive = settled()
+        assert len({run.sockets()[pid] for pid in alive}) == len(set(sockets.values()))
+        # Four started in all: the dying worker's slot was taken over by its successor, or
+        # (the next one's) refilled at once and then left out of the restart.
+        assert run.logged_events().count("worker_started") == 4
+        assert run.process.poll() is None
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    def test_a_stop_during_a_restart_stops_the_successor_too(
         self, start: Callable[..., _Run]
     ) -> None:
         run = start()
-        run.mode("stubborn")
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        run.mode("slow")
+        run.signal(signal.SIGHUP)
+        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+        started = [int(str(e["pid"])) for e in run.logged() if e["event"] == "worker_started"]
+        assert not any(_alive(pid) for pid in started)
+
+    def test_a_second_sighup_waits_for_the_first_restart(self, start: Callable[..., _Run]) -> None:
+        run = start()
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        run.mode("slow")
+        run.signal(signal.SIGHUP)
+        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        run.signal(signal.SIGHUP)
+        _until(lambda: "restart_in_progress" in run.logged_events(), "the second one noted")
+        _until(lambda: len(run.pids("stopped")) == 2, "the first restart done")
+        time.sleep(0.3)
+        assert run.logged_events().count("worker_started") == 4  # two successors, not four
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    def test_a_second_stop_signal_kills_workers_that_linger(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        run = start(mode="stubborn")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
         run.signal(signal.SIGTERM)
         with pytest.raises(subprocess.TimeoutExpired):
             run.process.wait(timeout=0.5)  # the workers ignore SIGTERM: it waits for them
@@ -235,14 +307,14 @@ class TestSupervisor:
 
     def test_workers_stop_when_the_supervisor_is_killed(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.pids("serving")) == 2, "two workers serving")
+        _until(lambda: len(run.serving()) == 2, "two workers serving")
         run.signal(signal.SIGKILL)
         run.wait()
         _until(lambda: len(run.pids("orphaned")) == 2, "both workers see the lifeline close")
 
     def test_the_log_is_json_lines_at_the_level_asked(self, start: Callable[..., _Run]) -> None:
         run = start(1)
-        _until(lambda: len(run.pids("serving")) == 1, "one worker serving")
+        _until(lambda: len(run.serving()) == 1, "one worker serving")
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         lines = run.logged()
@@ -255,6 +327,12 @@ class TestSupervisor:
         ]
         assert {line["level"] for line in lines} == {"info"}
         assert all(str(line["timestamp"]).endswith("Z") for line in lines)
+
+
+def _inode_of(run: _Run, pid: int) -> int:
+    """The listening socket of a worker, once it has started."""
+    _until(lambda: pid in run.sockets(), f"worker {pid} started")
+    return run.sockets()[pid]
 
 
 class TestBind:
@@ -279,6 +357,17 @@ class TestBind:
             assert min(accepted) >= 50, accepted
         finally:
             for sock in (*clients, *listeners):
+                sock.close()
+
+    @pytest.mark.skipif(not _supervise._SPREAD, reason="SO_REUSEPORT spreads only on Linux")
+    def test_a_port_another_server_spreads_over_is_refused_not_shared(self) -> None:
+        first = _supervise.bind("127.0.0.1", 0, 2)
+        try:
+            port = first[0].getsockname()[1]
+            with pytest.raises(OSError, match="in use"):
+                _supervise.bind("127.0.0.1", port, 2)  # a second `simpul serve`, same user
+        finally:
+            for sock in first:
                 sock.close()
 
     def test_one_shared_socket_where_the_kernel_does_not_spread(
