@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from broker import _supervise
+from tests._waiting import until
 
 _FAKE = Path(__file__).with_name("_fake_worker.py")
 
@@ -115,14 +116,6 @@ def start(tmp_path: Path) -> Iterator[Callable[..., _Run]]:
         run.close()
 
 
-def _until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -136,7 +129,7 @@ def _alive(pid: int) -> bool:
 class TestSupervisor:
     def test_workers_serve_until_sigterm_then_stop(self, start: Callable[..., _Run]) -> None:
         run = start(3)
-        _until(lambda: len(run.serving()) == 3, "three workers serving")
+        until(lambda: len(run.serving()) == 3, "three workers serving")
         # A listening socket each where the kernel spreads connections over them, else one.
         assert len(set(run.sockets().values())) == (3 if _supervise._SPREAD else 1)
         run.signal(signal.SIGTERM)
@@ -146,10 +139,10 @@ class TestSupervisor:
 
     def test_a_worker_that_dies_serving_is_replaced(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         first, second = run.serving()
         os.kill(first, signal.SIGKILL)
-        _until(lambda: len(run.serving()) == 3, "a third worker serving")
+        until(lambda: len(run.serving()) == 3, "a third worker serving")
         assert run.process.poll() is None
         assert _alive(second)
         third = run.serving()[2]
@@ -161,7 +154,7 @@ class TestSupervisor:
 
     def test_a_worker_that_cannot_start_stops_the_server(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         first, second = run.serving()
         run.mode("fail")  # its replacement will fail as the app, the database... would
         os.kill(first, signal.SIGKILL)
@@ -176,11 +169,11 @@ class TestSupervisor:
 
     def test_a_worker_killed_before_it_serves_is_replaced(self, start: Callable[..., _Run]) -> None:
         run = start(1, mode="silent")  # starts, never says it serves
-        _until(lambda: run.logged_events().count("worker_started") == 1, "a worker started")
+        until(lambda: run.logged_events().count("worker_started") == 1, "a worker started")
         (silent,) = [e["pid"] for e in run.logged() if e["event"] == "worker_started"]
         run.mode("serve")
         os.kill(int(str(silent)), signal.SIGKILL)  # the OOM killer, say: not a broken app
-        _until(lambda: len(run.serving()) == 1, "its replacement serving")
+        until(lambda: len(run.serving()) == 1, "its replacement serving")
         assert run.process.poll() is None
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
@@ -189,11 +182,11 @@ class TestSupervisor:
         self, start: Callable[..., _Run]
     ) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         old = run.serving()
         run.signal(signal.SIGHUP)
-        _until(lambda: len(run.pids("stopped")) == 2, "both old workers stopped")
-        _until(lambda: len(run.serving()) == 4, "two successors serving")
+        until(lambda: len(run.pids("stopped")) == 2, "both old workers stopped")
+        until(lambda: len(run.serving()) == 4, "two successors serving")
         new = run.serving()[2:]
         assert not set(new) & set(old)
         sockets = run.sockets()
@@ -221,11 +214,11 @@ class TestSupervisor:
         self, start: Callable[..., _Run], mode: str, seconds: float, reason: str
     ) -> None:
         run = start(successor_seconds=seconds)
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         old = run.serving()
         run.mode(mode)
         run.signal(signal.SIGHUP)
-        _until(lambda: "restart_abandoned" in run.logged_events(), "the restart given up")
+        until(lambda: "restart_abandoned" in run.logged_events(), "the restart given up")
         abandoned = next(e for e in run.logged() if e["event"] == "restart_abandoned")
         assert abandoned["reason"] == reason
         assert run.process.poll() is None
@@ -240,12 +233,12 @@ class TestSupervisor:
         self, start: Callable[..., _Run], which: str
     ) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         old = run.serving()
         sockets = run.sockets()
         run.mode("slow")  # a successor takes a second to serve: the old one dies meanwhile
         run.signal(signal.SIGHUP)
-        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
         successor = int(str([e["pid"] for e in run.logged() if e["event"] == "worker_started"][2]))
         # The worker the first successor replaces: the one on the socket it was handed.
         first = next(pid for pid in old if sockets[pid] == _inode_of(run, successor))
@@ -256,7 +249,7 @@ class TestSupervisor:
             alive = [pid for pid in run.serving() if _alive(pid)]
             return alive if len(alive) == 2 and not set(alive) & set(old) else []
 
-        _until(settled, "two new workers and none of the old")
+        until(settled, "two new workers and none of the old")
         alive = settled()
         assert len({run.sockets()[pid] for pid in alive}) == len(set(sockets.values()))
         # Four started in all: the dying worker's slot was taken over by its successor, or
@@ -270,10 +263,10 @@ class TestSupervisor:
         self, start: Callable[..., _Run]
     ) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         run.mode("slow")
         run.signal(signal.SIGHUP)
-        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         started = [int(str(e["pid"])) for e in run.logged() if e["event"] == "worker_started"]
@@ -281,13 +274,13 @@ class TestSupervisor:
 
     def test_a_second_sighup_waits_for_the_first_restart(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         run.mode("slow")
         run.signal(signal.SIGHUP)
-        _until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
+        until(lambda: run.logged_events().count("worker_started") == 3, "a successor started")
         run.signal(signal.SIGHUP)
-        _until(lambda: "restart_in_progress" in run.logged_events(), "the second one noted")
-        _until(lambda: len(run.pids("stopped")) == 2, "the first restart done")
+        until(lambda: "restart_in_progress" in run.logged_events(), "the second one noted")
+        until(lambda: len(run.pids("stopped")) == 2, "the first restart done")
         time.sleep(0.3)
         assert run.logged_events().count("worker_started") == 4  # two successors, not four
         run.signal(signal.SIGTERM)
@@ -297,7 +290,7 @@ class TestSupervisor:
         self, start: Callable[..., _Run]
     ) -> None:
         run = start(mode="stubborn")
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         run.signal(signal.SIGTERM)
         with pytest.raises(subprocess.TimeoutExpired):
             run.process.wait(timeout=0.5)  # the workers ignore SIGTERM: it waits for them
@@ -307,14 +300,14 @@ class TestSupervisor:
 
     def test_workers_stop_when_the_supervisor_is_killed(self, start: Callable[..., _Run]) -> None:
         run = start()
-        _until(lambda: len(run.serving()) == 2, "two workers serving")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
         run.signal(signal.SIGKILL)
         run.wait()
-        _until(lambda: len(run.pids("orphaned")) == 2, "both workers see the lifeline close")
+        until(lambda: len(run.pids("orphaned")) == 2, "both workers see the lifeline close")
 
     def test_the_log_is_json_lines_at_the_level_asked(self, start: Callable[..., _Run]) -> None:
         run = start(1)
-        _until(lambda: len(run.serving()) == 1, "one worker serving")
+        until(lambda: len(run.serving()) == 1, "one worker serving")
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         lines = run.logged()
@@ -331,7 +324,7 @@ class TestSupervisor:
 
 def _inode_of(run: _Run, pid: int) -> int:
     """The listening socket of a worker, once it has started."""
-    _until(lambda: pid in run.sockets(), f"worker {pid} started")
+    until(lambda: pid in run.sockets(), f"worker {pid} started")
     return run.sockets()[pid]
 
 

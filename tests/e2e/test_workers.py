@@ -8,8 +8,7 @@ kept for the server's life.
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from broker.client import SimpulClient
 from broker.sandbox_env import KTP, PERMIT_OFFICE, SandboxWorld
+from tests._waiting import until
 from tests.e2e.conftest import grant, running
 
 pytestmark = pytest.mark.e2e
@@ -38,14 +38,6 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxWor
 
 def _workers(supervisor: psutil.Process) -> list[psutil.Process]:
     return [p for p in supervisor.children() if "broker._worker" in p.cmdline()]
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def _fetch_all(world: SandboxWorld, people: Any, count: int) -> list[Any]:
@@ -87,7 +79,7 @@ def test_sighup_replaces_the_workers_and_the_broker_serves_on(
     supervisor.send_signal(signal.SIGHUP)
     _, alive = psutil.wait_procs(old, timeout=60)
     assert not alive, "an old worker was not replaced"
-    _until(lambda: len(_workers(supervisor)) == 2, "two new workers")
+    until(lambda: len(_workers(supervisor)) == 2, "two new workers")
     assert not {p.pid for p in _workers(supervisor)} & {p.pid for p in old}
     results = _fetch_all(two_workers, people, 10)
     assert all(r.ok for r in results), [r.problem_type for r in results if not r.ok]
