@@ -122,8 +122,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A child of the supervisor that exited but is not reaped yet is gone all the same.
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().split(") ")[-1].startswith("Z"))
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1]
+    except FileNotFoundError:  # reaped since, or a system without /proc (kill's answer)
+        return not Path("/proc/self").exists()
+    return not state.startswith("Z")
 
 
 class TestSupervisor:
