@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-__all__ = ["STARTUP_FAILURE", "Supervisor", "argv", "bind", "main", "run_workers"]
+__all__ = ["STARTUP_FAILURE", "Supervisor", "argv", "bind", "main", "run_workers", "worker_argv"]
 
 #: The exit status of a server whose worker could not start (uvicorn's, for the same case).
 STARTUP_FAILURE = 3
@@ -365,6 +365,8 @@ def run_workers(count: int, host: str, port: int, log_level: str) -> None:
     """Where ``exec`` is not POSIX: uvicorn's supervisor of ``count`` workers, in this process."""
     import uvicorn
 
+    from broker.app import SERVER_OPTIONS
+
     uvicorn.run(
         "broker.app:create_served_app",
         factory=True,
@@ -372,8 +374,7 @@ def run_workers(count: int, host: str, port: int, log_level: str) -> None:
         host=host,
         port=port,
         log_level=log_level,
-        access_log=False,
-        ws="none",
+        **SERVER_OPTIONS,
     )
 
 

@@ -65,6 +65,9 @@ class WebhookClient:
             raise RuntimeError("the webhook client is closed")
         pool = self._pools.get(base)
         if pool is None:
+            if self._tls is None and base.startswith("https:"):
+                # One context for every recipient: each loads the system's trust store.
+                self._tls = ssl.create_default_context()
             origin = Origin.parse(base, tls=self._tls)  # ValueError for what is not http(s)
             pool = Pool(origin, limit=_CONNECTIONS_PER_ORIGIN, keepalive=_KEEPALIVE_SECONDS)
             self._pools[base] = pool

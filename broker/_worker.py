@@ -28,6 +28,7 @@ from collections.abc import Sequence  # noqa: E402
 
 import uvicorn  # noqa: E402
 
+from broker.app import SERVER_OPTIONS  # noqa: E402
 from broker.logs import get_logger  # noqa: E402
 
 __all__ = ["main", "server_config"]
@@ -67,8 +68,7 @@ def server_config(log_level: str) -> uvicorn.Config:
         "broker.app:create_served_app",
         factory=True,
         log_level=log_level,
-        access_log=False,
-        ws="none",  # the broker serves no WebSocket: uvicorn's would cost ≈4 MB a worker
+        **SERVER_OPTIONS,
     )
 
 

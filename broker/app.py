@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from http import HTTPStatus
-from typing import ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 import structlog
 from fastapi import FastAPI, Request
@@ -26,7 +27,13 @@ from broker.routes import auditor, citizen, consent_requests, exchange, meta
 from broker.runtime import Broker
 from broker.settings import Settings
 
-__all__ = ["create_app", "create_served_app"]
+__all__ = ["SERVER_OPTIONS", "create_app", "create_served_app"]
+
+#: uvicorn's options for the broker, however ``simpul serve`` runs it (one process, a worker of
+#: its own supervisor, or uvicorn's supervisor where ``exec`` is not POSIX): no access log (the
+#: audit log records every exchange; logs are for operators) and no WebSocket protocol (the
+#: broker serves none, and uvicorn's would cost each process ≈4 MB).
+SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({"access_log": False, "ws": "none"})
 
 _log = get_logger("simpul.http")
 

@@ -46,7 +46,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from broker.app import create_app
+    from broker.app import SERVER_OPTIONS, create_app
     from broker.settings import Settings
 
     try:
@@ -82,8 +82,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
-        access_log=False,
-        ws="none",  # the broker serves no WebSocket: uvicorn's would cost ≈4 MB
+        **SERVER_OPTIONS,
     )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from broker import _supervise
 from broker.cli import app
 
 
@@ -67,7 +66,7 @@ class TestWorkers:
             (["serve", "--workers", "4"], "2", 4),  # the option wins over the environment
         ],
     )
-    def test_several_workers_run_the_factory(
+    def test_several_workers_exec_the_supervisor(
         self,
         served: list[dict[str, Any]],
         clean_env: pytest.MonkeyPatch,
@@ -95,7 +94,6 @@ class TestWorkers:
                 ],
             }
         ]
-        assert served[0]["argv"] == _supervise.argv(expected, "127.0.0.1", 9124, "info")
 
     def test_without_exec_the_workers_are_supervised_here(
         self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch
