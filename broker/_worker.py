@@ -22,11 +22,38 @@ for _unused in ("rich", "pygments", "watchfiles", "pydantic.v1"):
 
 import asyncio  # noqa: E402 - after the loop above
 import contextlib  # noqa: E402
+import importlib.util  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-import uvicorn  # noqa: E402
+
+def _uvicorn_without_command_line() -> None:
+    """uvicorn's package with its ``Config`` and ``Server``, its ``__init__`` never run.
+
+    That ``__init__`` imports ``uvicorn.main``, the command line, and with it click and the
+    reloader's and process manager's modules (multiprocessing among them): 58 modules and
+    ≈2.5 MB of objects a worker never uses. The package module is made from its spec, so
+    ``uvicorn.config``, ``uvicorn.server`` and the protocols import from its directory as
+    usual, and it is given the two names its own modules import from it (``from uvicorn import
+    Config``). Where uvicorn is already imported (a test), that module is used as it is.
+    """
+    if "uvicorn" not in sys.modules:
+        spec = importlib.util.find_spec("uvicorn")
+        if spec is None:  # pragma: no cover - a dependency
+            raise ImportError("uvicorn is not installed")
+        sys.modules["uvicorn"] = importlib.util.module_from_spec(spec)
+    package = sys.modules["uvicorn"]
+    from uvicorn.config import Config
+    from uvicorn.server import Server
+
+    package.Config, package.Server = Config, Server  # type: ignore[attr-defined]
+
+
+_uvicorn_without_command_line()
+
+from uvicorn.config import Config  # noqa: E402
+from uvicorn.server import Server  # noqa: E402
 
 from broker.app import SERVER_OPTIONS  # noqa: E402
 from broker.logs import get_logger  # noqa: E402
@@ -36,10 +63,10 @@ __all__ = ["main", "server_config"]
 _log = get_logger("simpul.worker")
 
 
-class _Server(uvicorn.Server):
+class _Server(Server):
     """uvicorn's server, which tells its supervisor once it serves and stops when it is gone."""
 
-    def __init__(self, config: uvicorn.Config, *, lifeline: int, ready: int) -> None:
+    def __init__(self, config: Config, *, lifeline: int, ready: int) -> None:
         super().__init__(config)
         self._lifeline = lifeline
         self._ready = ready
@@ -62,9 +89,9 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def server_config(log_level: str) -> uvicorn.Config:
+def server_config(log_level: str) -> Config:
     """uvicorn's configuration of a worker: the app factory, so each worker builds its own."""
-    return uvicorn.Config(
+    return Config(
         "broker.app:create_served_app",
         factory=True,
         log_level=log_level,

@@ -3,7 +3,8 @@ LEVEL``, the protocol of :mod:`broker._worker`, without a broker.
 
 It reads what to do from ``$FAKE_WORKER_DIR/mode`` when it starts, and appends what happens to
 it to ``$FAKE_WORKER_DIR/events`` (``started PID SOCKET``, ``serving PID SOCKET``, ``stopped
-PID SOCKET``, where SOCKET names the listening socket it was handed):
+PID SOCKET``, where SOCKET names the listening socket it was handed), and the file descriptors
+it was started with to ``$FAKE_WORKER_DIR/fds-PID``:
 
 - ``serve``: says it serves, then waits for SIGTERM or its lifeline to close;
 - ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
@@ -22,11 +23,25 @@ import time
 from pathlib import Path
 
 
+def _open_files() -> list[int]:
+    listed = [int(name) for name in os.listdir("/proc/self/fd")]  # noqa: PTH208
+    open_now = []
+    for fd in listed:
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue  # the listing's own, closed since
+        open_now.append(fd)
+    return sorted(open_now)
+
+
 def main() -> None:
+    inherited = _open_files() if os.path.isdir("/proc/self/fd") else []  # noqa: PTH112
     listener, lifeline, ready = (int(fd) for fd in sys.argv[1:4])
     inode = os.fstat(listener).st_ino
     directory = Path(os.environ["FAKE_WORKER_DIR"])
     mode = (directory / "mode").read_text().strip()
+    (directory / f"fds-{os.getpid()}").write_text(" ".join(map(str, inherited)))
 
     def record(what: str) -> None:
         with (directory / "events").open("a") as events:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,14 @@ _FAKE = Path(__file__).with_name("_fake_worker.py")
 
 _RUN = """
 import sys
-from broker._supervise import Supervisor, bind
+from broker._supervise import Supervisor, _keep_inherited_files, bind
 
 fake, count, successor_seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 
 def command(listener, lifeline, ready, level):
     return [sys.executable, fake, str(listener), str(lifeline), str(ready), level]
 
+_keep_inherited_files()  # as main() does
 listeners = bind("127.0.0.1", 0, count)
 supervisor = Supervisor(
     count, listeners, "info", command=command, successor_seconds=successor_seconds
@@ -46,7 +48,14 @@ sys.exit(supervisor.run())
 class _Run:
     """A supervisor process, its stand-in workers' mode, and what they wrote down."""
 
-    def __init__(self, directory: Path, count: int, successor_seconds: float, mode: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        count: int,
+        successor_seconds: float,
+        mode: str,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         self.directory = directory
         self.mode(mode)
         self._log = (directory / "supervisor.log").open("wb")
@@ -54,6 +63,7 @@ class _Run:
             [sys.executable, "-c", _RUN, str(_FAKE), str(count), str(successor_seconds)],
             env={**os.environ, "FAKE_WORKER_DIR": str(directory)},
             stderr=self._log,
+            pass_fds=pass_fds,
         )
 
     def mode(self, mode: str) -> None:
@@ -106,8 +116,14 @@ class _Run:
 def start(tmp_path: Path) -> Iterator[Callable[..., _Run]]:
     runs: list[_Run] = []
 
-    def started(count: int = 2, *, successor_seconds: float = 60.0, mode: str = "serve") -> _Run:
-        run = _Run(tmp_path, count, successor_seconds, mode)
+    def started(
+        count: int = 2,
+        *,
+        successor_seconds: float = 60.0,
+        mode: str = "serve",
+        pass_fds: tuple[int, ...] = (),
+    ) -> _Run:
+        run = _Run(tmp_path, count, successor_seconds, mode, pass_fds)
         runs.append(run)
         return run
 
@@ -130,6 +146,41 @@ def _alive(pid: int) -> bool:
 
 
 class TestSupervisor:
+    @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists /proc/self/fd (Linux)")
+    def test_a_worker_gets_the_standard_streams_and_its_three_files_only(
+        self, start: Callable[..., _Run], tmp_path: Path
+    ) -> None:
+        # A file the program that ran the supervisor left inheritable (a harness's pipe).
+        stray, stray_w = os.pipe()
+        os.set_inheritable(stray_w, True)
+        try:
+            run = start(1, pass_fds=(stray_w,))
+            until(lambda: len(run.serving()) == 1, "a worker serving")
+        finally:
+            os.close(stray)
+            os.close(stray_w)
+        (pid,) = run.serving()
+        inherited = [int(fd) for fd in (tmp_path / f"fds-{pid}").read_text().split()]
+        assert stray_w not in inherited
+        # The streams, then its listening socket, lifeline and readiness pipe.
+        assert inherited[:3] == [0, 1, 2]
+        assert len(inherited) == 6
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    def test_a_worker_killed_by_a_signal_has_minus_that_signal_for_status(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        run = start(1)
+        until(lambda: len(run.serving()) == 1, "a worker serving")
+        (pid,) = run.serving()
+        os.kill(pid, signal.SIGKILL)
+        until(lambda: "worker_died" in run.logged_events(), "the supervisor to see it")
+        died = next(e for e in run.logged() if e["event"] == "worker_died")
+        assert (died["pid"], died["status"]) == (pid, -signal.SIGKILL)
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
     def test_workers_serve_until_sigterm_then_stop(self, start: Callable[..., _Run]) -> None:
         run = start(3)
         until(lambda: len(run.serving()) == 3, "three workers serving")
@@ -322,7 +373,24 @@ class TestSupervisor:
             "supervisor_stopped",
         ]
         assert {line["level"] for line in lines} == {"info"}
-        assert all(str(line["timestamp"]).endswith("Z") for line in lines)
+        stamps = [datetime.fromisoformat(str(line["timestamp"])) for line in lines]
+        assert all(stamp.tzinfo == UTC for stamp in stamps)
+        assert stamps == sorted(stamps)
+        assert abs(datetime.now(UTC) - stamps[-1]) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("now", "stamp"),
+    [
+        (0.0, "1970-01-01T00:00:00.000000Z"),
+        (1_796_456_711.042817, "2026-12-05T07:45:11.042817Z"),
+        (1_796_456_711.9999997, "2026-12-05T07:45:12.000000Z"),  # rounded, into the next second
+    ],
+)
+def test_a_log_line_is_stamped_in_utc_to_the_microsecond(now: float, stamp: str) -> None:
+    assert _supervise._utc_stamp(now) == stamp
+    # As datetime writes it.
+    assert stamp == datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _inode_of(run: _Run, pid: int) -> int:
