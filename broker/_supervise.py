@@ -174,7 +174,7 @@ class _Process:
         try:
             pid, status = os.waitpid(self.pid, options)
         except ChildProcessError:  # pragma: no cover - only this object reaps its child
-            self.returncode = -1 if self.returncode is None else self.returncode
+            self.returncode = 0  # its status is lost; as subprocess does
             return
         if pid == self.pid:
             self.returncode = os.waitstatus_to_exitcode(status)

@@ -21,18 +21,24 @@ print(sorted((packages & unused) | (loaded & {"pydantic.v1", "uvicorn.main", "mu
 """
 
 
-def test_a_worker_loads_none_of_what_it_never_uses(tmp_path: Path) -> None:
-    env = {"SIMPUL_ENVIRONMENT": "dev", "SIMPUL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+def _printed(script: str, data_dir: Path) -> str:
+    """What ``script`` prints in a fresh interpreter, started as a worker is (``-P``)."""
+    env = {"SIMPUL_ENVIRONMENT": "dev", "SIMPUL_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-P", "-c", _SCRIPT], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-P", "-c", script], capture_output=True, text=True, env=env, check=False
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_worker_loads_none_of_what_it_never_uses(tmp_path: Path) -> None:
+    printed = _printed(_SCRIPT, tmp_path)
     # uvicorn's WebSocket protocol and its reloader's watchfiles, rich and pygments (which
     # structlog and httpx would import), httpx (webhooks and adapters have their own client)
     # pydantic.v1 (which FastAPI imports to check for v1 models), and uvicorn's command line
     # with click and multiprocessing: ≈4, ≈1.4, ≈3, ≈3, ≈1.7 and ≈2.5 MB a worker would hold
     # for nothing.
-    assert done.stdout.strip() == "[]"
+    assert printed.strip() == "[]"
 
 
 _UVICORN_SCRIPT = """
@@ -50,13 +56,4 @@ print(_worker.Server is uvicorn.server.Server, hasattr(uvicorn, "run"))
 
 
 def test_a_worker_imports_uvicorn_without_its_command_line(tmp_path: Path) -> None:
-    env = {"SIMPUL_ENVIRONMENT": "dev", "SIMPUL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-P", "-c", _UVICORN_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "False"]
+    assert _printed(_UVICORN_SCRIPT, tmp_path).split() == ["True", "False"]
