@@ -29,6 +29,14 @@ from broker.signatures import (
 __all__ = ["ExchangeResult", "SimpulClient", "SimpulClientError"]
 
 
+# As many idle connections kept as open: httpcore 1.0.9 (encode/httpcore#1110) may close a
+# "surplus idle" connection it has just handed to another thread's request, whose read then fails
+# with EBADF. That pass runs whenever the pool holds more connections than the keep-alive limit,
+# which threads round-robining over several nodes reach; with the limits equal it never runs
+# below max_connections.
+_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
 class SimpulClientError(Exception):
     """The broker answered something this client cannot accept (e.g. a bad signature)."""
 
@@ -82,7 +90,7 @@ class SimpulClient:
         self.client_id = client_id
         self._key = key
         self._private = to_private_key(key)
-        self._http = http or httpx.Client(timeout=30.0)
+        self._http = http or httpx.Client(timeout=30.0, limits=_POOL_LIMITS)
         self._verify_responses = verify_responses
         self._broker_keys: dict[str, Any] | None = None
 
