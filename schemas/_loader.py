@@ -1,13 +1,15 @@
 """Load the packaged JSON Schemas once: check each file, link them in one registry, compile.
 
-Each schema is compiled twice. ``jsonschema`` is the reference: it checks the files and words
-every error message. ``jsonschema-rs`` (about a hundred times faster) decides on the hot path
-whether an instance is valid; only an instance it rejects is walked by the reference, for the
-messages. ``tests/schemas/test_fast_path.py`` proves both accept and reject the same instances
-for every schema shipped. Two rules make them agree by construction: the reference anchors
-``pattern`` as ECMA-262 (the JSON Schema regex dialect) does, where ``$`` is the end of the
-string and not "before a final newline" as in Python; and the fast path checks ``format:
-date`` with the reference's own format checker.
+``jsonschema-rs`` checks the files against the Draft 2020-12 meta-schema, compiles each schema
+once, and decides on the hot path whether an instance is valid. The rejections are worded from
+the schema node each error points at (:mod:`schemas._messages`), never from the instance's
+values. ``jsonschema``, the reference implementation, lives in the tests:
+``tests/schemas/test_fast_path.py`` proves both accept and reject the same instances, with the
+same messages, for every schema shipped. Two rules make them agree: ``pattern`` is anchored as
+ECMA-262 (the JSON Schema regex dialect) does, where ``$`` is the end of the string and not
+"before a final newline" as in Python (jsonschema-rs does this itself); and ``format: date`` is
+checked by :func:`_is_date`, the reference's own rule (jsonschema-rs alone would accept year
+0000).
 """
 
 from __future__ import annotations
@@ -15,23 +17,17 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from importlib import resources
 from importlib.resources.abc import Traversable
 from itertools import islice
 from typing import Any, Final, Literal
+from urllib.parse import unquote
 
-# jsonschema ships no type information; every value taken from it is handled as Any here.
 import jsonschema_rs
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError, ValidationError  # type: ignore[import-untyped]
-from jsonschema.validators import extend  # type: ignore[import-untyped]
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
 
-from schemas._messages import describe, summarise
+from schemas._messages import describe, json_path, summarise
 from schemas._semantics import identifier_problems
 from schemas.errors import Error, RequestInvalid, ResponseInvalid, SchemaFileInvalid, UnknownSchema
 from schemas.identifiers import today_in_indonesia
@@ -80,19 +76,12 @@ class SchemaSet:
             if name not in documents:
                 raise SchemaFileInvalid(f"{name}: missing")
             _check_document(name, documents[name])
-        registry: Registry[Any] = Registry().with_resources(
-            (documents[name]["$id"], DRAFT202012.create_resource(documents[name]))
-            for name in _FILES
-        )
-        registry = registry.crawl()
+        self._documents: dict[str, Any] = {documents[n]["$id"]: documents[n] for n in _FILES}
         for name in _FILES:
-            _check_refs(name, documents[name], registry)
+            _check_refs(name, documents[name], self._documents)
         self._today = today
         self._validators: dict[tuple[str, Kind], Any] = {}
-        self._fast: dict[tuple[str, Kind], Any] = {}
-        fast_registry = jsonschema_rs.Registry(
-            [(documents[name]["$id"], documents[name]) for name in _FILES]
-        )
+        registry = jsonschema_rs.Registry(list(self._documents.items()))
         self._response_fields: dict[str, tuple[str, ...]] = {}
         self._query_keys: dict[str, tuple[str, ...]] = {}
         for code in SCHEMA_CODES:
@@ -104,10 +93,10 @@ class SchemaSet:
             query = _properties(f"{code}.request.json", request)
             self._query_keys[code] = tuple(k for k in query if k != "fields")
             _check_fields_enum(code, request, self._response_fields[code])
-            self._validators[code, "request"] = _compile(request, registry)
-            self._validators[code, "response"] = _compile(response, registry)
-            self._fast[code, "request"] = _compile_fast(request, fast_registry)
-            self._fast[code, "response"] = _compile_fast(response, fast_registry)
+            self._validators[code, "request"] = _compile(f"{code}.request.json", request, registry)
+            self._validators[code, "response"] = _compile(
+                f"{code}.response.json", response, registry
+            )
 
     @classmethod
     def load(
@@ -138,26 +127,49 @@ class SchemaSet:
         self._check_code(code)
         return self._query_keys[code]
 
-    def is_valid(self, code: str, kind: Kind, instance: object, *, reference: bool) -> bool:
+    def is_valid(self, code: str, kind: Kind, instance: object) -> bool:
         """Whether ``instance`` passes the schema alone (no identifier checks).
 
-        ``reference`` picks the ``jsonschema`` validator, else the hot path's; the two agree
-        (see the module docstring). For tests and benchmarks.
+        A value JSON cannot hold fails where the schema states a type (NaN, a set, bytes, a key
+        that is not a string). For tests and benchmarks.
         """
         self._check_code(code)
-        if reference:
+        try:
             return bool(self._validators[code, kind].is_valid(instance))
-        return _fast_is_valid(self._fast[code, kind], self._validators[code, kind], instance)
+        except (ValueError, TypeError, OverflowError):
+            return False
+
+    def schema_problems(self, code: str, kind: Kind, instance: object) -> list[str]:
+        """``path: message`` for each schema rule ``instance`` breaks, ordered by path.
+
+        Empty when it passes. The lines never quote the instance's values. Public so the tests
+        can set them beside the reference implementation's.
+        """
+        self._check_code(code)
+        validator = self._validators[code, kind]
+        try:
+            if validator.is_valid(instance):
+                return []
+            found = list(islice(validator.iter_errors(instance), _MAX_ERRORS))
+        except (ValueError, TypeError, OverflowError):
+            # jsonschema-rs takes only what JSON can hold: a set, bytes or a key that is not a
+            # string cannot have come from a parsed body. (NaN and the infinities are taken,
+            # and fail every type a schema states.)
+            return ["$: is not a JSON value"]
+        lines = sorted((_path_key(e.instance_path), self._describe(e, instance)) for e in found)
+        return [line for _, line in lines] or ["$: does not match the schema"]
+
+    def _describe(self, error: Any, instance: object) -> str:
+        node, keyword = _keyword_at(self._documents, error.absolute_keyword_location)
+        path = list(error.instance_path)
+        if keyword is None:  # pragma: no cover - every keyword we ship has a location
+            return f"{json_path(path)}: fails the '{error.kind.name}' rule"
+        return describe(path, keyword, node[keyword], _at(instance, path), node)
 
     def _validate(self, code: str, kind: Kind, instance: object, error: type[Error]) -> None:
-        self._check_code(code)
-        reference = self._validators[code, kind]
-        if not _fast_is_valid(self._fast[code, kind], reference, instance):
-            found = list(islice(reference.iter_errors(instance), _MAX_ERRORS))
-            if not found:  # pragma: no cover - the fast-path test proves the two agree
-                raise error("$: does not match the schema")
-            found.sort(key=lambda e: tuple((isinstance(p, str), p) for p in e.absolute_path))
-            raise error(summarise(describe(e) for e in found))
+        problems = self.schema_problems(code, kind, instance)
+        if problems:
+            raise error(summarise(problems))
         problems = identifier_problems(instance, today=self._today(), records=kind == "response")
         if problems:
             raise error(summarise(problems))
@@ -195,51 +207,109 @@ def request_query_keys(code: str) -> tuple[str, ...]:
     return default_schemas().request_query_keys(code)
 
 
-def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
-    # ECMA-262 (what JSON Schema specifies): "$" ends the string; Python's "$" also matches
-    # before a final newline, which would let "001\n" pass as a three-digit RT.
-    if isinstance(instance, str) and not _ecma_regex(pattern).search(instance):
-        yield ValidationError(f"does not match {pattern!r}")
-
-
-@functools.cache
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
-
-
-_Reference = extend(Draft202012Validator, {"pattern": _ecma_pattern})
-
-
-def _compile(document: Mapping[str, Any], registry: Registry[Any]) -> Any:
-    # FORMAT_CHECKER must be passed explicitly: without it "format": "date" is only a note.
-    return _Reference(document, registry=registry, format_checker=_FORMATS)
-
-
-_FORMATS: Final = Draft202012Validator.FORMAT_CHECKER
-
-
-def _reference_date(value: str) -> bool:
-    return bool(_FORMATS.conforms(value, "date"))
-
-
-def _compile_fast(document: Mapping[str, Any], registry: Any) -> Any:
-    # The reference's own date check: jsonschema-rs alone would accept year 0000.
-    return jsonschema_rs.Draft202012Validator(
-        dict(document),
-        registry=registry,
-        validate_formats=True,
-        ignore_unknown_formats=False,
-        formats={"date": _reference_date},
-    )
-
-
-def _fast_is_valid(fast: Any, reference: Any, instance: object) -> bool:
+def _compile(name: str, document: Mapping[str, Any], registry: Any) -> Any:
     try:
-        return bool(fast.is_valid(instance))
-    except (ValueError, TypeError, OverflowError):
-        # A value jsonschema-rs cannot take (not a JSON type, an integer past 64 bits): the
-        # reference decides, so the answer never depends on which validator ran.
-        return bool(reference.is_valid(instance))
+        return jsonschema_rs.Draft202012Validator(
+            dict(document),
+            registry=registry,
+            validate_formats=True,
+            ignore_unknown_formats=False,
+            formats={"date": _is_date},
+        )
+    except jsonschema_rs.ValidationError as exc:  # pragma: no cover - the checks above go first
+        raise SchemaFileInvalid(f"{name}: cannot be compiled: {exc.message}") from exc
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _is_date(value: str) -> bool:
+    # jsonschema's FORMAT_CHECKER rule for "date": RFC 3339 full-date digits, and a day that
+    # exists. date.fromisoformat alone would also take "20240229" and other ISO 8601 forms.
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# Keywords whose value is a map of names to schemas, one schema, or an array of schemas: the
+# walk from a keyword location down to the keyword that failed goes through them.
+_SCHEMA_MAPS: Final = frozenset(
+    {"$defs", "definitions", "properties", "patternProperties", "dependentSchemas"}
+)
+_SCHEMA_ONE: Final = frozenset(
+    {
+        "additionalProperties",
+        "unevaluatedProperties",
+        "items",
+        "unevaluatedItems",
+        "contains",
+        "propertyNames",
+        "not",
+        "if",
+        "then",
+        "else",
+    }
+)
+_SCHEMA_ARRAYS: Final = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+
+
+def _keyword_at(
+    documents: Mapping[str, Any], location: str | None
+) -> tuple[Mapping[str, Any], str | None]:
+    """The schema object holding the keyword a location points at, and that keyword.
+
+    A location is a document's ``$id``, ``#`` and a JSON pointer: ``…:defs#/$defs/rt_rw/pattern``.
+    It may go on past the keyword (``…#/dependentRequired/no_akta/0``): the keyword is the first
+    token, walking down from the root, that does not lead to another schema.
+    """
+    base, _, fragment = (location or "").partition("#")
+    node: Any = documents.get(base)
+    if not isinstance(node, dict):
+        return {}, None
+    tokens = _pointer(fragment)
+    index = 0
+    while index < len(tokens):
+        keyword = tokens[index]
+        value = node.get(keyword) if isinstance(node, dict) else None
+        if keyword in _SCHEMA_MAPS or keyword in _SCHEMA_ARRAYS:
+            child = _step(value, tokens[index + 1]) if index + 1 < len(tokens) else None
+            if not isinstance(child, dict):
+                return node, keyword
+            node, index = child, index + 2
+        elif keyword in _SCHEMA_ONE and isinstance(value, dict) and index + 1 < len(tokens):
+            node, index = value, index + 1
+        else:
+            return node, keyword if keyword in node else None
+    return node, None
+
+
+def _pointer(fragment: str) -> list[str]:
+    if not fragment.startswith("/"):
+        return []
+    return [unquote(t).replace("~1", "/").replace("~0", "~") for t in fragment[1:].split("/")]
+
+
+def _step(node: object, token: str) -> object:
+    if isinstance(node, dict):
+        return node.get(token)
+    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        return node[int(token)]
+    return None
+
+
+def _at(instance: object, path: Sequence[str | int]) -> object:
+    for part in path:
+        instance = instance[part]  # type: ignore[index]
+    return instance
+
+
+def _path_key(path: Sequence[str | int]) -> tuple[tuple[bool, str | int], ...]:
+    # Indices before names at each level, so a list's items and an object's names never meet.
+    return tuple((isinstance(p, str), p) for p in path)
 
 
 def _read(root: Traversable, name: str) -> Any:
@@ -270,20 +340,29 @@ def _check_document(name: str, document: Any) -> None:
     if document.get("$id") != expected_id:
         raise SchemaFileInvalid(f"{name}: $id must be {expected_id}")
     try:
-        Draft202012Validator.check_schema(document)
-    except SchemaError as exc:
+        jsonschema_rs.meta.validate(document)
+    except jsonschema_rs.ValidationError as exc:
         raise SchemaFileInvalid(
-            f"{name}: not a valid Draft 2020-12 schema at {exc.json_path}: {exc.message}"
+            f"{name}: not a valid Draft 2020-12 schema at {_schema_path(exc.instance_path)}: "
+            f"{exc.message}"
         ) from exc
 
 
-def _check_refs(name: str, document: Mapping[str, Any], registry: Registry[Any]) -> None:
-    resolver = registry.resolver(base_uri=document["$id"])
+def _schema_path(parts: Sequence[str | int]) -> str:
+    # A place in a schema file: every name is shown, as the file is ours and holds no one's data.
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _check_refs(name: str, document: Mapping[str, Any], documents: Mapping[str, Any]) -> None:
     for ref in _refs(document):
-        try:
-            resolver.lookup(ref)
-        except Unresolvable as exc:
-            raise SchemaFileInvalid(f"{name}: $ref {ref} does not resolve") from exc
+        base, _, fragment = ref.partition("#")
+        target: object = documents.get(base or document["$id"])
+        if fragment and not fragment.startswith("/"):
+            target = None  # a plain-name anchor: the schemas we ship use pointers only
+        for token in _pointer(fragment):
+            target = _step(target, token)
+        if target is None:
+            raise SchemaFileInvalid(f"{name}: $ref {ref} does not resolve")
 
 
 def _refs(node: object) -> Iterator[str]:

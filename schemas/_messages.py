@@ -1,8 +1,10 @@
 """Turn JSON Schema validation errors into ``path: message`` lines that never quote the instance.
 
-jsonschema's own messages quote the offending value (``'3201...' does not match ...``), and a
-value may be a NIK. These lines are built only from the error's path, its keyword and the
-schema, so they can go into a problem detail and a log.
+Validators' own messages quote the offending value (``'3201...' does not match ...``), and a
+value may be a NIK. These lines are built only from the error's path, the keyword that failed
+and the schema object holding it, so they can go into a problem detail and a log; and any
+validator that can say where it failed (jsonschema-rs in the broker, jsonschema in the tests)
+words a rejection alike.
 """
 
 from __future__ import annotations
@@ -41,10 +43,15 @@ def json_path(path: Iterable[str | int]) -> str:
     return out
 
 
-def describe(error: Any) -> str:
-    """``path: message`` for one :class:`jsonschema.ValidationError`, without instance values."""
-    message = _message(error.validator, error.validator_value, error.instance, error.schema)
-    return f"{json_path(error.absolute_path)}: {message}"
+def describe(
+    path: Iterable[str | int], keyword: str, value: Any, instance: Any, schema: Mapping[str, Any]
+) -> str:
+    """``path: message`` for one failed ``keyword``, without the instance's values.
+
+    ``value`` is the keyword's value in ``schema``, the schema object holding it; ``instance``
+    is the part of the instance at ``path``: names it lacks or has too many are listed.
+    """
+    return f"{json_path(path)}: {_message(keyword, value, instance, schema)}"
 
 
 def _message(keyword: str, value: Any, instance: Any, schema: Mapping[str, Any]) -> str:
