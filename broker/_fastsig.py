@@ -18,6 +18,8 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker import _ed25519 as ed25519
+
 __all__ = ["sign_response_headers"]
 
 # Printable ASCII without the characters a Structured Fields string would have to escape.
@@ -64,7 +66,7 @@ def sign_response_headers(
     params = f'({inner});created={int(created.timestamp())};keyid="{key_id}";alg="ed25519"'
     params += f';tag="{tag}"'
     lines.append(f'"@signature-params": {params}')
-    signature = key.sign("\n".join(lines).encode("ascii"))
+    signature = ed25519.sign(key, "\n".join(lines).encode("ascii"))
     out = dict(headers)
     out["Content-Digest"] = digest
     out["Signature-Input"] = f"{label}={params}"
