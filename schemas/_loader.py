@@ -263,7 +263,7 @@ def _keyword_at(
     """The schema object holding the keyword a location points at, and that keyword.
 
     A location is a document's ``$id``, ``#`` and a JSON pointer: ``…:defs#/$defs/rt_rw/pattern``.
-    It may go on past the keyword (``…#/dependentRequired/no_akta/0``): the keyword is the first
+    It may go on past the keyword (``…#/dependentRequired/0``): the keyword is the first
     token, walking down from the root, that does not lead to another schema.
     """
     base, _, fragment = (location or "").partition("#")
