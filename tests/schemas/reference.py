@@ -23,6 +23,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from schemas import SCHEMA_CODES
+from schemas._loader import _path_key
 from schemas._messages import describe
 
 __all__ = ["FILES", "packaged", "reference_problems", "reference_validator"]
@@ -65,7 +66,7 @@ def reference_problems(code: str, kind: str, instance: object) -> list[str]:
     """The reference's errors worded as the broker words them, in the broker's order."""
     lines = sorted(
         (
-            tuple((isinstance(p, str), p) for p in e.absolute_path),
+            _path_key(e.absolute_path),
             describe(e.absolute_path, e.validator, e.validator_value, e.instance, e.schema),
         )
         for e in reference_validator(code, kind).iter_errors(instance)

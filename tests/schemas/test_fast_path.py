@@ -172,15 +172,22 @@ class TestValuesJsonCannotHold:
     """A parsed body never holds these; a caller's mistake must still be refused, not echoed."""
 
     @pytest.mark.parametrize(
-        "value", [{1, 2}, b"3201", float("nan"), float("inf"), {1: "a"}, object()]
+        ("value", "detail"),
+        [
+            ({1, 2}, "$: is not a JSON value"),
+            (b"3201", "$: is not a JSON value"),
+            ({1: "a"}, "$: is not a JSON value"),
+            (object(), "$: is not a JSON value"),
+            (float("nan"), "$.ayah.nik: must match one of: nik | null"),
+            (float("inf"), "$.ayah.nik: must match one of: nik | null"),
+        ],
     )
-    def test_refused_where_a_type_is_stated(self, schema_set: SchemaSet, value: Any) -> None:
+    def test_refused_where_a_type_is_stated(
+        self, schema_set: SchemaSet, value: Any, detail: str
+    ) -> None:
         record = RECORDS["akta-lahir"]()
         record["ayah"]["nik"] = value  # a NIK, or null
         assert not schema_set.is_valid("akta-lahir", "response", record)
         with pytest.raises(ResponseInvalid) as raised:
             schema_set.validate_response("akta-lahir", record)
-        assert str(raised.value) in {
-            "$: is not a JSON value",
-            "$.ayah.nik: must match one of: nik | null",
-        }
+        assert str(raised.value) == detail

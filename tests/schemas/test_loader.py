@@ -14,13 +14,8 @@ from jsonschema import Draft202012Validator
 
 import schemas
 from schemas import SCHEMA_CODES, SchemaFileInvalid, SchemaSet, UnknownSchema
+from tests.schemas.reference import FILES, packaged
 from tests.schemas.samples import MOTHER_NIK, ktp_record
-
-FILES = ["defs.json"] + [f"{c}.{k}.json" for c in SCHEMA_CODES for k in ("request", "response")]
-
-
-def _packaged(name: str) -> Any:
-    return json.loads((resources.files("schemas") / "json" / name).read_text(encoding="utf-8"))
 
 
 def _object_schemas(node: object) -> Iterator[dict[str, Any]]:
@@ -41,20 +36,20 @@ class TestPackagedFiles:
 
     @pytest.mark.parametrize("name", FILES)
     def test_valid_draft_2020_12(self, name: str) -> None:
-        document = _packaged(name)
+        document = packaged(name)
         Draft202012Validator.check_schema(document)
         assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert document["$id"] == "urn:simpul:schema:" + name.removesuffix(".json")
 
     @pytest.mark.parametrize("name", FILES[1:])
     def test_no_other_properties_anywhere(self, name: str) -> None:
-        found = list(_object_schemas(_packaged(name)))
+        found = list(_object_schemas(packaged(name)))
         assert found
         assert all(schema.get("additionalProperties") is False for schema in found)
 
     @pytest.mark.parametrize("code", SCHEMA_CODES)
     def test_fields_enum_names_the_response_properties(self, code: str) -> None:
-        request, response = _packaged(f"{code}.request.json"), _packaged(f"{code}.response.json")
+        request, response = packaged(f"{code}.request.json"), packaged(f"{code}.response.json")
         assert request["properties"]["fields"]["items"]["enum"] == list(response["properties"])
 
     @pytest.mark.parametrize("name", FILES[1:])
@@ -177,6 +172,14 @@ class TestBrokenFiles:
                     ),
                 ),
                 "\\$ref urn:simpul:schema:defs#/\\$defs/nope does not resolve",
+            ),
+            (
+                "kk.response.json",  # a plain-name anchor: only JSON pointers are resolved
+                _edit(
+                    "kk.response.json",
+                    lambda d: d["properties"].update({"x": {"$ref": "urn:simpul:schema:defs#nik"}}),
+                ),
+                "\\$ref urn:simpul:schema:defs#nik does not resolve",
             ),
             (
                 "ktp.request.json",  # the first file that refers to the missing definition
