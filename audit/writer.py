@@ -12,12 +12,13 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import QueuePool
@@ -35,6 +36,8 @@ from audit.tree import extend_in
 __all__ = ["AuditLog", "append_now", "index_pending"]
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 _WAL_CHECKPOINT_EVERY = 0.1  # seconds
 _FAILED = "the audit record could not be written"
 _NOT_RUNNING = "the audit writer is not running"
@@ -121,9 +124,9 @@ class AuditLog:
 
     One background task takes queued entries, up to ``max_batch`` of them or whatever
     arrived within ``max_delay`` seconds of the first, and writes them in one transaction
-    on a worker thread. :meth:`append` returns only after its record is committed; if the
-    batch fails, every entry in it fails with :class:`AuditUnavailable` and the writer
-    carries on with the next batch. After ``index_when_idle`` seconds without a batch, it
+    on a thread of the writer's own. :meth:`append` returns only after its record is
+    committed; if the batch fails, every entry in it fails with :class:`AuditUnavailable` and
+    the writer carries on with the next batch. After ``index_when_idle`` seconds without a batch, it
     indexes what it wrote for lookups (:mod:`audit.lookup`); on SQLite it also checkpoints
     the WAL now and then on another thread.
 
@@ -176,6 +179,10 @@ class AuditLog:
         self._written_inline = 0
         # The tree's right edge after this writer's last committed batch (see _write_batch).
         self._edge: CompactRange | None = None
+        # Batches and indexing passes run one at a time, so on one thread of the writer's own
+        # (made by start, ended by stop), not on the loop's shared pool: that pool grew to a
+        # thread per concurrent job, each with its own malloc arena and SQLite connection.
+        self._thread: ThreadPoolExecutor | None = None
 
     @property
     def batches_written(self) -> int:
@@ -203,6 +210,7 @@ class AuditLog:
             except Exception:  # noqa: BLE001 - an optimisation: every entry can take the queue
                 _log.warning("the audit writer writes through its thread only", exc_info=True)
         self._queue = deque()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simpul-audit-writer")
         self._task = asyncio.create_task(self._run(), name="audit-writer")
         self._accepting = True
         self._idle_timer = asyncio.get_running_loop().call_later(
@@ -220,14 +228,17 @@ class AuditLog:
             await self._wal_checkpoint  # never raises: a failure is only logged
         if task is None:
             return
-        if task.done():  # the writer was killed; it failed whatever it held on the way out
-            if not task.cancelled():
-                task.result()  # a crash surfaces here
-            return
-        self._put(None)  # after everything queued so far: the queue is FIFO
-        await task
-        if self._wal_checkpoint is not None:
-            await self._wal_checkpoint
+        try:
+            if task.done():  # the writer was killed; it failed whatever it held on the way out
+                if not task.cancelled():
+                    task.result()  # a crash surfaces here
+                return
+            self._put(None)  # after everything queued so far: the queue is FIFO
+            await task
+            if self._wal_checkpoint is not None:
+                await self._wal_checkpoint
+        finally:
+            self._end_thread()
 
     async def append(self, entry: AuditEntry) -> AuditRecord:
         """Append ``entry``; return its record once the record is durable.
@@ -393,13 +404,23 @@ class AuditLog:
 
     async def _index_idle(self) -> None:
         try:
-            await asyncio.to_thread(index_pending, self._engine)
+            await self._on_thread(index_pending, self._engine)
         except Exception:  # noqa: BLE001 - derived data: queries stay complete without it
             _log.warning("indexing the audit lookup table failed", exc_info=True)
 
+    async def _on_thread(self, work: Callable[..., _T], *args: object) -> _T:
+        """``work(*args)`` on the writer's thread (the loop's pool once the thread is ended)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
+
+    def _end_thread(self) -> None:
+        """Let the writer's thread end once it is idle; a job still on it runs to its end."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=False)
+
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            stamps, self._edge = await asyncio.to_thread(
+            stamps, self._edge = await self._on_thread(
                 _write_batch, self._engine, [pending.entry for pending in batch], self._edge
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
@@ -53,17 +54,18 @@ class ReplayCache:
     whichever process they reach.
 
     :meth:`remember_soon` is the same check group-committed, for the event loop: the ids that
-    arrive while one transaction is being made durable go together in the next, on a worker
-    thread, so a commit's fsync neither blocks the loop nor is paid once per request. A caller
-    with nothing else in flight (``alone=True``: an exchange alone in its worker) has its id
-    committed at once on its own thread instead, on a SQLite file, when no batch is in flight:
-    there the commit costs less than the two thread wake-ups around it, and no other exchange
-    waits for the loop meanwhile. That commit goes through a connection of the cache's own,
-    opened from the engine (so with its pragmas) for the first thread that needs it and kept
-    out of the pool, which never waits for the write lock: if another connection holds it, the
-    id goes to the thread. (A commit that crosses SQLite's auto-checkpoint threshold still
-    copies the WAL back where it runs, as on the thread, where the exchange waited for it too.)
-    :meth:`close` closes the connection.
+    arrive while one transaction is being made durable go together in the next, on a thread
+    of the cache's own, so a commit's fsync neither blocks the loop nor is paid once per
+    request. A caller with nothing else in flight (``alone=True``: an exchange alone in its
+    worker) has its id committed at once on its own thread instead, on a SQLite file, when no
+    batch is in flight: there the commit costs less than the two thread wake-ups around it,
+    and no other exchange waits for the loop meanwhile. That commit goes through a connection
+    of the cache's own, opened from the engine (so with its pragmas) for the first thread that
+    needs it and kept out of the pool, which never waits for the write lock: if another
+    connection holds it, the id goes to the thread. (A commit that crosses SQLite's
+    auto-checkpoint threshold still copies the WAL back where it runs, as on the thread, where
+    the exchange waited for it too.)
+    :meth:`close` closes the connection and lets the cache's thread end.
     """
 
     def __init__(
@@ -92,6 +94,12 @@ class ReplayCache:
         )
         self._pending: list[_Pending] = []
         self._in_flight: asyncio.Future[list[bool]] | None = None
+        # One batch is in flight at a time, so batches go to one thread of the cache's own
+        # (started by the first batch), not to the loop's shared pool, which grew to a thread
+        # per concurrent job, each with its own malloc arena and pooled SQLite connection.
+        self._thread: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="simpul-replay"
+        )
 
     def remember(self, client_id: str, xroad_id: str) -> None:
         """Record the id, or raise :class:`Replay` if this client used it inside the window."""
@@ -143,7 +151,7 @@ class ReplayCache:
 
     def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        in_flight = loop.run_in_executor(None, self._insert_batch, batch)
+        in_flight = loop.run_in_executor(self._thread, self._insert_batch, batch)
         self._in_flight = in_flight
         in_flight.add_done_callback(lambda done: self._settle(loop, batch, done))
 
@@ -166,12 +174,16 @@ class ReplayCache:
             self._commit_pending(loop)
 
     def close(self) -> None:
-        """Close the connection kept for commits made on the caller's thread; from now on
-        every id goes to the worker thread. Call it from that thread, or once requests have
-        stopped: it does not wait for a commit running on another thread."""
+        """Close the connection kept for commits made on the caller's thread, and let the
+        cache's thread end once idle; from now on every id goes to the loop's shared pool.
+        Call it from the caller's thread, or once requests have stopped: it does not wait for
+        a commit running on another thread."""
         with self._own_lock:
             self._inline = False
             own, self._own, self._owner = self._own, None, None
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=False)  # a batch on it still commits and settles its ids
         if own is not None:
             own.close()
 

@@ -207,6 +207,28 @@ class TestGroupCommit:
         assert seqs == [1, 2, 3, 4, 5]
         assert log.batches_written == 5
 
+    async def test_batches_run_on_one_thread_of_the_writers_own_which_stop_ends(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Not on the loop's shared pool, which grew to a thread per job in flight.
+        threads: list[threading.Thread] = []
+        real = writer_module._write_batch
+
+        def noting_the_thread(*args: Any) -> Any:
+            threads.append(threading.current_thread())
+            return real(*args)
+
+        monkeypatch.setattr(writer_module, "_write_batch", noting_the_thread)
+        async with AuditLog(installed, max_batch=10) as log:
+            await asyncio.gather(*(log.append(make_entry(i)) for i in range(100)))
+            await log.append(make_entry(100))
+        assert len(threads) == log.batches_written >= 11
+        (thread,) = set(threads)
+        assert thread is not threading.main_thread()
+        assert thread.name.startswith("simpul-audit-writer")
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
     async def test_returned_record_is_already_durable(self, installed: Engine) -> None:
         async with AuditLog(installed) as log:
             record = await log.append(make_entry(1))

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -50,6 +51,34 @@ class TestRememberAsync:
         ids = [str(uuid.uuid4()) for _ in range(50)]
         await asyncio.gather(*(remember(cache, PERMIT, i) for i in ids))
         assert rows(installed) == 50
+
+    async def test_batches_run_on_one_thread_of_the_caches_own_which_close_ends(
+        self, installed: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Not on the loop's shared pool, which grew to a thread per job in flight.
+        cache = ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
+        threads: list[threading.Thread] = []
+        real = cache._insert_batch
+
+        def noting_the_thread(batch: list[Any]) -> list[bool]:
+            threads.append(threading.current_thread())
+            return real(batch)
+
+        monkeypatch.setattr(cache, "_insert_batch", noting_the_thread)
+        for _ in range(3):
+            await asyncio.gather(*(remember(cache, PERMIT, str(uuid.uuid4())) for _ in range(20)))
+        cache.close()
+        assert len(threads) >= 3
+        (thread,) = set(threads)
+        assert thread is not threading.main_thread()
+        assert thread.name.startswith("simpul-replay")
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        # Once closed, ids still go to a thread: the loop's shared pool.
+        batches = len(threads)
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        assert len(threads) == batches + 1
+        assert threads[-1] not in (thread, threading.main_thread())
 
     async def test_an_id_sent_twice_at_once_passes_once(self, cache: ReplayCache) -> None:
         xroad_id = str(uuid.uuid4())
