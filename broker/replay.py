@@ -94,6 +94,7 @@ class ReplayCache:
         )
         self._pending: list[_Pending] = []
         self._in_flight: asyncio.Future[list[bool]] | None = None
+        self._starting = False  # a batch is due to start once the loop's ready callbacks ran
         # One batch is in flight at a time, so batches go to one thread of the cache's own
         # (started by the first batch), not to the loop's shared pool, which grew to a thread
         # per concurrent job, each with its own malloc arena and pooled SQLite connection.
@@ -125,8 +126,10 @@ class ReplayCache:
     ) -> asyncio.Future[bool]:
         """Start recording the id now; the future says, once it is durable, whether it was new.
 
-        Group commit: the ids that arrive while a batch commits go in the next one. The batch
-        is handed to a worker thread at once, so the commit runs while the caller goes on.
+        Group commit: the ids that arrive together (in one turn of the loop) go in one batch,
+        and those that arrive while it commits go in the next. The batch is handed to the
+        cache's thread as soon as the loop has run the callbacks it had ready, so the commit
+        runs while the caller goes on.
         A failed batch fails every future in it. ``alone`` (see the class): the future may
         come back already done. The id goes to the thread as usual if another writer holds
         the database's write lock, the old ids are due to be purged, the cache's connection
@@ -145,9 +148,17 @@ class ReplayCache:
                 future.set_result(fresh)
                 return future
         self._pending.append(_Pending(client_id, xroad_id, future))
-        if self._in_flight is None:
-            self._commit_pending(loop)
+        if self._in_flight is None and not self._starting:
+            # Not at once: after every callback the loop has ready, so the ids of the requests
+            # that arrived together go in one batch, one thread hand-off and one commit.
+            self._starting = True
+            loop.call_soon(self._start_batch, loop)
         return future
+
+    def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._starting = False
+        if self._in_flight is None and self._pending:
+            self._commit_pending(loop)
 
     def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []

@@ -80,6 +80,28 @@ class TestRememberAsync:
         assert len(threads) == batches + 1
         assert threads[-1] not in (thread, threading.main_thread())
 
+    async def test_ids_that_arrive_together_go_in_one_batch(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The first id does not start a batch on its own with the others left for the next.
+        batches: list[int] = []
+        real = cache._insert_batch
+
+        def counting(batch: list[Any]) -> list[bool]:
+            batches.append(len(batch))
+            return real(batch)
+
+        monkeypatch.setattr(cache, "_insert_batch", counting)
+        futures = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(5)]
+        assert await asyncio.gather(*futures) == [True] * 5
+        assert batches == [5]
+        # Those that arrive while it commits go in the next, together.
+        first = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(2)]
+        await asyncio.sleep(0)  # the first batch is on the thread now
+        second = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(3)]
+        assert await asyncio.gather(*first, *second) == [True] * 5
+        assert batches == [5, 2, 3]
+
     async def test_an_id_sent_twice_at_once_passes_once(self, cache: ReplayCache) -> None:
         xroad_id = str(uuid.uuid4())
         outcomes = await asyncio.gather(
