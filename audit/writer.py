@@ -126,9 +126,9 @@ class AuditLog:
     arrived within ``max_delay`` seconds of the first, and writes them in one transaction
     on a thread of the writer's own. :meth:`append` returns only after its record is
     committed; if the batch fails, every entry in it fails with :class:`AuditUnavailable` and
-    the writer carries on with the next batch. After ``index_when_idle`` seconds without a batch, it
-    indexes what it wrote for lookups (:mod:`audit.lookup`); on SQLite it also checkpoints
-    the WAL now and then on another thread.
+    the writer carries on with the next batch. After ``index_when_idle`` seconds without a
+    batch, it indexes what it wrote for lookups (:mod:`audit.lookup`), on the same thread; on
+    SQLite it also checkpoints the WAL now and then on another thread.
 
     A caller with nothing else in flight (``commit(entry, alone=True)``: an exchange alone in
     its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
