@@ -56,15 +56,15 @@ class ReplayCache:
     :meth:`remember_soon` is the same check group-committed, for the event loop: the ids that
     arrive in one turn of the loop go in one batch, and those that arrive while it is being
     made durable go together in the next, on a thread of the cache's own, so a commit's fsync
-    neither blocks the loop nor is paid once per request. A caller with nothing else in flight (``alone=True``: an exchange alone in
-    its worker) has its id committed at once on the caller's thread instead, on a SQLite
-    file, when no batch is in flight: there the commit costs less than the two thread
-    wake-ups around it, and no other exchange waits for the loop meanwhile. That commit goes
-    through a connection of the cache's own, opened from the engine (so with its pragmas) for
-    the first thread that needs it and kept out of the pool, which never waits for the write
-    lock: if another connection holds it, the id goes to the thread. (A commit that crosses
-    SQLite's auto-checkpoint threshold still copies the WAL back where it runs, as on the
-    thread, where the exchange waited for it too.)
+    neither blocks the loop nor is paid once per request. A caller with nothing else in
+    flight (``alone=True``: an exchange alone in its worker) has its id committed at once on
+    the caller's thread instead, on a SQLite file, when no batch is in flight: there the
+    commit costs less than the two thread wake-ups around it, and no other exchange waits for
+    the loop meanwhile. That commit goes through a connection of the cache's own, opened from
+    the engine (so with its pragmas) for the first thread that needs it and kept out of the
+    pool, which never waits for the write lock: if another connection holds it, the id goes
+    to the thread. (A commit that crosses SQLite's auto-checkpoint threshold still copies the
+    WAL back where it runs, as on the thread, where the exchange waited for it too.)
     :meth:`close` closes the connection and lets the cache's thread end.
     """
 
