@@ -162,7 +162,11 @@ class ReplayCache:
 
     def _commit_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        in_flight = loop.run_in_executor(self._thread, self._insert_batch, batch)
+        try:
+            in_flight = loop.run_in_executor(self._thread, self._insert_batch, batch)
+        except Exception as exc:  # noqa: BLE001 - refused (an executor shut down): fail them all
+            in_flight = loop.create_future()  # settled as a failed batch, not left waiting
+            in_flight.set_exception(exc)
         self._in_flight = in_flight
         in_flight.add_done_callback(lambda done: self._settle(loop, batch, done))
 

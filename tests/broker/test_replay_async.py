@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,31 @@ class TestRememberAsync:
         second = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(3)]
         assert await asyncio.gather(*first, *second) == [True] * 5
         assert batches == [5, 2, 3]
+
+    async def test_an_id_queued_before_close_is_still_committed(
+        self, cache: ReplayCache, installed: Engine
+    ) -> None:
+        # Closed between the id's arrival and its batch's start: the loop's pool takes it.
+        future = cache.remember_soon(PERMIT, str(uuid.uuid4()))
+        cache.close()
+        assert await asyncio.wait_for(future, timeout=10) is True
+        assert rows(installed) == 1
+
+    async def test_a_batch_the_executor_refuses_fails_its_ids_instead_of_hanging(
+        self, cache: ReplayCache, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        refusing = ThreadPoolExecutor(max_workers=1)
+        refusing.shutdown()
+        monkeypatch.setattr(cache, "_thread", refusing)
+        futures = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(3)]
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True), timeout=10
+        )
+        assert all(isinstance(o, RuntimeError) for o in outcomes)
+        assert rows(installed) == 0
+        monkeypatch.undo()  # the cache's own thread again: the next id goes through
+        await asyncio.wait_for(remember(cache, PERMIT, str(uuid.uuid4())), timeout=10)
+        assert rows(installed) == 1
 
     async def test_an_id_sent_twice_at_once_passes_once(self, cache: ReplayCache) -> None:
         xroad_id = str(uuid.uuid4())
