@@ -21,19 +21,24 @@ import broker.errors
 import consent.errors
 import schemas.errors
 from broker._gc import tuned_gc
+from broker._http1 import ExchangeProtocol
+from broker.exchange import ExchangeResponse
 from broker.logs import configure_logging, get_logger
 from broker.problems import PROBLEM_MEDIA_TYPE, InternalError, Problem, problem_body
 from broker.routes import auditor, citizen, consent_requests, exchange, meta
 from broker.runtime import Broker
 from broker.settings import Settings
 
-__all__ = ["SERVER_OPTIONS", "create_app", "create_served_app"]
+__all__ = ["SERVER_OPTIONS", "ExchangeApp", "create_app", "create_served_app"]
 
 #: uvicorn's options for the broker, however ``simpul serve`` runs it (one process, a worker of
 #: its own supervisor, or uvicorn's supervisor where ``exec`` is not POSIX): no access log (the
 #: audit log records every exchange; logs are for operators) and no WebSocket protocol (the
-#: broker serves none, and uvicorn's would cost each process ≈4 MB).
-SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({"access_log": False, "ws": "none"})
+#: broker serves none, and uvicorn's would cost each process ≈4 MB); uvicorn's ``httptools``
+#: protocol, which answers an exchange past the ASGI layers (:mod:`broker._http1`).
+SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
+    {"access_log": False, "ws": "none", "http": ExchangeProtocol}
+)
 
 _log = get_logger("simpul.http")
 
@@ -116,7 +121,7 @@ class _Entry:
 
     It binds the request's ``X-Road-Id`` to every log line the request causes and refuses a
     declared body longer than :data:`MAX_BODY_BYTES` unread; ``POST /r1/{service id}`` gets
-    the same from :class:`_App`, which answers it before any middleware.
+    the same from :class:`ExchangeApp`, which answers it before any middleware.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -131,7 +136,7 @@ class _Entry:
         await self.app(scope, _bounded(receive), send)
 
 
-class _App(FastAPI):
+class ExchangeApp(FastAPI):
     """FastAPI, except that ``POST /r1/{service id}`` is answered here, before any layer.
 
     The exchange needs method, URL, headers and body and returns a signed answer, so FastAPI's
@@ -141,13 +146,16 @@ class _App(FastAPI):
     exchanges are not in FastAPI's own traces, should an operator configure them; every one is
     in the audit log. Refusals are audited and signed by :meth:`ExchangeService.handle`; a bug
     that escapes it is logged and answered with a 500 problem (where the skipped error page
-    answered a plain-text 500).
+    answered a plain-text 500). The broker's HTTP protocol (:mod:`broker._http1`) calls
+    :meth:`answer_exchange` itself for an exchange it reads whole, past uvicorn's ASGI layers.
     ``routes/exchange.py`` keeps the route for the OpenAPI document.
     """
 
+    #: The longest body an exchange may have; :mod:`broker._http1` leaves longer ones to ASGI.
+    max_body_bytes: ClassVar[int] = MAX_BODY_BYTES
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        service_id = _exchange_service(scope)
-        if service_id is None:
+        if _exchange_service(scope) is None:
             await super().__call__(scope, receive, send)
             return
         if await _refused_at_entry(scope, receive, send):
@@ -157,16 +165,25 @@ class _App(FastAPI):
         except broker.errors.ContentTooLarge as exc:
             await _problem_response(exc, Request(scope))(scope, receive, send)
             return
+        outcome = await self.answer_exchange(scope, body)
+        await _send(send, outcome.status, outcome.headers, outcome.body)
+
+    async def answer_exchange(self, scope: Scope, body: bytes) -> ExchangeResponse:
+        """The signed answer to the ``POST /r1/{service id}`` of ``scope``, its body read.
+
+        Binds the request's log context first. A bug that escapes the pipeline is logged and
+        answered with a 500 problem (not signed: the pipeline did not finish).
+        """
+        _bind_log_context(scope)
+        service_id = _exchange_service(scope)
+        if service_id is None:  # pragma: no cover - both callers check the path first
+            raise ValueError("not an exchange")
         running: Broker = self.state.broker
         try:
-            outcome = await running.exchange.handle(
-                exchange.exchange_request(scope, service_id, body)
-            )
+            return await running.exchange.handle(exchange.exchange_request(scope, service_id, body))
         except Exception:  # noqa: BLE001 - a bug past the pipeline's own net; it is logged
             _log.exception("exchange_crashed", path=scope["path"])
-            await _problem_response(InternalError(), Request(scope))(scope, receive, send)
-            return
-        await _send(send, outcome.status, outcome.headers, outcome.body)
+            return _problem_answer(InternalError(), scope)
 
 
 def _exchange_service(scope: Scope) -> str | None:
@@ -182,11 +199,7 @@ def _exchange_service(scope: Scope) -> str | None:
 
 async def _refused_at_entry(scope: Scope, receive: Receive, send: Send) -> bool:
     """Bind the request's log context; refuse (413, and say so) a declared body too long."""
-    structlog.contextvars.clear_contextvars()
-    for name, value in scope["headers"]:
-        if name == b"x-road-id":
-            structlog.contextvars.bind_contextvars(xroad_id=value.decode("latin-1")[:64])
-            break
+    _bind_log_context(scope)
     if _declared_length(scope) <= MAX_BODY_BYTES:
         return False
     await _problem_response(_too_large(), Request(scope))(scope, receive, send)
@@ -194,6 +207,23 @@ async def _refused_at_entry(scope: Scope, receive: Receive, send: Send) -> bool:
 
 
 _EXCHANGE_PREFIX = "/r1/"
+
+
+def _bind_log_context(scope: Scope) -> None:
+    """Every log line of this request (this task) carries its ``X-Road-Id``, and nothing older."""
+    structlog.contextvars.clear_contextvars()
+    for name, value in scope["headers"]:
+        if name == b"x-road-id":
+            structlog.contextvars.bind_contextvars(xroad_id=value.decode("latin-1")[:64])
+            break
+
+
+def _problem_answer(problem: Problem, scope: Scope) -> ExchangeResponse:
+    """What :func:`_problem_response` says, as an unsigned exchange answer."""
+    response = _problem_response(problem, Request(scope))
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers}
+    headers.pop("content-length", None)  # each writer states the length itself
+    return ExchangeResponse(status=response.status_code, headers=headers, body=bytes(response.body))
 
 
 async def _send(send: Send, status: int, headers: dict[str, str], content: bytes) -> None:
@@ -262,7 +292,7 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Fa
         finally:
             await running.close()
 
-    app = _App(
+    app = ExchangeApp(
         title="Simpul",
         summary="Consent-gated data exchange between government agencies",
         version="0.1.0",

@@ -275,6 +275,7 @@ class TestServe:
 
         import broker.app
         import broker.runtime
+        from broker._http1 import ExchangeProtocol
 
         built: list[Any] = []
         served: list[dict[str, Any]] = []
@@ -306,6 +307,7 @@ class TestServe:
                 "log_level": "info",
                 "access_log": False,
                 "ws": "none",
+                "http": ExchangeProtocol,
             }
         ]
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from broker._http1 import ExchangeProtocol
 from broker.cli import app
 
 
@@ -27,6 +28,7 @@ _FACTORY = {
     "log_level": "info",
     "access_log": False,
     "ws": "none",
+    "http": ExchangeProtocol,
 }
 
 

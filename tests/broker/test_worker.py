@@ -14,6 +14,8 @@ from broker import _worker
 config = _worker.server_config("warning")
 config.load()  # builds the app, as a worker does before it serves
 assert config.loaded_app is not None
+from broker._http1 import ExchangeProtocol
+assert config.http_protocol_class is ExchangeProtocol  # exchanges past the ASGI layers
 loaded = {name for name, module in sys.modules.items() if module is not None}
 packages = {name.split(".")[0] for name in loaded}
 unused = {"rich", "pygments", "watchfiles", "websockets", "wsproto", "httpx", "httpcore", "click"}
