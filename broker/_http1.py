@@ -14,7 +14,8 @@ Everything else takes uvicorn's path unchanged: another method or path, an ``Exp
 100-continue``, a body of undeclared length (chunked) or longer than the broker reads, a
 request behind another still being answered (pipelining), a proxy's ``X-Forwarded-For`` or
 ``X-Forwarded-Proto`` (uvicorn's proxy-headers middleware may rewrite the scope for those), an
-HTTP version other than 1.1, a connection upgrade, a root path, a concurrency limit. Connection
+HTTP version other than 1.1, a connection upgrade, a root path, a concurrency limit, uvicorn's
+access log turned on (the broker turns it off: the audit log records every exchange). Connection
 handling (keep-alive and its timeout, flow control, a client that goes away, graceful shutdown)
 is uvicorn's own: the protocol's methods see the exchange as a cycle with the attributes they
 use, and its task is one of the server's tasks, which shutdown waits for.
@@ -91,6 +92,7 @@ class ExchangeProtocol(HttpToolsProtocol):
             or self.expect_100_continue
             or self.root_path
             or self.limit_concurrency is not None
+            or self.access_log  # uvicorn's access log, if an operator turned it on, sees all
             or (existing is not None and not existing.response_complete)
             or not self._plain_headers()
         ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,10 +64,10 @@ class _Echo(ExchangeApp):
 
 
 @asynccontextmanager
-async def _serving(app: _Echo, http: Any) -> AsyncIterator[int]:
+async def _serving(app: _Echo, http: Any, *, access_log: bool = False) -> AsyncIterator[int]:
     """uvicorn with ``http`` as its protocol, on a loopback port (yielded) until the block ends."""
     config = Config(
-        app, http=http, ws="none", lifespan="off", access_log=False, log_level="warning"
+        app, http=http, ws="none", lifespan="off", access_log=access_log, log_level="warning"
     )
     server = Server(config)
     sock = socket.socket()
@@ -160,6 +161,22 @@ class TestAnExchangeReadWhole:
             writer.close()
         assert [json.loads(a.split(b"\r\n\r\n")[1])["body"] for a in answers] == ["{}", "[]", "{}"]
         assert (app.by_asgi, app.answered) == (0, 3)
+
+    async def test_a_request_in_pieces(self) -> None:
+        raw = _request(b'{"nik": "3171012345678901", "fields": ["nama"]}')
+        app = _Echo()
+        async with _serving(app, ExchangeProtocol) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for piece in (raw[:30], raw[30:-20], raw[-20:-5], raw[-5:]):
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.02)
+            answer = await asyncio.wait_for(_read_one(reader), 10)
+            writer.close()
+        assert (
+            json.loads(answer.split(b"\r\n\r\n")[1])["body"] == raw.split(b"\r\n\r\n")[1].decode()
+        )
+        assert (app.by_asgi, app.answered) == (0, 1)
 
     async def test_pipelined_exchanges_are_answered_in_order(self) -> None:
         expected, got, ours = await _both(_request(b"[1]") + _request(b"[2]"), answers=2)
@@ -259,6 +276,19 @@ class TestLeftToUvicorn:
         assert got == expected
         assert got[0].startswith(b"HTTP/1.1 %d " % status)
         assert ours.by_asgi == 1
+
+    async def test_with_uvicorn_s_access_log_on(self) -> None:
+        """An operator who turns uvicorn's access log on sees exchanges in it too."""
+        access = logging.getLogger("uvicorn.access")
+        handler = logging.NullHandler()
+        access.addHandler(handler)
+        try:
+            app = _Echo()
+            async with _serving(app, ExchangeProtocol, access_log=True) as port:
+                assert len(await _exchange(port, _request())) == 1
+        finally:
+            access.removeHandler(handler)
+        assert (app.by_asgi, app.answered) == (1, 1)
 
     async def test_the_proxy_headers_still_apply(self) -> None:
         _, got, _ = await _both(_request(extra="X-Forwarded-Proto: https\r\n"))
