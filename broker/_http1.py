@@ -2,13 +2,14 @@
 
 uvicorn's ``httptools`` protocol parses each request, builds its ASGI scope, and hands the app
 a request-response cycle: an ``asyncio.Event``, ``receive``/``send`` messages as dicts, every
-response header checked by two regular expressions, and the head and the body written in two
-pieces (two ``send`` system calls, and often two segments for the client to read). For an
-exchange, whose answer is one signed body of a few hundred bytes, that is ≈25 µs of the
-worker's CPU of ≈30 µs spent between the socket and the pipeline. Here an exchange that is
-plainly one (below) is parsed by the same parser into the same scope, run by the same
-:meth:`broker.app.ExchangeApp.answer_exchange` as the ASGI path runs, and answered in one write
-that carries the same status line and headers uvicorn would have written.
+response header checked by two regular expressions, the proxy-headers middleware, and the
+head and the body written in two pieces (two ``send`` system calls). Here an exchange that is
+plainly one (below) is parsed by the same parser into the same scope, answered by the same
+:meth:`broker.app.ExchangeApp.answer_exchange` as the ASGI path calls, and written at once:
+the status line and headers uvicorn would have written, and the body. Measured in-process on
+the same request and answer, that is 16–17 µs less CPU per exchange (65.5 against 49.6 µs
+with a stand-in transport; 62 against 45 µs for client and server on loopback sockets), ≈2 %
+of an exchange.
 
 Everything else takes uvicorn's path unchanged: another method or path, an ``Expect:
 100-continue``, a body of undeclared length (chunked) or longer than the broker reads, a
@@ -109,6 +110,7 @@ class ExchangeProtocol(HttpToolsProtocol):
         scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = url.query or b""
+        # uvicorn types the attribute as its own cycle class; _Exchange has what it uses of one.
         self.cycle = _Exchange(scope, keep_alive=parser.should_keep_alive())  # type: ignore[assignment]
 
     def _plain_headers(self) -> bool:
