@@ -23,6 +23,13 @@ from broker.exchange import ExchangeResponse
 from broker.routes.exchange import exchange_request
 
 _PATH = "/r1/ID/GOV/DUKCAPIL/adminduk/ktp"
+#: uvicorn's options here; ``log_config=None``: the test process's logging is left as it is.
+_OPTIONS: dict[str, Any] = {
+    "ws": "none",
+    "lifespan": "off",
+    "log_level": "warning",
+    "log_config": None,
+}
 
 
 class _Echo(ExchangeApp):
@@ -66,9 +73,7 @@ class _Echo(ExchangeApp):
 @asynccontextmanager
 async def _serving(app: _Echo, http: Any, *, access_log: bool = False) -> AsyncIterator[int]:
     """uvicorn with ``http`` as its protocol, on a loopback port (yielded) until the block ends."""
-    config = Config(
-        app, http=http, ws="none", lifespan="off", access_log=access_log, log_level="warning"
-    )
+    config = Config(app, http=http, **_OPTIONS, access_log=access_log)
     server = Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -226,14 +231,7 @@ class TestAnExchangeReadWhole:
     async def test_shutting_down_finishes_the_exchange_in_flight(self) -> None:
         app = _Echo()
         app.hold = asyncio.Event()
-        config = Config(
-            app,
-            http=ExchangeProtocol,
-            ws="none",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-        )
+        config = Config(app, http=ExchangeProtocol, **_OPTIONS, access_log=False)
         server = Server(config)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
