@@ -7,7 +7,7 @@ head and the body written in two pieces (two ``send`` system calls). Here an exc
 plainly one (below) is parsed by the same parser into the same scope, answered by the same
 :meth:`broker.app.ExchangeApp.answer_exchange` as the ASGI path calls, and written at once:
 the status line and headers uvicorn would have written, and the body. Measured in-process on
-the same request and answer, that is 16–17 µs less CPU per exchange (65.5 against 49.6 µs
+the same request and answer, that is 16 to 17 µs less CPU per exchange (65.5 against 49.6 µs
 with a stand-in transport; 62 against 45 µs for client and server on loopback sockets), ≈2 %
 of an exchange.
 
