@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import psutil  # type: ignore[import-untyped]
@@ -12,7 +12,7 @@ import psutil  # type: ignore[import-untyped]
 from broker.client import SimpulClient
 from broker.sandbox_env import KTP, PERMIT_OFFICE, SandboxWorld
 
-__all__ = ["BenchWorld", "Consent", "ProcessGroup", "obtain_consent"]
+__all__ = ["BenchWorld", "Consent", "ProcessGroup", "Resident", "obtain_consent"]
 
 PURPOSE = {"code": "perizinan-berusaha", "text": "Verifikasi identitas pemohon (benchmark)"}
 
@@ -36,6 +36,18 @@ class BenchWorld(SandboxWorld):
         return next(proc.pid for n, proc, _ in self._procs if n == name)
 
 
+class Resident(NamedTuple):
+    """A process group's resident memory, in bytes (see :meth:`ProcessGroup.memory_bytes`).
+
+    ``file`` is the part of ``rss`` mapped from files (libraries, mostly): how much of a
+    library counts depends on how its pages came into the page cache (docs/performance.md).
+    """
+
+    rss: int
+    pss: int | None
+    file: int | None
+
+
 class ProcessGroup:
     """A process and all its descendants (uvicorn's workers), read through psutil."""
 
@@ -56,8 +68,9 @@ class ProcessGroup:
             total += times.user + times.system
         return total
 
-    def memory_bytes(self, *, pss: bool = True) -> tuple[int, int | None]:
-        """Resident memory of every member now, summed: RSS, and PSS where the system has it.
+    def memory_bytes(self, *, pss: bool = True) -> Resident:
+        """Resident memory of every member now, summed: RSS, PSS where the system has it, and
+        the part of RSS mapped from files where the system says.
 
         Summed RSS counts a page shared by several members (libraries, the interpreter) once
         per member. PSS divides each shared page among the processes sharing it, so its sum is
@@ -65,25 +78,33 @@ class ProcessGroup:
         group, such as the backends, are divided with those too). psutil reads it from
         ``/proc/<pid>/smaps_rollup`` (Linux), which costs more than RSS: ``pss=False`` skips it.
         """
-        rss_total, pss_total = 0, 0
-        has_pss = pss
+        rss_total, pss_total, file_total = 0, 0, 0
+        has_pss, has_file = pss, True
         for proc in self._members():
             try:
+                info = None
                 if has_pss:
                     try:
-                        full = proc.memory_full_info()
+                        info = proc.memory_full_info()
                     except psutil.AccessDenied:
-                        full = None
-                    pss = getattr(full, "pss", None)  # Linux only
-                    if full is not None and pss is not None:
-                        rss_total += full.rss
+                        info = None
+                    pss = getattr(info, "pss", None)  # Linux only
+                    if info is not None and pss is not None:
                         pss_total += pss
-                        continue
-                    has_pss = False  # not Linux, or not readable: RSS alone from here
-                rss_total += proc.memory_info().rss
+                    else:
+                        has_pss, info = False, None  # not Linux, or not readable: no PSS
+                info = info or proc.memory_info()
             except psutil.NoSuchProcess:
                 continue
-        return rss_total, pss_total if has_pss else None
+            rss_total += info.rss
+            shared = getattr(info, "shared", None)  # Linux: RssFile + RssShmem
+            has_file = has_file and shared is not None
+            file_total += shared or 0
+        return Resident(
+            rss=rss_total,
+            pss=pss_total if has_pss else None,
+            file=file_total if has_file else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,11 +77,13 @@ class _Progress:
 
 class _RssPeak:
     """Samples a process group's summed RSS every 100 ms, and PSS every second (it costs the
-    kernel more, on the cores the benchmark measures), and keeps the peaks."""
+    kernel more, on the cores the benchmark measures), and keeps the peaks, with the part of
+    the RSS peak that was mapped from files."""
 
     def __init__(self, group: ProcessGroup) -> None:
         self._group = group
         self.peak = 0
+        self.peak_file: int | None = None  # the file-mapped part of RSS at its peak
         self.peak_pss: int | None = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -98,8 +100,9 @@ class _RssPeak:
         tick = 0
         while not self._stop.wait(0.1):
             with_pss = tick % 10 == 0 and self.peak_pss is not None
-            rss, pss = self._group.memory_bytes(pss=with_pss)
-            self.peak = max(self.peak, rss)
+            rss, pss, file = self._group.memory_bytes(pss=with_pss)
+            if rss > self.peak:
+                self.peak, self.peak_file = rss, file
             if with_pss:
                 self.peak_pss = None if pss is None else max(self.peak_pss or 0, pss)
             tick += 1
@@ -154,6 +157,8 @@ def _drive(
         result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
         if rss.peak_pss:
             result["peak_pss_mb"] = rss.peak_pss / 2**20
+        if rss.peak_file is not None:
+            result["peak_rss_file_mb"] = rss.peak_file / 2**20
         requests = event["requests"]
         result["cpu_us_per_request"] = cpu / requests * 1e6 if requests else 0
         # The load generator's own CPU: it shares the machine with what it measures.

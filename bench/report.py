@@ -120,6 +120,7 @@ def render(results: dict[str, Any], out: TextIO) -> None:
             f"{ratio:>5.3f}\n"
         )
     _render_generator(shown["broker"], direct, out)
+    _render_file_pages(shown["broker"], out)
     floors = results["floors_us"]
     serve = serve_floor(results)
     out.write("\nBroker CPU per exchange by stage (us), beside each stage's floor\n")
@@ -167,6 +168,21 @@ def _render_generator(
         for row in broker
     )
     out.write(f"  load generator's own CPU us per request, broker | direct: {cells}\n")
+
+
+def _render_file_pages(broker: list[dict[str, Any]], out: TextIO) -> None:
+    """How much of each peak RSS is pages mapped from files (libraries, mostly)."""
+    if not any("peak_rss_file_mb" in row for row in broker):
+        return  # a results file from before the harness recorded it, or not Linux
+    cells = ", ".join(
+        f"c={row['concurrency']} {row['peak_rss_file_mb']:.0f} of {row['peak_rss_mb']:.0f}"
+        for row in broker
+        if "peak_rss_file_mb" in row
+    )
+    out.write(
+        f"  broker peak RSS mapped from files (MB): {cells}; how much of a library counts "
+        "depends on how its pages came into the page cache (docs/performance.md)\n"
+    )
 
 
 def _render_rounds(results: dict[str, Any], rounds: int, out: TextIO) -> None:

@@ -97,6 +97,17 @@ class TestTargets:
         line = next(t for t in out.getvalue().splitlines() if "load generator" in t)
         assert line.endswith("broker | direct: c=1 49 | 31, c=32 49 | -")
 
+    def test_the_file_mapped_part_of_peak_rss_is_printed_when_recorded(self) -> None:
+        results = _results(rate=1200.0)
+        out = io.StringIO()
+        render(results, out)
+        assert "mapped from files" not in out.getvalue()  # a file from before it was recorded
+        results["broker"][1]["peak_rss_file_mb"] = 66.4
+        out = io.StringIO()
+        render(results, out)
+        line = next(t for t in out.getvalue().splitlines() if "mapped from files" in t)
+        assert "(MB): c=32 66 of 120;" in line
+
     def test_report_prints_rows_stages_and_targets(self) -> None:
         out = io.StringIO()
         render(_results(rate=1200.0), out)

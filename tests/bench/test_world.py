@@ -11,12 +11,12 @@ from bench._world import ProcessGroup
 
 
 def test_memory_of_a_group_counts_its_children() -> None:
-    alone_rss, alone_pss = ProcessGroup(os.getpid()).memory_bytes()
+    alone_rss, alone_pss, alone_file = ProcessGroup(os.getpid()).memory_bytes()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            rss, pss = ProcessGroup(os.getpid()).memory_bytes()
+            rss, pss, file = ProcessGroup(os.getpid()).memory_bytes()
             if rss > alone_rss + 2**20:
                 break
             time.sleep(0.05)
@@ -27,6 +27,11 @@ def test_memory_of_a_group_counts_its_children() -> None:
             # Shared pages are divided among the processes sharing them, not counted in each.
             assert 0 < alone_pss <= alone_rss
             assert alone_pss < pss <= rss
+            # The interpreter and its libraries are mapped from files, in both processes.
+            assert alone_file is not None
+            assert file is not None
+            assert 0 < alone_file < alone_rss
+            assert alone_file < file < rss
     finally:
         child.kill()
         child.wait()
