@@ -140,6 +140,8 @@ def _alive(pid: int) -> bool:
     # A child of the supervisor that exited but is not reaped yet is gone all the same.
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1]
+    except ProcessLookupError:  # reaped between open and read: /proc says ESRCH
+        return False
     except FileNotFoundError:  # reaped since, or a system without /proc (kill's answer)
         return not Path("/proc/self").exists()
     return not state.startswith("Z")
