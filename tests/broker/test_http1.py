@@ -96,6 +96,17 @@ async def _started(server: Server) -> None:
     raise AssertionError("the server did not start within 10 s")
 
 
+async def _told_to_close(server: Server) -> None:
+    """Once uvicorn's shutdown has told every connection to close after its answer."""
+    for _ in range(1000):
+        # uvicorn types its connections as bare asyncio protocols; these are ExchangeProtocols.
+        connections: Any = server.server_state.connections
+        if connections and all(not c.cycle.keep_alive for c in connections):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server did not begin shutting down within 10 s")
+
+
 async def _exchange(port: int, raw: bytes, answers: int = 1) -> list[bytes]:
     """Write ``raw`` on one connection; read ``answers`` answers (by their Content-Length)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -241,7 +252,7 @@ class TestAnExchangeReadWhole:
         writer.write(_request())
         await asyncio.wait_for(app.held.wait(), 10)
         server.should_exit = True
-        await asyncio.sleep(0.2)
+        await _told_to_close(server)  # uvicorn's shutdown has reached the connection
         app.hold.set()
         answer = await asyncio.wait_for(reader.read(), 10)
         await serving
