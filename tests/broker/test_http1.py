@@ -70,15 +70,23 @@ class _Echo(ExchangeApp):
         )
 
 
-@asynccontextmanager
-async def _serving(app: _Echo, http: Any, *, access_log: bool = False) -> AsyncIterator[int]:
-    """uvicorn with ``http`` as its protocol, on a loopback port (yielded) until the block ends."""
-    config = Config(app, http=http, **_OPTIONS, access_log=access_log)
-    server = Server(config)
+async def _start(
+    app: _Echo, http: Any, *, access_log: bool = False
+) -> tuple[Server, socket.socket, asyncio.Task[None]]:
+    """uvicorn with ``http`` as its protocol, serving on a loopback socket: the server, the
+    socket and the task that serves (it ends once ``server.should_exit`` is set)."""
+    server = Server(Config(app, http=http, **_OPTIONS, access_log=access_log))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await _started(server)
+    return server, sock, serving
+
+
+@asynccontextmanager
+async def _serving(app: _Echo, http: Any, *, access_log: bool = False) -> AsyncIterator[int]:
+    """uvicorn with ``http`` as its protocol, on a loopback port (yielded) until the block ends."""
+    server, sock, serving = await _start(app, http, access_log=access_log)
     try:
         yield sock.getsockname()[1]
     finally:
@@ -242,12 +250,7 @@ class TestAnExchangeReadWhole:
     async def test_shutting_down_finishes_the_exchange_in_flight(self) -> None:
         app = _Echo()
         app.hold = asyncio.Event()
-        config = Config(app, http=ExchangeProtocol, **_OPTIONS, access_log=False)
-        server = Server(config)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        await _started(server)
+        server, sock, serving = await _start(app, ExchangeProtocol)
         reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
         writer.write(_request())
         await asyncio.wait_for(app.held.wait(), 10)
