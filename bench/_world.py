@@ -40,7 +40,7 @@ class Resident(NamedTuple):
     """A process group's resident memory, in bytes (see :meth:`ProcessGroup.memory_bytes`).
 
     ``file`` is the part of ``rss`` mapped from files (libraries, mostly): how much of a
-    library counts depends on how its pages came into the page cache (docs/performance.md).
+    library counts depends on the state in which the page cache holds it (docs/performance.md).
     """
 
     rss: int

@@ -181,7 +181,7 @@ def _render_file_pages(broker: list[dict[str, Any]], out: TextIO) -> None:
     )
     out.write(
         f"  broker peak RSS mapped from files (MB): {cells}; how much of a library counts "
-        "depends on how its pages came into the page cache (docs/performance.md)\n"
+        "depends on the state of the page cache (docs/performance.md)\n"
     )
 
 
