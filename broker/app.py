@@ -131,7 +131,8 @@ class _Entry:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if await _refused_at_entry(scope, receive, send):
+        _bind_log_context(scope)
+        if await _refused_as_too_long(scope, receive, send):
             return
         await self.app(scope, _bounded(receive), send)
 
@@ -158,7 +159,8 @@ class ExchangeApp(FastAPI):
         if _exchange_service(scope) is None:
             await super().__call__(scope, receive, send)
             return
-        if await _refused_at_entry(scope, receive, send):
+        # The log context is bound by answer_exchange; a refusal here logs nothing.
+        if await _refused_as_too_long(scope, receive, send):
             return
         try:
             body = await _read_body(_bounded(receive))
@@ -197,9 +199,8 @@ def _exchange_service(scope: Scope) -> str | None:
     return path[len(_EXCHANGE_PREFIX) :] if path.startswith(_EXCHANGE_PREFIX) else None
 
 
-async def _refused_at_entry(scope: Scope, receive: Receive, send: Send) -> bool:
-    """Bind the request's log context; refuse (413, and say so) a declared body too long."""
-    _bind_log_context(scope)
+async def _refused_as_too_long(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Refuse (413, and say so) a declared body too long, unread."""
     if _declared_length(scope) <= MAX_BODY_BYTES:
         return False
     await _problem_response(_too_large(), Request(scope))(scope, receive, send)

@@ -42,6 +42,7 @@ class _Echo(ExchangeApp):
         self.hold: asyncio.Event | None = None
         self.held = asyncio.Event()  # set once an exchange waits on ``hold``
         self.crash = False
+        self.headers = {"Content-Type": "application/json", "X-Road-Id": "id-1", "Signature": "s"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/r1/"):
@@ -65,7 +66,7 @@ class _Echo(ExchangeApp):
         }
         return ExchangeResponse(
             status=200,
-            headers={"Content-Type": "application/json", "X-Road-Id": "id-1", "Signature": "s"},
+            headers=self.headers,
             body=json.dumps(seen).encode(),
         )
 
@@ -246,6 +247,20 @@ class TestAnExchangeReadWhole:
             app.crash = False
             assert len(await _exchange(port, _request())) == 1
         assert (app.by_asgi, app.answered) == (0, 1)
+
+    async def test_a_header_value_with_a_control_character_is_never_written(self) -> None:
+        """As uvicorn refuses it: the connection closes, nothing of the answer is written."""
+        ours, theirs = _Echo(), _Echo()
+        closed = []
+        for app, http in ((theirs, "httptools"), (ours, ExchangeProtocol)):
+            app.headers = {**app.headers, "X-Road-Id": "id\x01injected"}
+            async with _serving(app, http) as port:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(_request())
+                closed.append(await asyncio.wait_for(reader.read(), 10))
+                writer.close()
+        assert closed == [b"", b""]
+        assert (ours.by_asgi, ours.answered) == (0, 1)
 
     async def test_shutting_down_finishes_the_exchange_in_flight(self) -> None:
         app = _Echo()
