@@ -105,11 +105,24 @@ async def _started(server: Server) -> None:
     raise AssertionError("the server did not start within 10 s")
 
 
+def _connections(server: Server) -> list[Any]:
+    """The server's open connections (uvicorn types them as bare asyncio protocols)."""
+    return list(server.server_state.connections)
+
+
+async def _answered(app: _Echo, count: int) -> None:
+    """Once ``app`` has answered ``count`` exchanges; fails after 10 s."""
+    for _ in range(1000):
+        if app.answered >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} exchanges not answered within 10 s")
+
+
 async def _told_to_close(server: Server) -> None:
     """Once uvicorn's shutdown has told every connection to close after its answer."""
     for _ in range(1000):
-        # uvicorn types its connections as bare asyncio protocols; these are ExchangeProtocols.
-        connections: Any = server.server_state.connections
+        connections = _connections(server)
         if connections and all(not c.cycle.keep_alive for c in connections):
             return
         await asyncio.sleep(0.01)
@@ -262,6 +275,56 @@ class TestAnExchangeReadWhole:
         assert closed == [b"", b""]
         assert (ours.by_asgi, ours.answered) == (0, 1)
 
+    async def test_an_answer_waits_while_the_client_reads_nothing(self) -> None:
+        """With writing paused (the transport's buffer past its high-water mark), the answer
+        is written only once the transport can take it again, as uvicorn's ``send`` waits."""
+        app = _Echo()
+        app.hold = asyncio.Event()
+        server, sock, serving = await _start(app, ExchangeProtocol)
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        writer.write(_request())
+        await asyncio.wait_for(app.held.wait(), 10)
+        (protocol,) = _connections(server)
+        protocol.pause_writing()  # what the transport calls when its buffer fills
+        app.hold.set()
+        await _answered(app, 1)
+        nothing = asyncio.ensure_future(reader.readuntil(b"\r\n\r\n"))
+        await asyncio.sleep(0.1)
+        assert not nothing.done()  # answered, but nothing written while paused
+        protocol.resume_writing()
+        head = await asyncio.wait_for(nothing, 10)
+        server.should_exit = True
+        await serving
+        writer.close()
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+
+    async def test_a_client_gone_while_writing_is_paused_gets_nothing(self) -> None:
+        app = _Echo()
+        app.hold = asyncio.Event()
+        server, sock, serving = await _start(app, ExchangeProtocol)
+        port = sock.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request())
+        await asyncio.wait_for(app.held.wait(), 10)
+        (protocol,) = _connections(server)
+        protocol.pause_writing()
+        app.hold.set()
+        app.hold = None
+        await _answered(app, 1)
+        writer.close()  # uvicorn's connection_lost resumes writing; the answer finds no one
+        for _ in range(1000):
+            if not server.server_state.tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.server_state.tasks  # the answer's task has ended
+        assert protocol.transport.is_closing()
+        assert len(await _exchange(port, _request())) == 1  # the server serves on
+        server.should_exit = True
+        await serving
+        sock.close()
+        assert app.answered == 2
+
     async def test_shutting_down_finishes_the_exchange_in_flight(self) -> None:
         app = _Echo()
         app.hold = asyncio.Event()
@@ -303,6 +366,28 @@ class TestLeftToUvicorn:
         assert got == expected
         assert got[0].startswith(b"HTTP/1.1 %d " % status)
         assert ours.by_asgi == 1
+
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            "Content-Length: 27\r\n",  # a second, equal, Content-Length
+            "Transfer-Encoding: chunked\r\n",
+        ],
+        ids=["two lengths", "length and chunked"],
+    )
+    async def test_an_ambiguous_length_is_refused_by_the_parser(self, extra: str) -> None:
+        """Before the protocol looks: uvicorn's 400 and the connection closed, by both."""
+        ours, theirs = _Echo(), _Echo()
+        answers = []
+        for app, http in ((theirs, "httptools"), (ours, ExchangeProtocol)):
+            async with _serving(app, http) as port:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(_request(extra=extra))
+                answers.append(_without_date(await asyncio.wait_for(reader.read(), 10)))
+                writer.close()
+        assert answers[0] == answers[1]
+        assert answers[1].startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert ours.answered == ours.by_asgi == 0
 
     async def test_with_uvicorn_s_access_log_on(self) -> None:
         """An operator who turns uvicorn's access log on sees exchanges in it too."""
