@@ -200,9 +200,20 @@ class CheckpointScheduler:
         """Sign a checkpoint of the log as committed now (or return the latest if unchanged)."""
         kid, key = self._key()
         async with self._lock:  # one signer at a time per process: no duplicate checkpoints
-            return await asyncio.to_thread(
-                sign_now, self._engine, origin=self._origin, kid=kid, key=key, force=force
+            signing = asyncio.ensure_future(
+                asyncio.to_thread(
+                    sign_now, self._engine, origin=self._origin, kid=kid, key=key, force=force
+                )
             )
+            try:
+                return await asyncio.shield(signing)
+            except asyncio.CancelledError:
+                # Stopping: the thread signs all the same. Hold the lock until it has, so the
+                # last checkpoint of stop() is not signed beside it, and the connection goes
+                # back before the engine is disposed of.
+                with suppress(Exception):
+                    await signing
+                raise
 
     async def start(self) -> None:
         """Start signing in the background."""

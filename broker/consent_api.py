@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit import AuditEntry, AuditLog, subject_ref
 from audit.errors import AuditUnavailable
+from broker._threads import finished_even_if_cancelled
 from broker.auth import Caller
 from broker.citizen import Citizen
 from broker.errors import BadRequest
@@ -339,11 +340,12 @@ class ConsentApi:
 
         If the audit log is unavailable the transitions stay logged and a later flush (the
         background worker's) writes them: the citizen's decision is not undone by it.
+        Cancelled while a claim or a mark runs on its thread, it lets that finish first.
         """
         written = 0
         async with self._flushing:
-            while claimed := await asyncio.to_thread(
-                self._store.claim_unaudited, now=int(time.time()), limit=100
+            while claimed := await finished_even_if_cancelled(
+                asyncio.to_thread(self._store.claim_unaudited, now=int(time.time()), limit=100)
             ):
                 for event, claim in claimed:
                     try:
@@ -352,8 +354,10 @@ class ConsentApi:
                         # The claim expires and this or another node writes the event later.
                         _log.warning("consent_event_not_audited", event_id=event.id)
                         return written
-                    await asyncio.to_thread(
-                        self._store.mark_audited, event.id, stamp.seq, claim=claim
+                    await finished_even_if_cancelled(
+                        asyncio.to_thread(
+                            self._store.mark_audited, event.id, stamp.seq, claim=claim
+                        )
                     )
                     written += 1
         return written

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from broker._threads import finished_even_if_cancelled
 from broker.consent_api import ConsentApi
 from broker.logs import get_logger
 from broker.notifications import Notifier, fan_out
@@ -42,10 +43,15 @@ class ConsentWorker:
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
-        """One pass; returns how many notifications were delivered."""
-        await asyncio.to_thread(self._store.expire_due)
+        """One pass; returns how many notifications were delivered.
+
+        Cancelled (the broker stopping) while a step runs on its thread, it lets that step
+        finish first: the step commits all the same, and its connection goes back to a pool
+        that has not been disposed of yet.
+        """
+        await finished_even_if_cancelled(asyncio.to_thread(self._store.expire_due))
         await self._api.flush()
-        await asyncio.to_thread(self._store.dispatch, self._handler)
+        await finished_even_if_cancelled(asyncio.to_thread(self._store.dispatch, self._handler))
         return await self._notifier.run_once()
 
     async def _loop(self) -> None:

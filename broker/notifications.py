@@ -11,15 +11,14 @@ de-duplicate on ``X-Simpul-Notification-Id``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
@@ -40,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 
+from broker._threads import finished_even_if_cancelled
 from broker.logs import get_logger
 from broker.registry import Registry
 from broker.signatures import sign_request
@@ -63,7 +63,6 @@ _log = get_logger("simpul.notifications")
 #: Sends one notification: ``post(url, body, headers)``, the HTTP status of the answer; raises
 #: if none came (the broker's is :class:`broker._webhooks.WebhookClient`).
 Post = Callable[[str, bytes, Mapping[str, str]], Awaitable[int]]
-_T = TypeVar("_T")
 
 #: The consent events that are notified (creation and approval are not: the consumer polls).
 NOTIFIED_EVENTS: Final = frozenset(
@@ -258,7 +257,7 @@ class Notifier:
         so the next start, here or on another node, sends them at once rather than after the
         lease. The recipient may then see one twice; the notification id makes that harmless.
         """
-        rows = await _finished_even_if_cancelled(
+        rows = await finished_even_if_cancelled(
             asyncio.to_thread(self._claim),
             # The claim commits on its thread all the same: give it back once it has.
             then=self._release,
@@ -321,7 +320,7 @@ class Notifier:
                 error = f"HTTP {status}"
         except Exception as exc:  # noqa: BLE001 - any failure (a bad URL too) settles the row
             error = type(exc).__name__
-        await _finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))
+        await finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))
         return error is None
 
     def _settle(self, row: dict[str, Any], error: str | None) -> None:
@@ -353,22 +352,3 @@ class Notifier:
             # The lease ran out mid-delivery and another worker claimed the row: its outcome
             # stands (the recipient may see the notification twice; ids make that harmless).
             _log.warning("notification_lease_lost", id=row["id"], recipient=row["recipient"])
-
-
-async def _finished_even_if_cancelled(
-    work: Coroutine[Any, Any, _T], *, then: Callable[[_T], object] | None = None
-) -> _T:
-    """Await ``work`` (a database call on its thread); if cancelled meanwhile, let it finish.
-
-    The thread commits whatever the caller does, so a stopping notifier waits for it, hands
-    its result to ``then`` (giving a claim back), and only then lets the cancellation through.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):  # failed work holds nothing to give back
-            result = await task
-            if then is not None:
-                then(result)
-        raise

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from audit import checkpoints as checkpoints_module
 from audit import merkle
 from audit import tree as tree_module
 from audit._bulk import fetch_rows
@@ -209,3 +210,34 @@ class TestCheckpoints:
         assert (latest.tree_size, latest.kid) == (2, "k-2")
         # The timer may have signed the empty tree first; after that, once per growth.
         assert [c.tree_size for c in list_checkpoints(installed) if c.tree_size] == [1, 2]
+
+    async def test_a_stop_while_the_timer_signs_waits_for_that_signing(
+        self, installed: Engine, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Cancelled mid-signing, the timer still holds the lock until its thread has signed:
+        the last checkpoint of stop() is never signed beside it (nor after the engine is gone)."""
+        signing, go_on = threading.Event(), threading.Event()
+        running, most = [0], [0]
+        guard = threading.Lock()
+        real = checkpoints_module.sign_now
+
+        def slow_sign(*args: Any, **kwargs: Any) -> Any:
+            with guard:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                signing.set()
+                go_on.wait(5)
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    running[0] -= 1
+
+        monkeypatch.setattr(checkpoints_module, "sign_now", slow_sign)
+        scheduler = CheckpointScheduler(installed, key=lambda: ("k", key), interval=0.01)
+        await scheduler.start()
+        await asyncio.to_thread(signing.wait, 5)  # the timer's signing is on its thread
+        threading.Timer(0.2, go_on.set).start()
+        await scheduler.stop()
+        assert go_on.is_set()  # stop() waited for the timer's signing to finish
+        assert most[0] == 1
