@@ -128,6 +128,43 @@ class TestRememberAsync:
         await asyncio.wait_for(remember(cache, PERMIT, str(uuid.uuid4())), timeout=10)
         assert rows(installed) == 1
 
+    @pytest.mark.parametrize("largest_statement", [128, 2])
+    async def test_each_id_of_a_mixed_batch_gets_its_own_answer(
+        self,
+        cache: ReplayCache,
+        installed: Engine,
+        monkeypatch: pytest.MonkeyPatch,
+        largest_statement: int,
+    ) -> None:
+        # One batch: new ids, one stored before, one twice, and another client's equal id; in
+        # statements of 8 and 1 ids, or (largest 2) of 2, 2, 2, 2 and 1.
+        monkeypatch.setattr(replay, "_LARGEST_STATEMENT", largest_statement)
+        stored, twice, shared = (str(uuid.uuid4()) for _ in range(3))
+        await remember(cache, PERMIT, stored)
+        batches: list[int] = []
+        real = cache._insert_batch
+
+        def counting(batch: list[Any]) -> list[bool]:
+            batches.append(len(batch))
+            return real(batch)
+
+        monkeypatch.setattr(cache, "_insert_batch", counting)
+        sent = [
+            (PERMIT, str(uuid.uuid4())),
+            (PERMIT, twice),
+            (PERMIT, stored),
+            (PERMIT, shared),
+            (PERMIT, twice),
+            (TAX, shared),
+            (TAX, stored),
+            (PERMIT, str(uuid.uuid4())),
+            (TAX, twice),
+        ]
+        answers = await asyncio.gather(*(cache.remember_soon(c, x) for c, x in sent))
+        assert batches == [len(sent)]
+        assert answers == [True, True, False, True, False, True, True, True, True]
+        assert rows(installed) == 1 + 7
+
     async def test_an_id_sent_twice_at_once_passes_once(self, cache: ReplayCache) -> None:
         xroad_id = str(uuid.uuid4())
         outcomes = await asyncio.gather(
