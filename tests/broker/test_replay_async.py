@@ -45,6 +45,19 @@ async def remember(cache: ReplayCache, client_id: str, xroad_id: str) -> None:
         raise Replay(xroad_id)
 
 
+def batch_sizes(cache: ReplayCache, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list to which the size of every batch ``cache`` commits from now on is appended."""
+    sizes: list[int] = []
+    real = cache._insert_batch
+
+    def counting(batch: list[Any]) -> list[bool]:
+        sizes.append(len(batch))
+        return real(batch)
+
+    monkeypatch.setattr(cache, "_insert_batch", counting)
+    return sizes
+
+
 class TestRememberAsync:
     async def test_concurrent_new_ids_all_pass_in_few_transactions(
         self, cache: ReplayCache, installed: Engine
@@ -85,14 +98,7 @@ class TestRememberAsync:
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # The first id does not start a batch on its own with the others left for the next.
-        batches: list[int] = []
-        real = cache._insert_batch
-
-        def counting(batch: list[Any]) -> list[bool]:
-            batches.append(len(batch))
-            return real(batch)
-
-        monkeypatch.setattr(cache, "_insert_batch", counting)
+        batches = batch_sizes(cache, monkeypatch)
         futures = [cache.remember_soon(PERMIT, str(uuid.uuid4())) for _ in range(5)]
         assert await asyncio.gather(*futures) == [True] * 5
         assert batches == [5]
@@ -141,14 +147,7 @@ class TestRememberAsync:
         monkeypatch.setattr(replay, "_LARGEST_STATEMENT", largest_statement)
         stored, twice, shared = (str(uuid.uuid4()) for _ in range(3))
         await remember(cache, PERMIT, stored)
-        batches: list[int] = []
-        real = cache._insert_batch
-
-        def counting(batch: list[Any]) -> list[bool]:
-            batches.append(len(batch))
-            return real(batch)
-
-        monkeypatch.setattr(cache, "_insert_batch", counting)
+        batches = batch_sizes(cache, monkeypatch)
         sent = [
             (PERMIT, str(uuid.uuid4())),
             (PERMIT, twice),
