@@ -88,12 +88,15 @@ class ReplayCache:
         self._own: sqlite3.Connection | None = None  # for commits made here, and its thread
         self._owner: int | None = None
         self._own_lock = threading.Lock()
-        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # Insert-or-ignore: a row returned means the id was new. (RETURNING, not rowcount:
         # psycopg reports -1 for ON CONFLICT inserts.) At the driver: through Core, building
-        # and compiling the statement per id cost more than the insert.
-        self._insert_sql = self._insert_rows_sql(1)
-        self._batch_sql: dict[int, str] = {}  # ids per statement -> its text
+        # and compiling the statement per id cost more than the insert. One text per
+        # statement size a batch uses (see _statement_sizes), by its number of ids.
+        self._insert_sql = {
+            1 << power: _insert_rows_sql(mark, 1 << power)
+            for power in range(_LARGEST_STATEMENT.bit_length())
+        }
         self._pending: list[_Pending] = []
         self._in_flight: asyncio.Future[list[bool]] | None = None
         self._starting = False  # a batch is due to start once the loop's ready callbacks ran
@@ -222,7 +225,7 @@ class ReplayCache:
                 raise
             return None
         try:
-            fresh = own.execute(self._insert_sql, (client_id, xroad_id, int(now))).fetchone()
+            fresh = own.execute(self._insert_sql[1], (client_id, xroad_id, int(now))).fetchone()
             own.execute("COMMIT")
         except BaseException:
             self._drop(own)  # whatever it left open goes with it
@@ -263,15 +266,6 @@ class ReplayCache:
         with suppress(sqlite3.Error):
             own.close()
 
-    def _insert_rows_sql(self, rows: int) -> str:
-        """The insert-or-ignore of ``rows`` ids in one statement, returning those inserted."""
-        mark = self._mark
-        values = ", ".join([f"({mark}, {mark}, {mark})"] * rows)
-        return (
-            "INSERT INTO seen_requests (client_id, xroad_id, seen_at) "  # noqa: S608 - marks only
-            f"VALUES {values} ON CONFLICT DO NOTHING RETURNING client_id, xroad_id"
-        )
-
     def _insert_batch(self, batch: list[_Pending]) -> list[bool]:
         """Insert every id in one transaction; for each, whether it was new.
 
@@ -282,10 +276,11 @@ class ReplayCache:
         is new and the second a replay, as when they went one by one.
         """
         now = self._clock()
+        seen_at = int(now)
         with self._engine.begin() as conn:
             if now - self._last_purge > self._window / 10:
                 conn.execute(
-                    delete(seen_requests).where(seen_requests.c.seen_at < int(now) - self._window)
+                    delete(seen_requests).where(seen_requests.c.seen_at < seen_at - self._window)
                 )
                 self._last_purge = now
             inserted: set[tuple[str, str]] = set()
@@ -293,15 +288,12 @@ class ReplayCache:
             try:
                 start = 0
                 for size in _statement_sizes(len(batch)):
-                    sql = self._batch_sql.get(size)
-                    if sql is None:
-                        sql = self._batch_sql[size] = self._insert_rows_sql(size)
                     params = [
                         value
                         for pending in batch[start : start + size]
-                        for value in (pending.client_id, pending.xroad_id, int(now))
+                        for value in (pending.client_id, pending.xroad_id, seen_at)
                     ]
-                    cursor.execute(sql, params)
+                    cursor.execute(self._insert_sql[size], params)
                     inserted.update((str(c), str(x)) for c, x in cursor.fetchall())
                     start += size
             finally:
@@ -312,6 +304,15 @@ class ReplayCache:
             fresh.append(key in inserted)
             inserted.discard(key)  # the same id again in this batch is a replay of it
         return fresh
+
+
+def _insert_rows_sql(mark: str, rows: int) -> str:
+    """The insert-or-ignore of ``rows`` ids in one statement, returning those inserted."""
+    values = ", ".join([f"({mark}, {mark}, {mark})"] * rows)
+    return (
+        "INSERT INTO seen_requests (client_id, xroad_id, seen_at) "  # noqa: S608 - marks only
+        f"VALUES {values} ON CONFLICT DO NOTHING RETURNING client_id, xroad_id"
+    )
 
 
 def _statement_sizes(ids: int) -> Iterator[int]:
