@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=os.cpu_count() or 1, help="broker worker processes"
     )
     parser.add_argument(
+        "--no-pin-workers",
+        dest="pin_workers",
+        action="store_false",
+        help="leave the workers unpinned (by default worker k runs on the k-th CPU, on Linux)",
+    )
+    parser.add_argument(
         "--rounds",
         type=_rounds,
         default=1,
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 warmup=args.warmup,
                 workers=args.workers,
+                pin_workers=args.pin_workers,
                 rounds=args.rounds,
             )
         )

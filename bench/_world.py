@@ -22,12 +22,15 @@ class BenchWorld(SandboxWorld):
     """A :class:`SandboxWorld` whose broker runs ``workers`` processes and times its stages."""
 
     workers: int = 1
+    pin_workers: bool = False  # one worker per CPU (``simpul serve --pin-workers``)
 
     def broker_env(self) -> dict[str, str]:
-        """The sandbox environment plus workers and the stage-timings directory."""
+        """The sandbox environment plus workers, their placement and the stage-timings
+        directory."""
         return {
             **super().broker_env(),
             "SIMPUL_WORKERS": str(self.workers),
+            "SIMPUL_PIN_WORKERS": "true" if self.pin_workers else "false",
             "SIMPUL_STAGE_TIMINGS_DIR": str(self.data_dir / "stages"),
         }
 

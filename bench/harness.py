@@ -20,6 +20,7 @@ from adapters.sandbox import generate
 from adapters.sandbox.dukcapil import CALL_NIK_PATH
 from bench._world import BenchWorld, ProcessGroup, obtain_consent
 from bench.floors import FloorInputs, measure_floors
+from broker._supervise import can_pin
 from broker.keys import load_private_jwk
 from broker.sandbox_env import KTP, PERMIT_OFFICE
 from schemas import response_fields
@@ -39,6 +40,8 @@ class BenchConfig:
     duration: float = 5.0
     warmup: float = 1.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: ``simpul serve --pin-workers`` where the platform can (Linux): see docs/performance.md.
+    pin_workers: bool = True
     rounds: int = 1  # direct-then-broker window pairs per concurrency
 
 
@@ -203,7 +206,9 @@ def run(config: BenchConfig) -> dict[str, Any]:
     world = BenchWorld.create(config.data_dir)
     assert isinstance(world, BenchWorld)
     world.workers = config.workers
-    progress.phase(f"starting backends and broker ({config.workers} workers)")
+    world.pin_workers = config.pin_workers and config.workers > 1 and can_pin()
+    placement = ", pinned to CPUs" if world.pin_workers else ""
+    progress.phase(f"starting backends and broker ({config.workers} workers{placement})")
     world.start(timeout=60)
     try:
         population = generate()
@@ -279,6 +284,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
         "config": {
             **common,
             "workers": config.workers,
+            "pinned": world.pin_workers,
             "rounds": config.rounds,
             "audit": "sqlite (durable)",
         },

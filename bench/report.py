@@ -97,7 +97,8 @@ def render(results: dict[str, Any], out: TextIO) -> None:
     rounds = cfg.get("rounds", 1)
     out.write(
         f"\nSimpul benchmark {results['when']}: {m['cpus']} CPUs ({m['cpu_model']}), "
-        f"Python {m['python']}, {cfg['workers']} broker worker(s), {cfg['duration']:g} s "
+        f"Python {m['python']}, {cfg['workers']} broker worker(s){_placement(cfg)}, "
+        f"{cfg['duration']:g} s "
         f"per phase, audit {cfg['audit']}\n\n"
     )
     if rounds > 1:
@@ -150,6 +151,13 @@ def render(results: dict[str, Any], out: TextIO) -> None:
     out.write("\nTargets" + (" (on the median rounds)" if rounds > 1 else "") + "\n")
     for name, met, figure in targets(results):
         out.write(f"  [{'met' if met else 'MISSED'}] {name}: {figure}\n")
+
+
+def _placement(config: dict[str, Any]) -> str:
+    """How the report's header says where the workers ran (older results do not say)."""
+    if "pinned" not in config:
+        return ""
+    return ", pinned to CPUs" if config["pinned"] else ", unpinned"
 
 
 def _render_generator(

@@ -1,7 +1,7 @@
 """``simpul serve --workers N`` once its checks are done: a supervisor in the standard library.
 
 On POSIX, ``simpul serve --workers N`` replaces itself (same pid) by ``python -P -m
-broker._supervise N HOST PORT LEVEL``. This process binds the port and runs N workers
+broker._supervise N HOST PORT LEVEL PLACEMENT``. This process binds the port and runs N workers
 (``python -P -m broker._worker``, see :mod:`broker._worker`), each handed a listening socket
 (its own on Linux, see :func:`bind`) and building its own broker. It imports no framework:
 ≈11.5 MB, where uvicorn's supervisor held ≈26 MB and the resource tracker its
@@ -16,6 +16,10 @@ broker._supervise N HOST PORT LEVEL``. This process binds the port and runs N wo
   serves; a successor that fails, or does not serve within a minute, keeps the old worker.
 - Each worker holds the read end of a pipe whose write end only this process holds, so if
   the supervisor is killed, the workers see the pipe close and stop.
+- ``--pin-workers`` (PLACEMENT ``pinned``; Linux): the worker in slot k runs on the k-th CPU
+  this process may run on (round robin if there are more workers than CPUs), it and every
+  thread it starts, from its first instruction; its successor, on the same CPU. Unpinned
+  (``free``), the kernel moves them as it likes.
 - Unlike uvicorn's, no health pings (a worker that hangs is not killed), and no SIGTTIN or
   SIGTTOU (a worker more or fewer).
 
@@ -38,7 +42,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["STARTUP_FAILURE", "Supervisor", "argv", "bind", "main", "run_workers", "worker_argv"]
+__all__ = [
+    "STARTUP_FAILURE",
+    "Supervisor",
+    "argv",
+    "bind",
+    "can_pin",
+    "main",
+    "run_workers",
+    "worker_argv",
+    "worker_cpus",
+]
 
 #: The exit status of a server whose worker could not start (uvicorn's, for the same case).
 STARTUP_FAILURE = 3
@@ -56,9 +70,25 @@ _LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, 
 WorkerArgv = Callable[[int, int, int, str], list[str]]
 
 
-def argv(count: int, host: str, port: int, log_level: str) -> list[str]:
+#: PLACEMENT on the supervisor's command line: each worker pinned to a CPU, or not.
+_PINNED, _FREE = "pinned", "free"
+
+
+def argv(count: int, host: str, port: int, log_level: str, *, pin: bool = False) -> list[str]:
     """The command line that runs :func:`main` in a fresh interpreter."""
-    return [sys.executable, "-P", "-m", __name__, str(count), host, str(port), log_level]
+    placement = _PINNED if pin else _FREE
+    return [sys.executable, "-P", "-m", __name__, str(count), host, str(port), log_level, placement]
+
+
+def can_pin() -> bool:
+    """Whether this platform can pin a process to a CPU (``sched_setaffinity``: Linux)."""
+    return hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+
+
+def worker_cpus() -> tuple[int, ...]:
+    """The CPUs this process may run on, in order: the worker in slot k is pinned to the k-th
+    (round robin past the last)."""
+    return tuple(sorted(os.sched_getaffinity(0)))
 
 
 def worker_argv(listener: int, lifeline: int, ready: int, log_level: str) -> list[str]:
@@ -180,6 +210,31 @@ class _Process:
             self.returncode = os.waitstatus_to_exitcode(status)
 
 
+def _start_on(
+    cpu: int | None, args: Sequence[str], pass_fds: Sequence[int]
+) -> tuple[_Process, int | None]:
+    """``_Process(args, pass_fds)`` pinned to ``cpu``, and the CPU it was pinned to.
+
+    A process inherits its parent's CPU affinity when it is spawned, and every thread it
+    starts inherits its creator's: so this process pins itself to ``cpu`` for the spawn and
+    goes back to where it ran before, and the worker runs on ``cpu`` from its first
+    instruction, its writer threads with it. ``cpu`` None, or a CPU the kernel refuses (taken
+    offline, or out of the process's cpuset since it started): the worker is started
+    unpinned, and None comes back; pinning only makes it faster.
+    """
+    if cpu is None:
+        return _Process(args, pass_fds), None
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError:
+        return _Process(args, pass_fds), None
+    try:
+        return _Process(args, pass_fds), cpu
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def _keep_inherited_files() -> None:
     """Make every file this process inherited above the standard streams not inheritable.
 
@@ -217,6 +272,8 @@ class Supervisor:
     """Runs ``count`` workers until told to stop; see the module's docstring.
 
     ``listeners``: one listening socket, which the workers share, or one for each worker.
+    ``cpus``: the CPU of each slot's worker, round robin (see :func:`worker_cpus`); empty,
+    none is pinned.
     """
 
     def __init__(
@@ -227,6 +284,7 @@ class Supervisor:
         *,
         command: WorkerArgv = worker_argv,
         successor_seconds: float = 60.0,
+        cpus: Sequence[int] = (),
     ) -> None:
         if count < 1:
             raise ValueError("a supervisor needs at least one worker")
@@ -237,6 +295,7 @@ class Supervisor:
         self._level = log_level
         self._command = command
         self._successor_seconds = successor_seconds
+        self._cpus = tuple(cpus)
         self._log = _Log(log_level)
         self._selector = selectors.DefaultSelector()
         self._workers: list[_Worker] = []
@@ -290,7 +349,8 @@ class Supervisor:
         try:
             listener = self._listeners[slot % len(self._listeners)]
             fds = (listener.fileno(), self._lifeline, ready_w)
-            process = _Process(self._command(*fds, self._level), pass_fds=fds)
+            wanted = self._cpus[slot % len(self._cpus)] if self._cpus else None
+            process, cpu = _start_on(wanted, self._command(*fds, self._level), pass_fds=fds)
         except BaseException:
             os.close(ready)
             raise
@@ -298,7 +358,12 @@ class Supervisor:
             os.close(ready_w)
         worker = _Worker(process, ready, slot)
         self._selector.register(ready, selectors.EVENT_READ, worker)
-        self._log("info", "worker_started", pid=process.pid)
+        if wanted is None:
+            self._log("info", "worker_started", pid=process.pid)
+        else:
+            self._log("info", "worker_started", pid=process.pid, cpu=cpu)
+            if cpu is None:
+                self._log("warning", "worker_not_pinned", pid=process.pid, cpu=wanted)
         return worker
 
     def _on_ready(self, worker: _Worker) -> None:
@@ -460,8 +525,11 @@ def run_workers(count: int, host: str, port: int, log_level: str) -> None:
 
 
 def main(args: Sequence[str]) -> int:
-    """``python -m broker._supervise COUNT HOST PORT LEVEL``, as :func:`argv` builds it."""
-    count, host, port, log_level = args
+    """``python -m broker._supervise COUNT HOST PORT LEVEL PLACEMENT``, as :func:`argv`
+    builds it."""
+    count, host, port, log_level, placement = args
+    if placement not in (_PINNED, _FREE):
+        raise ValueError(f"PLACEMENT must be {_PINNED} or {_FREE}, not {placement!r}")
     _keep_inherited_files()
     log = _Log(log_level)
     try:
@@ -472,7 +540,8 @@ def main(args: Sequence[str]) -> int:
     try:
         where = listeners[0].getsockname()
         log("info", "listening", host=where[0], port=where[1], sockets=len(listeners))
-        return Supervisor(int(count), listeners, log_level).run()
+        cpus = worker_cpus() if placement == _PINNED else ()
+        return Supervisor(int(count), listeners, log_level, cpus=cpus).run()
     finally:
         for sock in listeners:
             sock.close()

@@ -41,6 +41,14 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Worker processes (default SIMPUL_WORKERS)")
     ] = None,
+    pin_workers: Annotated[
+        bool | None,
+        typer.Option(
+            "--pin-workers/--no-pin-workers",
+            help="Run worker k on the k-th CPU, Linux (default SIMPUL_PIN_WORKERS)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the broker (configured by SIMPUL_* environment variables)."""
     import uvicorn
@@ -56,6 +64,12 @@ def serve(
         typer.echo(f"simpul: configuration refused: {messages}", err=True)
         raise typer.Exit(2) from exc
     count = workers or settings.workers
+    pin = settings.pin_workers if pin_workers is None else pin_workers
+    from broker import _supervise
+
+    if pin and count > 1 and not (_CAN_EXEC and _supervise.can_pin()):
+        typer.echo("simpul: configuration refused: pinning workers to CPUs needs Linux", err=True)
+        raise typer.Exit(2)
     from broker.errors import Error as BrokerError
     from broker.runtime import preflight
 
@@ -66,17 +80,17 @@ def serve(
         typer.echo(f"simpul: cannot start: {exc}", err=True)
         raise typer.Exit(2) from exc
     if count > 1:
-        from broker import _supervise
-
         bind = (host or settings.host, port or settings.port, settings.log_level)
         if _CAN_EXEC:
             # Become the workers' supervisor, same pid: what the checks above imported and
             # built is not kept for the server's life (see broker/_supervise.py).
             sys.stdout.flush()
             sys.stderr.flush()
-            os.execv(sys.executable, _supervise.argv(count, *bind))  # noqa: S606 - ours
+            os.execv(sys.executable, _supervise.argv(count, *bind, pin=pin))  # noqa: S606 - ours
         _supervise.run_workers(count, *bind)
         return
+    if pin:
+        typer.echo("simpul: --pin-workers pins two workers or more; one runs unpinned", err=True)
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=host or settings.host,

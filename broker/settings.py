@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     #: Worker processes for ``simpul serve``; each builds its own app. The replay cache and the
     #: audit log live in the database, so every worker sees every request id and record.
     workers: int = Field(default=1, ge=1, le=64)
+    #: With two workers or more (Linux): worker k runs on the k-th CPU the server may use,
+    #: its threads with it, instead of wherever the kernel moves it. Worth it where the broker
+    #: has the machine's CPUs to itself, one worker per CPU (docs/performance.md).
+    pin_workers: bool = False
     #: Benchmarks only: write per-stage CPU totals of the exchange pipeline here.
     stage_timings_dir: Path | None = None
 

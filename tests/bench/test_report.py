@@ -108,6 +108,24 @@ class TestTargets:
         line = next(t for t in out.getvalue().splitlines() if "mapped from files" in t)
         assert "(MB): c=32 66 of 120;" in line
 
+    @pytest.mark.parametrize(
+        ("pinned", "header"),
+        [
+            (None, "2 broker worker(s), 5 s per phase"),  # a file from before it was recorded
+            (True, "2 broker worker(s), pinned to CPUs, 5 s per phase"),
+            (False, "2 broker worker(s), unpinned, 5 s per phase"),
+        ],
+    )
+    def test_the_header_says_whether_the_workers_were_pinned(
+        self, pinned: bool | None, header: str
+    ) -> None:
+        results = _results(rate=1200.0)
+        if pinned is not None:
+            results["config"]["pinned"] = pinned
+        out = io.StringIO()
+        render(results, out)
+        assert header in out.getvalue()
+
     def test_report_prints_rows_stages_and_targets(self) -> None:
         out = io.StringIO()
         render(_results(rate=1200.0), out)

@@ -4,7 +4,8 @@ LEVEL``, the protocol of :mod:`broker._worker`, without a broker.
 It reads what to do from ``$FAKE_WORKER_DIR/mode`` when it starts, and appends what happens to
 it to ``$FAKE_WORKER_DIR/events`` (``started PID SOCKET``, ``serving PID SOCKET``, ``stopped
 PID SOCKET``, where SOCKET names the listening socket it was handed), and the file descriptors
-it was started with to ``$FAKE_WORKER_DIR/fds-PID``:
+it was started with to ``$FAKE_WORKER_DIR/fds-PID``, and the CPUs it may run on when it starts
+(Linux) to ``$FAKE_WORKER_DIR/cpus-PID``:
 
 - ``serve``: says it serves, then waits for SIGTERM or its lifeline to close;
 - ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
@@ -42,6 +43,9 @@ def main() -> None:
     directory = Path(os.environ["FAKE_WORKER_DIR"])
     mode = (directory / "mode").read_text().strip()
     (directory / f"fds-{os.getpid()}").write_text(" ".join(map(str, inherited)))
+    if hasattr(os, "sched_getaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        (directory / f"cpus-{os.getpid()}").write_text(" ".join(map(str, cpus)))
 
     def record(what: str) -> None:
         with (directory / "events").open("a") as events:

@@ -93,9 +93,58 @@ class TestWorkers:
                     "127.0.0.1",
                     "9124",
                     "info",
+                    "free",  # unpinned unless asked
                 ],
             }
         ]
+
+    @pytest.mark.parametrize(
+        ("argv", "env", "placement"),
+        [
+            (["--pin-workers"], None, "pinned"),
+            ([], "true", "pinned"),
+            (["--no-pin-workers"], "true", "free"),  # the option wins over the environment
+            ([], "false", "free"),
+        ],
+    )
+    def test_the_supervisor_is_told_whether_to_pin_the_workers(
+        self,
+        served: list[dict[str, Any]],
+        clean_env: pytest.MonkeyPatch,
+        argv: list[str],
+        env: str | None,
+        placement: str,
+    ) -> None:
+        import broker._supervise
+
+        clean_env.setattr(broker._supervise, "can_pin", lambda: True)
+        if env is not None:
+            clean_env.setenv("SIMPUL_PIN_WORKERS", env)
+        result = CliRunner().invoke(app, ["serve", "--workers", "2", *argv, "--port", "9124"])
+        assert result.exit_code == 0, result.output
+        assert served[0]["argv"][-1] == placement
+
+    @pytest.mark.parametrize("can_exec", [True, False])
+    def test_pinning_is_refused_where_the_platform_cannot_pin(
+        self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch, can_exec: bool
+    ) -> None:
+        import broker._supervise
+        import broker.cli
+
+        clean_env.setattr(broker._supervise, "can_pin", lambda: can_exec)  # one or the other
+        clean_env.setattr(broker.cli, "_CAN_EXEC", not can_exec)
+        result = CliRunner().invoke(app, ["serve", "--workers", "2", "--pin-workers"])
+        assert result.exit_code == 2
+        assert "pinning workers to CPUs needs Linux" in result.stderr
+        assert served == []
+        assert _Started.closed == 0  # refused before anything was prepared
+
+    def test_one_worker_is_not_pinned_and_says_so(self, served: list[dict[str, Any]]) -> None:
+        result = CliRunner().invoke(app, ["serve", "--pin-workers", "--port", "9125"])
+        assert result.exit_code == 0, result.output
+        assert "one runs unpinned" in result.stderr
+        assert len(served) == 1
+        assert "exec" not in served[0]
 
     def test_without_exec_the_workers_are_supervised_here(
         self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch

@@ -32,6 +32,7 @@ import sys
 from broker._supervise import Supervisor, _keep_inherited_files, bind
 
 fake, count, successor_seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+cpus = [int(cpu) for cpu in sys.argv[4].split(",") if cpu]
 
 def command(listener, lifeline, ready, level):
     return [sys.executable, fake, str(listener), str(lifeline), str(ready), level]
@@ -39,7 +40,7 @@ def command(listener, lifeline, ready, level):
 _keep_inherited_files()  # as main() does
 listeners = bind("127.0.0.1", 0, count)
 supervisor = Supervisor(
-    count, listeners, "info", command=command, successor_seconds=successor_seconds
+    count, listeners, "info", command=command, successor_seconds=successor_seconds, cpus=cpus
 )
 sys.exit(supervisor.run())
 """
@@ -55,12 +56,21 @@ class _Run:
         successor_seconds: float,
         mode: str,
         pass_fds: tuple[int, ...] = (),
+        cpus: tuple[int, ...] = (),
     ) -> None:
         self.directory = directory
         self.mode(mode)
         self._log = (directory / "supervisor.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _RUN, str(_FAKE), str(count), str(successor_seconds)],
+            [
+                sys.executable,
+                "-c",
+                _RUN,
+                str(_FAKE),
+                str(count),
+                str(successor_seconds),
+                ",".join(map(str, cpus)),
+            ],
             env={**os.environ, "FAKE_WORKER_DIR": str(directory)},
             stderr=self._log,
             pass_fds=pass_fds,
@@ -122,8 +132,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., _Run]]:
         successor_seconds: float = 60.0,
         mode: str = "serve",
         pass_fds: tuple[int, ...] = (),
+        cpus: tuple[int, ...] = (),
     ) -> _Run:
-        run = _Run(tmp_path, count, successor_seconds, mode, pass_fds)
+        run = _Run(tmp_path, count, successor_seconds, mode, pass_fds, cpus)
         runs.append(run)
         return run
 
@@ -258,6 +269,63 @@ class TestSupervisor:
         run.signal(signal.SIGTERM)
         assert run.wait() == 0
         assert sorted(run.pids("stopped")) == sorted(old + new)
+
+    @pytest.mark.skipif(not _supervise.can_pin(), reason="pins with sched_setaffinity (Linux)")
+    def test_pinned_each_slot_runs_on_its_cpu_from_the_start_and_so_does_its_replacement(
+        self, start: Callable[..., _Run], tmp_path: Path
+    ) -> None:
+        allowed = _supervise.worker_cpus()
+        cpus = (allowed[-1], allowed[0])  # slot 0 on the last CPU: not on the first by chance
+        run = start(3, cpus=cpus)
+        until(lambda: len(run.serving()) == 3, "three workers serving")
+        started = [(e["pid"], e["cpu"]) for e in run.logged() if e["event"] == "worker_started"]
+        # Round robin over the CPUs given, slot by slot.
+        assert [cpu for _, cpu in started] == [cpus[0], cpus[1], cpus[0]]
+        for pid, cpu in started:  # as it started: before any thread of its own
+            assert (tmp_path / f"cpus-{pid}").read_text() == str(cpu)
+        # The supervisor pinned itself only for each spawn.
+        assert os.sched_getaffinity(run.process.pid) == set(allowed)
+
+        second = int(str(started[1][0]))
+        os.kill(second, signal.SIGKILL)
+        until(lambda: len(run.serving()) == 4, "a replacement serving")
+        replacement = run.serving()[-1]
+        assert (tmp_path / f"cpus-{replacement}").read_text() == str(cpus[1])
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    @pytest.mark.skipif(not _supervise.can_pin(), reason="pins with sched_setaffinity (Linux)")
+    def test_a_cpu_the_kernel_refuses_leaves_the_worker_unpinned_and_says_so(
+        self, start: Callable[..., _Run], tmp_path: Path
+    ) -> None:
+        allowed = _supervise.worker_cpus()
+        absent = max(allowed) + 64  # no such CPU: the kernel says EINVAL
+        run = start(1, cpus=(absent,))
+        until(lambda: len(run.serving()) == 1, "a worker serving")
+        (pid,) = run.serving()
+        assert (tmp_path / f"cpus-{pid}").read_text() == " ".join(map(str, allowed))
+        logged = {e["event"]: e for e in run.logged()}
+        assert logged["worker_started"]["cpu"] is None
+        assert (logged["worker_not_pinned"]["pid"], logged["worker_not_pinned"]["cpu"]) == (
+            pid,
+            absent,
+        )
+        assert os.sched_getaffinity(run.process.pid) == set(allowed)
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    def test_unpinned_a_worker_runs_where_the_supervisor_may(
+        self, start: Callable[..., _Run], tmp_path: Path
+    ) -> None:
+        run = start(2)
+        until(lambda: len(run.serving()) == 2, "two workers serving")
+        started = [e for e in run.logged() if e["event"] == "worker_started"]
+        assert all("cpu" not in e for e in started)
+        if _supervise.can_pin():
+            allowed = " ".join(map(str, _supervise.worker_cpus()))
+            assert all((tmp_path / f"cpus-{pid}").read_text() == allowed for pid in run.serving())
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
 
     @pytest.mark.parametrize(
         ("mode", "seconds", "reason"),
@@ -460,7 +528,7 @@ class TestMain:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            status = _supervise.main(["2", "127.0.0.1", str(port), "info"])
+            status = _supervise.main(["2", "127.0.0.1", str(port), "info", "free"])
         assert status == _supervise.STARTUP_FAILURE
         line = json.loads(capsys.readouterr().err.strip())
         assert line["event"] == "bind_failed"
@@ -478,6 +546,15 @@ class TestMain:
             _supervise.Supervisor(0, [sock], "info")
         with socket.socket() as sock, pytest.raises(ValueError, match="or one for each"):
             _supervise.Supervisor(3, [sock, sock], "info")
+
+    def test_the_supervisor_command_line_says_where_the_workers_run(self) -> None:
+        command = [sys.executable, "-P", "-m", "broker._supervise", "2", "127.0.0.1", "80", "info"]
+        assert _supervise.argv(2, "127.0.0.1", 80, "info") == [*command, "free"]
+        assert _supervise.argv(2, "127.0.0.1", 80, "info", pin=True) == [*command, "pinned"]
+
+    def test_a_supervisor_refuses_a_placement_it_does_not_know(self) -> None:
+        with pytest.raises(ValueError, match="PLACEMENT must be pinned or free"):
+            _supervise.main(["2", "127.0.0.1", "0", "info", "spread"])
 
     def test_the_worker_command_line(self) -> None:
         assert _supervise.worker_argv(5, 6, 7, "debug") == [
