@@ -232,7 +232,10 @@ def _start_on(
     try:
         return _Process(args, pass_fds), cpu
     finally:
-        os.sched_setaffinity(0, allowed)
+        # Never lose the started worker to a failed return: at worst this process stays on
+        # ``cpu`` (it only waits), and pins itself anew for each spawn.
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, allowed)
 
 
 def _keep_inherited_files() -> None:
