@@ -124,15 +124,22 @@ class TestWorkers:
         assert result.exit_code == 0, result.output
         assert served[0]["argv"][-1] == placement
 
-    @pytest.mark.parametrize("can_exec", [True, False])
+    @pytest.mark.parametrize(
+        ("can_exec", "can_pin"),
+        [(True, False), (False, True)],  # no sched_setaffinity; no supervisor of our own
+    )
     def test_pinning_is_refused_where_the_platform_cannot_pin(
-        self, served: list[dict[str, Any]], clean_env: pytest.MonkeyPatch, can_exec: bool
+        self,
+        served: list[dict[str, Any]],
+        clean_env: pytest.MonkeyPatch,
+        can_exec: bool,
+        can_pin: bool,
     ) -> None:
         import broker._supervise
         import broker.cli
 
-        clean_env.setattr(broker._supervise, "can_pin", lambda: can_exec)  # one or the other
-        clean_env.setattr(broker.cli, "_CAN_EXEC", not can_exec)
+        clean_env.setattr(broker._supervise, "can_pin", lambda: can_pin)
+        clean_env.setattr(broker.cli, "_CAN_EXEC", can_exec)
         result = CliRunner().invoke(app, ["serve", "--workers", "2", "--pin-workers"])
         assert result.exit_code == 2
         assert "pinning workers to CPUs needs Linux" in result.stderr

@@ -3,7 +3,7 @@
 The command checks and prepares in its own process, then replaces itself by the workers'
 supervisor (same pid), which imports no framework: what the checks imported and built is not
 kept for the server's life. Where the platform can, the module's server pins its workers to
-CPUs (``SIMPUL_PIN_WORKERS``); the one that its supervisor's death stops does not.
+CPUs (``SIMPUL_PIN_WORKERS``); the server whose supervisor a test kills does not.
 """
 
 from __future__ import annotations
