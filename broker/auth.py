@@ -97,9 +97,13 @@ class RequestAuthenticator:
 
     @staticmethod
     async def remembered(caller: Caller, recording: asyncio.Future[bool]) -> None:
-        """Wait until the id is durable; raise :class:`Replay` if it was not new."""
+        """Wait until the id is committed; raise :class:`Replay` if it was not new."""
         if not await recording:
             raise Replay(f"X-Road-Id {caller.xroad_id} was already used by this client")
+
+    async def durable(self) -> None:
+        """Wait until the ids recorded so far are durable (see :meth:`ReplayCache.durable`)."""
+        await self._replay.durable()
 
     def verify(
         self,

@@ -297,7 +297,8 @@ class ExchangeService:
         # Never twice: the X-Road-Id is recorded durably (a commit on another thread) while the
         # checks of steps 2-4 run, none of which has an effect; the backend is not called
         # before the id is known to be new, and a replay is refused as a replay whatever the
-        # checks found. (An exchange alone may have it committed here and now instead.)
+        # checks found. (An exchange alone may have it committed here and now instead, and
+        # made durable on that thread while the steps after go on: see step 7.)
         recording = self._auth.remember_soon(caller, alone=self._in_flight == 1)
         mark = self._stages.lap("signature", mark)  # with the replay commit, if made here
         try:
@@ -331,7 +332,11 @@ class ExchangeService:
         minimised = {name: record[name] for name in released if name in record}
         trail.released = tuple(minimised)
         body = _compact_json(minimised)
-        self._stages.lap("consent", mark)  # subject check, use count, minimisation
+        mark = self._stages.lap("consent", mark)  # subject check, use count, minimisation
+        # Never answered twice, even after a power loss: the id is durable before the answer
+        # is released (committed on this thread, it was synced on another beside steps 2-7).
+        await self._auth.durable()
+        self._stages.lap("signature", mark)
         return body
 
 

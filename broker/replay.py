@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -67,9 +68,13 @@ class ReplayCache:
     the loop meanwhile. That commit goes through a connection of the cache's own, opened from
     the engine (so with its pragmas) for the first thread that needs it and kept out of the
     pool, which never waits for the write lock: if another connection holds it, the id goes
-    to the thread. (A commit that crosses SQLite's auto-checkpoint threshold still copies the
-    WAL back where it runs, as on the thread, where the exchange waited for it too.)
-    :meth:`close` closes the connection and lets the cache's thread end.
+    to the thread. It does not wait for the disk (``synchronous=NORMAL``): the id is
+    committed, so every process sees it at once, and the WAL file is then synced on the
+    cache's thread while the caller goes on. :meth:`durable` waits for that sync, and an
+    exchange calls it before it releases anything; the sync's ``fdatasync`` came off the
+    lone exchange's path. (A commit that crosses SQLite's auto-checkpoint threshold still
+    copies the WAL back where it runs, as on the thread, where the exchange waited for it
+    too.) :meth:`close` closes the connection and lets the cache's thread end.
     """
 
     def __init__(
@@ -86,6 +91,8 @@ class ReplayCache:
         # Only on a SQLite file: a PostgreSQL commit is a network round trip.
         self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
         self._own: sqlite3.Connection | None = None  # for commits made here, and its thread
+        self._wal_path = ""  # the own connection's WAL file, which _sync_soon syncs
+        self._sync: asyncio.Future[None] | None = None  # the last sync of that WAL, if it is due
         self._owner: int | None = None
         self._own_lock = threading.Lock()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -129,17 +136,18 @@ class ReplayCache:
     def remember_soon(
         self, client_id: str, xroad_id: str, *, alone: bool = False
     ) -> asyncio.Future[bool]:
-        """Start recording the id now; the future says, once it is durable, whether it was new.
+        """Start recording the id now; the future says, once it is committed, whether it was new.
 
         Group commit: the ids that arrive together (in one turn of the loop) go in one batch,
         and those that arrive while it commits go in the next. The batch is handed to the
         cache's thread as soon as the loop has run the callbacks it had ready, so the commit
         runs while the caller goes on.
-        A failed batch fails every future in it. ``alone`` (see the class): the future may
-        come back already done. The id goes to the thread as usual if another writer holds
-        the database's write lock, the old ids are due to be purged, the cache's connection
-        belongs to another thread, the database is not in WAL mode, or the cache has been
-        closed.
+        A batch's ids are durable when their futures settle; a failed batch fails every
+        future in it. ``alone`` (see the class): the future may come back already done, the
+        id committed, and durable once :meth:`durable` returns. The id goes to the thread as
+        usual if another writer holds the database's write lock, the old ids are due to be
+        purged, the cache's connection belongs to another thread, the database is not in WAL
+        mode, or the cache has been closed.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -151,6 +159,8 @@ class ReplayCache:
                 return future
             if fresh is not None:
                 future.set_result(fresh)
+                if fresh:  # a replay wrote nothing
+                    self._sync_soon(loop)
                 return future
         self._pending.append(_Pending(client_id, xroad_id, future))
         if self._in_flight is None and not self._starting:
@@ -159,6 +169,42 @@ class ReplayCache:
             self._starting = True
             loop.call_soon(self._start_batch, loop)
         return future
+
+    async def durable(self) -> None:
+        """Wait until every id committed on the caller's thread so far is durable.
+
+        Such a commit (``alone=True``) is seen by every process at once, but does not wait for
+        the disk: the WAL file is synced on the cache's thread after it, while the caller
+        goes on, and this waits for that sync. A batch's commit is durable when its futures
+        settle. Raises the sync's error if it failed, until a later sync or batch commit
+        succeeds (either makes the whole WAL durable, earlier commits included).
+        """
+        sync = self._sync
+        # A sync belongs to the loop whose thread made the commit; another loop's ids went in
+        # batches (the connection is the first thread's), durable when they settled.
+        if sync is not None and sync.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(sync)
+
+    def _sync_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start syncing the WAL on the cache's thread, after a commit made on the loop's."""
+        path = self._wal_path
+        try:
+            sync = loop.run_in_executor(self._thread, _sync_file, path)
+        except Exception:  # noqa: BLE001 - refused (an executor shut down): sync here instead
+            sync = loop.create_future()
+            try:
+                _sync_file(path)
+            except OSError as exc:
+                sync.set_exception(exc)
+            else:
+                sync.set_result(None)
+        self._sync = sync
+        sync.add_done_callback(self._synced)
+
+    def _synced(self, sync: asyncio.Future[None]) -> None:
+        # A failed sync stays, so that every caller after it learns of it, until one succeeds.
+        if self._sync is sync and not sync.cancelled() and sync.exception() is None:
+            self._sync = None
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False
@@ -183,6 +229,10 @@ class ReplayCache:
     ) -> None:
         self._in_flight = None
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is None:
+            # A batch's commit syncs the whole WAL: every id committed here before it, too.
+            # (No sync can start while a batch is in flight, so any sync was before it.)
+            self._sync = None
         for index, pending in enumerate(batch):
             if pending.future.done():  # a cancelled caller has gone
                 continue
@@ -251,6 +301,10 @@ class ReplayCache:
                         fairy.detach()  # out of the pool: close() or a failure closes it
                         own.isolation_level = None  # transactions are begun and ended below
                         own.execute("PRAGMA busy_timeout = 0")
+                        # Its commits do not wait for the disk; _sync_soon syncs the WAL
+                        # after each, on the cache's thread (see durable()).
+                        own.execute("PRAGMA synchronous = NORMAL")
+                        self._wal_path = _wal_file(own)
                     except BaseException:
                         # Back to the pool before detach(); closed for good after it.
                         fairy.close()
@@ -304,6 +358,30 @@ class ReplayCache:
             fresh.append(key in inserted)
             inserted.discard(key)  # the same id again in this batch is a replay of it
         return fresh
+
+
+def _wal_file(connection: sqlite3.Connection) -> str:
+    """The WAL file of ``connection``'s main database (SQLite names it after the database)."""
+    for _seq, name, path in connection.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:
+            return f"{path}-wal"
+    raise sqlite3.OperationalError("the database has no file")  # pragma: no cover - WAL checked
+
+
+def _sync_file(path: str) -> None:
+    """``fdatasync`` the file at ``path``, as a commit with ``synchronous=FULL`` syncs the WAL.
+
+    A file that is gone was a WAL checkpointed into its database and removed, and a
+    checkpoint syncs the database before the WAL can be removed or written over.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _insert_rows_sql(mark: str, rows: int) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +20,8 @@ from joserfc.jwk import OKPKey
 
 import audit
 import broker.context
-from adapters import Adapter
-from adapters.sandbox import generate
+from adapters import Adapter, create_adapter
+from adapters.sandbox import create_dukcapil_app, generate
 from adapters.sandbox.idp import DevIdentityProvider
 from audit import subject_ref
 from broker.app import MAX_BODY_BYTES, create_app
@@ -28,7 +30,7 @@ from broker.replay import ReplayCache
 from broker.runtime import Broker
 from broker.sandbox_env import KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
 from broker.settings import Settings
-from broker.signatures import CONSENT_REQUEST_COMPONENTS, sign_request
+from broker.signatures import CONSENT_REQUEST_COMPONENTS, request_components, sign_request
 from schemas import SchemaSet
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -107,6 +109,37 @@ class Harness:
         created: dict[str, Any] = response.json()
         return created
 
+    async def consent_token(self) -> str:
+        """The token of a consent the citizen approved (the default consent request's)."""
+        consent = await self.approved()
+        listed = await self.http.get("/v1/me/consent-requests", headers=self.citizen())
+        (request,) = (r for r in listed.json() if r.get("consent_id") == consent["id"])
+        polled = await self.signed("GET", f"/v1/consent-requests/{request['id']}")
+        token: str = polled.json()["consent_token"]
+        return token
+
+    async def exchange(self, token: str) -> httpx.Response:
+        """A KTP exchange for ``self.nik`` with the consent ``token``, signed like a consumer."""
+        key = self.world.permit_key
+        body = json.dumps({"nik": self.nik}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Road-Client": PERMIT_OFFICE,
+            "X-Road-Id": str(uuid.uuid4()),
+            "Consent-Token": token,
+        }
+        path = f"/r1/{KTP}"
+        signed = sign_request(
+            method="POST",
+            url=BASE_URL + path,
+            headers=headers,
+            body=body,
+            key=to_private_key(key),
+            key_id=str(key.kid),
+            components=request_components(headers),
+        )
+        return await self.http.post(path, content=body, headers=signed)
+
     def citizen(self, nik: str | None = None) -> dict[str, str]:
         """The Authorization header of a signed-in citizen."""
         return {"Authorization": f"Bearer {self.world.citizen_token(nik or self.nik)}"}
@@ -120,6 +153,26 @@ class Harness:
         assert response.status_code == 200, response.text
         consent: dict[str, Any] = response.json()
         return consent
+
+
+@asynccontextmanager
+async def dukcapil_sandbox(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """The KTP service's adapter calling the Dukcapil sandbox in-process."""
+    app = create_dukcapil_app(generate())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+        adapter = create_adapter(
+            "dukcapil", base_url="http://dukcapil.test", timeout=10.0, client=client
+        )
+        by_service = harness.broker.exchange._adapters.by_service
+        monkeypatch.setitem(by_service, KTP, adapter)
+        yield
+
+
+def audit_records(harness: Harness, xroad_id: str) -> list[Any]:
+    """The audit log's records of the exchange ``xroad_id``."""
+    return [r for r in audit.read_records(harness.broker.audit_engine) if r.xroad_id == xroad_id]
 
 
 def request_body(nik: str, **overrides: Any) -> dict[str, Any]:
@@ -756,6 +809,41 @@ class TestHttpEdges:
         assert inline == ([None, True] if sqlite else [])
         assert harness.broker.audit_log.written_inline == (2 if sqlite else 0)
         assert harness.broker.audit_log.records_written == 2
+
+    async def test_an_answer_waits_until_its_replay_id_is_durable(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The id may be committed without waiting for the disk (an exchange alone, on
+        SQLite), so the answer waits for ``durable``: a failure there releases nothing."""
+        token = await harness.consent_token()
+        waits: list[str] = []
+        real = harness.broker.authenticator.durable
+
+        async def durable() -> None:
+            waits.append("durable")
+            await real()
+
+        monkeypatch.setattr(harness.broker.authenticator, "durable", durable)
+        async with dukcapil_sandbox(harness, monkeypatch):
+            allowed = await harness.exchange(token)
+            assert allowed.status_code == 200, allowed.text
+            assert set(allowed.json()) == {"nik", "nama", "alamat"}
+            assert waits == ["durable"]
+
+            async def failing() -> None:
+                raise OSError(errno.EIO, "EIO: the disk failed")
+
+            monkeypatch.setattr(harness.broker.authenticator, "durable", failing)
+            refused = await harness.exchange(token)
+        body = assert_problem(refused, 500, "internal-error")
+        assert harness.nik not in refused.text
+        assert "nama" not in body
+        (record,) = audit_records(harness, refused.headers["x-road-id"])
+        assert (record.decision, record.reason, record.released_fields) == (
+            "refused",
+            "internal-error",
+            (),
+        )
 
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 import threading
 import uuid
@@ -37,6 +38,30 @@ def cache(installed: Engine, clock: Clock) -> Iterator[ReplayCache]:
     cache = ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
     yield cache
     cache.close()
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list to which the path of every file the replay cache syncs is appended."""
+    paths: list[str] = []
+    real = replay.os.fdatasync
+
+    def recording(fd: int) -> None:
+        paths.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real(fd)
+
+    monkeypatch.setattr(replay.os, "fdatasync", recording)
+    return paths
+
+
+def failing_sync(_fd: int) -> None:
+    raise OSError(errno.EIO, "EIO: the disk failed")
+
+
+def wal_file(engine: Engine) -> str:
+    database = engine.url.database
+    assert database
+    return str(Path(database).resolve()) + "-wal"
 
 
 async def remember(cache: ReplayCache, client_id: str, xroad_id: str) -> None:
@@ -258,8 +283,8 @@ class TestAlone:
         assert rows(installed) == 2
 
     @pytest.mark.sqlite_only
-    async def test_on_sqlite_the_id_is_durable_when_the_call_returns(
-        self, cache: ReplayCache, installed: Engine
+    async def test_on_sqlite_the_id_is_committed_when_the_call_returns(
+        self, cache: ReplayCache, installed: Engine, synced: list[str]
     ) -> None:
         await remember(cache, PERMIT, str(uuid.uuid4()))  # the first call purges, on its thread
         xroad_id = str(uuid.uuid4())
@@ -269,6 +294,70 @@ class TestAlone:
         assert rows(installed) == 2  # committed: another connection sees it
         again = cache.remember_soon(PERMIT, xroad_id, alone=True)
         assert (again.done(), again.result()) == (True, False)
+        await cache.durable()
+        assert synced == [wal_file(installed)]  # once: the replay wrote nothing to sync
+
+    @pytest.mark.sqlite_only
+    async def test_its_commit_leaves_the_wal_to_be_synced_on_the_thread(
+        self, cache: ReplayCache, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        threads: list[str] = []
+        monkeypatch.setattr(
+            replay.os, "fdatasync", lambda _fd: threads.append(threading.current_thread().name)
+        )
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        # Its commit did not wait for the disk (NORMAL); the WAL is synced on the cache's thread.
+        assert cache._own is not None
+        assert cache._own.execute("PRAGMA synchronous").fetchone() == (1,)
+        await cache.durable()
+        assert len(threads) == 1
+        assert threads[0].startswith("simpul-replay")
+
+    @pytest.mark.sqlite_only
+    async def test_a_failed_sync_fails_durable_until_a_later_one_succeeds(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        for _ in range(2):  # for every caller after it, not the first alone
+            with pytest.raises(OSError, match="EIO"):
+                await cache.durable()
+        monkeypatch.undo()
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await cache.durable()
+
+    @pytest.mark.sqlite_only
+    async def test_a_batch_commit_makes_the_earlier_ones_durable(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        with pytest.raises(OSError, match="EIO"):
+            await cache.durable()
+        # A batch commits with synchronous=FULL: the whole WAL, the earlier commit's too.
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        await cache.durable()
+
+    def test_a_wal_that_is_gone_needs_no_sync(self, tmp_path: Path) -> None:
+        replay._sync_file(str(tmp_path / "checkpointed.db-wal"))  # no error
+
+    @pytest.mark.sqlite_only
+    async def test_another_loops_batch_ids_do_not_wait_for_its_sync(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+
+        async def from_another_loop() -> None:
+            await cache.durable()  # its ids went in batches: nothing of this loop's to wait for
+
+        await asyncio.to_thread(asyncio.run, from_another_loop())
+        with pytest.raises(OSError, match="EIO"):
+            await cache.durable()
 
     @pytest.mark.sqlite_only
     async def test_a_due_purge_goes_to_the_thread(
