@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
@@ -92,7 +92,7 @@ class ReplayCache:
         self._inline = engine.dialect.name == "sqlite" and isinstance(engine.pool, QueuePool)
         self._own: sqlite3.Connection | None = None  # for commits made here, and its thread
         self._wal_path = ""  # the own connection's WAL file, which _sync_soon syncs
-        self._sync: asyncio.Future[None] | None = None  # the last sync of that WAL, if it is due
+        self._sync: Future[None] | None = None  # the last sync of that WAL, while it matters
         self._owner: int | None = None
         self._own_lock = threading.Lock()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -160,7 +160,7 @@ class ReplayCache:
             if fresh is not None:
                 future.set_result(fresh)
                 if fresh:  # a replay wrote nothing
-                    self._sync_soon(loop)
+                    self._sync_soon()
                 return future
         self._pending.append(_Pending(client_id, xroad_id, future))
         if self._in_flight is None and not self._starting:
@@ -180,18 +180,30 @@ class ReplayCache:
         succeeds (either makes the whole WAL durable, earlier commits included).
         """
         sync = self._sync
-        # A sync belongs to the loop whose thread made the commit; another loop's ids went in
-        # batches (the connection is the first thread's), durable when they settled.
-        if sync is not None and sync.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(sync)
+        # Only the connection's own thread commits without a sync; another thread's ids went
+        # in batches, durable when they settled.
+        if sync is None or self._owner != threading.get_ident():
+            return
+        if not sync.done():
+            # Usually done by now: the loop is woken for it only when it is not.
+            await asyncio.shield(asyncio.wrap_future(sync))
+        sync.result()  # the sync's error, if it failed
+        if self._sync is sync:
+            self._sync = None
 
-    def _sync_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start syncing the WAL on the cache's thread, after a commit made on the loop's."""
+    def _sync_soon(self) -> None:
+        """Start syncing the WAL on the cache's thread, after a commit made on this one.
+
+        A future of the thread's, not of the loop: its end does not wake the loop, which
+        looks at it in :meth:`durable`.
+        """
         path = self._wal_path
         try:
-            sync = loop.run_in_executor(self._thread, _sync_file, path)
-        except Exception:  # noqa: BLE001 - refused (an executor shut down): sync here instead
-            sync = loop.create_future()
+            if self._thread is None:
+                raise RuntimeError("closed")
+            sync = self._thread.submit(_sync_file, path)
+        except RuntimeError:  # the thread is shut down: sync here instead
+            sync = Future()
             try:
                 _sync_file(path)
             except OSError as exc:
@@ -199,12 +211,6 @@ class ReplayCache:
             else:
                 sync.set_result(None)
         self._sync = sync
-        sync.add_done_callback(self._synced)
-
-    def _synced(self, sync: asyncio.Future[None]) -> None:
-        # A failed sync stays, so that every caller after it learns of it, until one succeeds.
-        if self._sync is sync and not sync.cancelled() and sync.exception() is None:
-            self._sync = None
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False

@@ -315,6 +315,32 @@ class TestAlone:
         assert threads[0].startswith("simpul-replay")
 
     @pytest.mark.sqlite_only
+    async def test_durable_waits_for_a_sync_still_running_and_a_cancelled_wait_leaves_it(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        disk = threading.Event()
+        done: list[int] = []
+
+        def slow_sync(_fd: int) -> None:
+            disk.wait(10)
+            done.append(1)
+
+        monkeypatch.setattr(replay.os, "fdatasync", slow_sync)
+        for _ in range(2):  # the second sync waits in the thread's queue behind the first
+            assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        cancelled = asyncio.ensure_future(cache.durable())
+        waiting = asyncio.ensure_future(cache.durable())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        cancelled.cancel()
+        disk.set()
+        await waiting  # the queued sync was not cancelled with the first caller's wait
+        assert done == [1, 1]
+        assert cancelled.cancelled()
+        await cache.durable()
+
+    @pytest.mark.sqlite_only
     async def test_a_failed_sync_fails_durable_until_a_later_one_succeeds(
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
     ) -> None:
