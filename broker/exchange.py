@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -298,9 +299,25 @@ class ExchangeService:
         # checks of steps 2-4 run, none of which has an effect; the backend is not called
         # before the id is known to be new, and a replay is refused as a replay whatever the
         # checks found. (An exchange alone may have it committed here and now instead, and
-        # made durable on that thread while the steps after go on: see step 7.)
+        # made durable on another thread while the steps after go on.)
         recording = self._auth.remember_soon(caller, alone=self._in_flight == 1)
         mark = self._stages.lap("signature", mark)  # with the replay commit, if made here
+        try:
+            return await self._recorded(request, trail, caller, recording, mark)
+        finally:
+            # Never answered twice, even after a power loss: the id is durable before any
+            # answer, a refusal's too (usually it already is: see ReplayCache.durable).
+            await self._auth.durable()
+
+    async def _recorded(
+        self,
+        request: ExchangeRequest,
+        trail: _Trail,
+        caller: Caller,
+        recording: asyncio.Future[bool],
+        mark: int,
+    ) -> bytes:
+        """Steps 2-7, once the request's id is being recorded: the answer's body."""
         try:
             checked, mark = self._check(request, trail, caller, mark)
         except BaseException:
@@ -332,11 +349,7 @@ class ExchangeService:
         minimised = {name: record[name] for name in released if name in record}
         trail.released = tuple(minimised)
         body = _compact_json(minimised)
-        mark = self._stages.lap("consent", mark)  # subject check, use count, minimisation
-        # Never answered twice, even after a power loss: the id is durable before the answer
-        # is released (committed on this thread, it was synced on another beside steps 2-7).
-        await self._auth.durable()
-        self._stages.lap("signature", mark)
+        self._stages.lap("consent", mark)  # subject check, use count, minimisation
         return body
 
 

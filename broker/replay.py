@@ -93,6 +93,7 @@ class ReplayCache:
         self._own: sqlite3.Connection | None = None  # for commits made here, and its thread
         self._wal_path = ""  # the own connection's WAL file, which _sync_soon syncs
         self._sync: Future[None] | None = None  # the last sync of that WAL, while it matters
+        self._sync_thread: int | None = None  # the thread whose commit it follows
         self._owner: int | None = None
         self._own_lock = threading.Lock()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -182,7 +183,7 @@ class ReplayCache:
         sync = self._sync
         # Only the connection's own thread commits without a sync; another thread's ids went
         # in batches, durable when they settled.
-        if sync is None or self._owner != threading.get_ident():
+        if sync is None or self._sync_thread != threading.get_ident():
             return
         if not sync.done():
             # Usually done by now: the loop is woken for it only when it is not.
@@ -210,7 +211,7 @@ class ReplayCache:
                 sync.set_exception(exc)
             else:
                 sync.set_result(None)
-        self._sync = sync
+        self._sync, self._sync_thread = sync, threading.get_ident()
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False
@@ -235,9 +236,10 @@ class ReplayCache:
     ) -> None:
         self._in_flight = None
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        if error is None:
-            # A batch's commit syncs the whole WAL: every id committed here before it, too.
-            # (No sync can start while a batch is in flight, so any sync was before it.)
+        if error is None and any(done.result()):
+            # A batch that wrote rows synced the whole WAL as it committed: every id committed
+            # here before it too. (No sync starts while a batch is in flight, and the one
+            # thread runs them in turn, so any sync ran before it.)
             self._sync = None
         for index, pending in enumerate(batch):
             if pending.future.done():  # a cancelled caller has gone

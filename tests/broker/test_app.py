@@ -845,6 +845,19 @@ class TestHttpEdges:
             (),
         )
 
+    async def test_a_refusal_waits_for_it_too(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def failing() -> None:
+            raise OSError(errno.EIO, "EIO: the disk failed")
+
+        monkeypatch.setattr(harness.broker.authenticator, "durable", failing)
+        response = await harness.signed("POST", f"/r1/{KTP}", b"{}")
+        # Refused for want of a consent token, but not before the id was durable: it was not.
+        assert_problem(response, 500, "internal-error")
+        (record,) = audit_records(harness, response.headers["x-road-id"])
+        assert (record.decision, record.reason) == ("refused", "internal-error")
+
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")
         assert response.status_code == 404

@@ -367,6 +367,34 @@ class TestAlone:
         await remember(cache, PERMIT, str(uuid.uuid4()))
         await cache.durable()
 
+    @pytest.mark.sqlite_only
+    async def test_a_batch_of_replays_alone_wrote_nothing_and_makes_nothing_durable(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seen = str(uuid.uuid4())
+        await remember(cache, PERMIT, seen)
+        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        assert not await cache.remember_soon(PERMIT, seen)  # a batch, committing no row
+        with pytest.raises(OSError, match="EIO"):
+            await cache.durable()
+
+    @pytest.mark.sqlite_only
+    async def test_a_sync_is_still_waited_for_once_the_connection_is_dropped(
+        self, cache: ReplayCache, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await remember(cache, PERMIT, str(uuid.uuid4()))
+        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        with installed.begin() as conn:
+            conn.execute(text("ALTER TABLE seen_requests RENAME TO away"))
+        with pytest.raises(sqlite3.OperationalError):
+            await cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)  # drops it
+        with pytest.raises(OSError, match="EIO"):
+            await cache.durable()
+        with installed.begin() as conn:
+            conn.execute(text("ALTER TABLE away RENAME TO seen_requests"))
+
     def test_a_wal_that_is_gone_needs_no_sync(self, tmp_path: Path) -> None:
         replay._sync_file(str(tmp_path / "checkpointed.db-wal"))  # no error
 
