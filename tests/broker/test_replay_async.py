@@ -58,6 +58,13 @@ def failing_sync(_fd: int) -> None:
     raise OSError(errno.EIO, "EIO: the disk failed")
 
 
+async def committed_with_a_failed_sync(cache: ReplayCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An id committed on this thread whose sync fails (and fails from now on)."""
+    await remember(cache, PERMIT, str(uuid.uuid4()))  # the first call purges, on its thread
+    monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
+    assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+
+
 def wal_file(engine: Engine) -> str:
     database = engine.url.database
     assert database
@@ -344,9 +351,7 @@ class TestAlone:
     async def test_a_failed_sync_fails_durable_until_a_later_one_succeeds(
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        await remember(cache, PERMIT, str(uuid.uuid4()))
-        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
-        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await committed_with_a_failed_sync(cache, monkeypatch)
         for _ in range(2):  # for every caller after it, not the first alone
             with pytest.raises(OSError, match="EIO"):
                 await cache.durable()
@@ -358,9 +363,7 @@ class TestAlone:
     async def test_a_batch_commit_makes_the_earlier_ones_durable(
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        await remember(cache, PERMIT, str(uuid.uuid4()))
-        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
-        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await committed_with_a_failed_sync(cache, monkeypatch)
         with pytest.raises(OSError, match="EIO"):
             await cache.durable()
         # A batch commits with synchronous=FULL: the whole WAL, the earlier commit's too.
@@ -373,8 +376,7 @@ class TestAlone:
     ) -> None:
         seen = str(uuid.uuid4())
         await remember(cache, PERMIT, seen)
-        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
-        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await committed_with_a_failed_sync(cache, monkeypatch)
         assert not await cache.remember_soon(PERMIT, seen)  # a batch, committing no row
         with pytest.raises(OSError, match="EIO"):
             await cache.durable()
@@ -383,9 +385,7 @@ class TestAlone:
     async def test_a_sync_is_still_waited_for_once_the_connection_is_dropped(
         self, cache: ReplayCache, installed: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        await remember(cache, PERMIT, str(uuid.uuid4()))
-        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
-        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await committed_with_a_failed_sync(cache, monkeypatch)
         with installed.begin() as conn:
             conn.execute(text("ALTER TABLE seen_requests RENAME TO away"))
         with pytest.raises(sqlite3.OperationalError):
@@ -402,9 +402,7 @@ class TestAlone:
     async def test_another_loops_batch_ids_do_not_wait_for_its_sync(
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        await remember(cache, PERMIT, str(uuid.uuid4()))
-        monkeypatch.setattr(replay.os, "fdatasync", failing_sync)
-        assert cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True).done()
+        await committed_with_a_failed_sync(cache, monkeypatch)
 
         async def from_another_loop() -> None:
             await cache.durable()  # its ids went in batches: nothing of this loop's to wait for
