@@ -177,8 +177,8 @@ class ReplayCache:
         Such a commit (``alone=True``) is seen by every process at once, but does not wait for
         the disk: the WAL file is synced on the cache's thread after it, while the caller
         goes on, and this waits for that sync. A batch's commit is durable when its futures
-        settle. Raises the sync's error if it failed, until a later sync or batch commit
-        succeeds (either makes the whole WAL durable, earlier commits included).
+        settle. Raises the sync's error if it failed, until a later sync, or a batch that
+        inserted ids, succeeds (either makes the whole WAL durable, earlier commits included).
         """
         sync = self._sync
         # Only the connection's own thread commits without a sync; another thread's ids went
