@@ -198,20 +198,11 @@ class ReplayCache:
         A future of the thread's, not of the loop: its end does not wake the loop, which
         looks at it in :meth:`durable`.
         """
-        path = self._wal_path
-        try:
-            if self._thread is None:
-                raise RuntimeError("closed")
-            sync = self._thread.submit(_sync_file, path)
-        except RuntimeError:  # the thread is shut down: sync here instead
-            sync = Future()
-            try:
-                _sync_file(path)
-            except OSError as exc:
-                sync.set_exception(exc)
-            else:
-                sync.set_result(None)
-        self._sync, self._sync_thread = sync, threading.get_ident()
+        thread = self._thread
+        if thread is None:  # pragma: no cover - closed on another thread meanwhile, against close()
+            raise RuntimeError("the replay cache is closed")  # the exchange fails, nothing released
+        self._sync = thread.submit(_sync_file, self._wal_path)
+        self._sync_thread = threading.get_ident()
 
     def _start_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._starting = False
