@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -461,6 +461,38 @@ def test_a_log_line_is_stamped_in_utc_to_the_microsecond(now: float, stamp: str)
     assert _supervise._utc_stamp(now) == stamp
     # As datetime writes it.
     assert stamp == datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.skipif(not _supervise.can_pin(), reason="pins with sched_setaffinity (Linux)")
+@pytest.mark.parametrize("restore_fails", [False, True])
+def test_a_pinned_spawn_returns_its_worker_even_if_the_affinity_cannot_be_restored(
+    monkeypatch: pytest.MonkeyPatch, restore_fails: bool
+) -> None:
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    calls: list[set[int]] = []
+
+    def set_affinity(pid: int, cpus: set[int]) -> None:
+        assert pid == 0
+        calls.append(set(cpus))
+        if restore_fails and len(calls) == 2:
+            raise OSError(22, "Invalid argument")
+
+    started: list[Sequence[str]] = []
+
+    class Spawned:
+        def __init__(self, args: Sequence[str], pass_fds: Sequence[int]) -> None:
+            assert calls == [{cpu}]  # spawned while pinned
+            started.append(args)
+
+    # Stand-ins: the test process is never pinned, and nothing is spawned.
+    monkeypatch.setattr(_supervise.os, "sched_setaffinity", set_affinity)
+    monkeypatch.setattr(_supervise, "_Process", Spawned)
+    process, pinned = _supervise._start_on(cpu, ["worker"], pass_fds=())
+    assert isinstance(process, Spawned)
+    assert pinned == cpu
+    assert started == [["worker"]]
+    assert calls == [{cpu}, set(allowed)]  # the way back tried, whether or not it worked
 
 
 def _inode_of(run: _Run, pid: int) -> int:
