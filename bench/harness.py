@@ -244,7 +244,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
         broker_spec = {
             "url": f"{world.broker_url}/r1/{KTP}",
             "body": json.dumps({"nik": nik}),
-            "presign_per_second": 2500,
+            "presign_per_second": 2500,  # for the warm-up; its pace sizes the window's pool
             "sign": {
                 "key_file": str(world.data_dir / "keys" / "dpmptsp-dki.jwk"),
                 "client_id": PERMIT_OFFICE,

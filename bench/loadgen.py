@@ -4,19 +4,28 @@ Reads a JSON spec on stdin, runs one phase per concurrency (a short warm-up, the
 duration) and writes JSON lines on stdout: ``{"event": "start", ...}`` when a measured window
 opens and ``{"event": "end", ...}`` with its results when it closes, so the harness can read
 the broker's CPU counters at the same instants. Requests to the broker are signed in bulk
-before each phase (each needs its own ``X-Road-Id``), never inside the measured window.
+(each needs its own ``X-Road-Id``) before the measured window, not inside it (see below).
 
 The client is one keep-alive connection of the adapters' own HTTP/1.1 client
 (:class:`adapters._wire.Connection`) per request in flight, and requests go on the wire as
 bytes built before the window. It costs a fraction of a general client's CPU per request
 (27-64 us at concurrency 32-64, where aiohttp's client took 150-200 us), and that CPU is taken
 from the machine the broker and the backend share.
+
+Signing one request costs the generator ≈350 us of CPU (a 2-core Xeon), so the window's
+requests are signed between the warm-up and the window, as many as the warm-up's pace says the
+window needs (with :data:`HEADROOM`); the warm-up's own come from ``presign_per_second``, a
+first guess. Should a window still outrun its pool, the rest are signed in it, and
+``signed_in_window`` counts them for the report to name. (Until the twentieth machine the pool
+was sized for 2,500 exchanges a second, and a faster broker had its window's last requests
+signed inside it.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 import uuid
@@ -29,16 +38,22 @@ from urllib.parse import urlsplit
 from adapters._wire import Connection, Origin, WireError, encode_request
 
 __all__ = [
+    "HEADROOM",
     "LOST",
     "TIMED_OUT",
     "Prepared",
     "Target",
     "main",
     "percentiles",
+    "pool_size",
     "run_phase",
 ]
 
 _PAUSE_BETWEEN_PHASES = 1.0
+
+#: How much faster than its warm-up a window may run before its pool of signed requests runs
+#: out (a window usually runs a little faster: connections are open, caches filled).
+HEADROOM = 1.5
 
 #: What a request whose connection failed before an answer counts as, beside status codes.
 LOST = "connection lost"
@@ -76,6 +91,11 @@ class Prepared:
     def post(cls, target: Target, headers: Mapping[str, str], body: bytes) -> Prepared:
         """Build the request once; sending it is then a single write."""
         return cls(wire=encode_request(target.origin, "POST", target.path, headers, body))
+
+
+def pool_size(per_second: float, seconds: float) -> int:
+    """How many requests to sign ahead for ``seconds`` at ``per_second``, with headroom."""
+    return math.ceil(max(per_second, 0.0) * HEADROOM * seconds) + 200
 
 
 def percentiles(samples: list[float], points: tuple[float, ...] = (50, 95, 99)) -> list[float]:
@@ -207,17 +227,23 @@ async def _main(spec: dict[str, Any]) -> None:
         def make() -> Prepared:
             return fixed
 
-    presign_rate = int(spec.get("presign_per_second", 0))
+    signs = bool(spec.get("sign"))
+    guess = float(spec.get("presign_per_second", 0))  # the warm-up's pace, before it is known
     connections: list[Connection] = []
     try:
         for concurrency in spec["concurrencies"]:
-            needed = int(presign_rate * (duration + warmup)) + 200 if presign_rate else 0
-            pool = [make() for _ in range(needed)]
+            pool = [make() for _ in range(pool_size(guess, warmup))] if signs else []
             phase = {"concurrency": concurrency, "connections": connections}
-            # Warm-up: connections open, caches filled; not reported.
-            await run_phase(target, make, pool, duration=warmup, **phase)
+            # Warm-up: connections open, caches filled; not reported. Its pace sizes the pool
+            # the window takes its requests from (the guess, if it was too short to tell).
+            warm = await run_phase(target, make, pool, duration=warmup, **phase)
+            if signs:
+                pace = warm["per_second"] if warm["requests"] else guess
+                pool += [make() for _ in range(pool_size(pace, duration) - len(pool))]
             _emit({"event": "start", "concurrency": concurrency})
             result = await run_phase(target, make, pool, duration=duration, **phase)
+            if not signs:
+                del result["signed_in_window"]  # nothing is signed: every request is the same
             _emit({"event": "end", "concurrency": concurrency, **result})
             await asyncio.sleep(_PAUSE_BETWEEN_PHASES)
     finally:

@@ -7,13 +7,15 @@ answers); here, what a phase counts and how it ends.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters._wire import Connection, Origin, WireError
 from bench import loadgen
-from bench.loadgen import LOST, TIMED_OUT, Prepared, Target, run_phase
+from bench.loadgen import HEADROOM, LOST, TIMED_OUT, Prepared, Target, pool_size, run_phase
+from broker.keys import generate_key, save_private_jwk
 from tests._loopback import Backend, Reply, Serve, loopback_backends
 from tests._loopback import answer as _answer
 
@@ -149,6 +151,48 @@ class TestFailures:
         result = await _phase(_target(port), duration=0.2)
         assert result["statuses"] == {LOST: result["requests"]}
         assert result["p50_ms"] == result["p99_ms"] == 0.0
+
+
+class TestPresigning:
+    def test_a_pool_covers_the_pace_with_headroom(self) -> None:
+        assert pool_size(1000.0, 5.0) == round(1000 * HEADROOM * 5) + 200
+        assert pool_size(0.0, 5.0) == pool_size(-1.0, 5.0) == 200  # no pace known: a floor
+
+    async def test_the_window_is_signed_for_from_the_warm_ups_pace(
+        self, serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A first guess far too low (1/s) would leave the window a pool of 200 requests; it
+        is signed for at the warm-up's pace instead, so nothing is signed inside it."""
+        monkeypatch.setattr(loadgen, "HEADROOM", 10.0)  # a window far faster than its warm-up
+        _, port = await serve(lambda n: _answer(200))
+        save_private_jwk(generate_key("bench"), tmp_path / "client.jwk")
+        events: list[dict[str, Any]] = []
+        monkeypatch.setattr(loadgen, "_emit", events.append)
+        spec = {
+            "url": f"http://127.0.0.1:{port}/r1/ID/GOV/X/svc",
+            "body": '{"nik": "3171010101010001"}',
+            "duration": 0.4,
+            "warmup": 0.2,
+            "concurrencies": [2],
+        }
+        signed = {
+            "presign_per_second": 1,
+            "sign": {
+                "key_file": str(tmp_path / "client.jwk"),
+                "client_id": "ID/GOV/X/Y",
+                "consent_token": "token",
+            },
+        }
+        await loadgen._main({**spec, **signed})
+        end = next(e for e in events if e["event"] == "end")
+        assert end["requests"] > 200  # more than the first guess's pool could have served
+        assert end["signed_in_window"] == 0
+        # A target whose requests are all alike signs nothing and says nothing of it.
+        events.clear()
+        await loadgen._main(spec)
+        end = next(e for e in events if e["event"] == "end")
+        assert end["requests"] > 0
+        assert "signed_in_window" not in end
 
 
 class TestUvloop:
