@@ -40,6 +40,7 @@ from adapters._wire import Connection, Origin, WireError, encode_request
 __all__ = [
     "HEADROOM",
     "LOST",
+    "POOL_FLOOR",
     "TIMED_OUT",
     "Prepared",
     "Target",
@@ -54,6 +55,9 @@ _PAUSE_BETWEEN_PHASES = 1.0
 #: How much faster than its warm-up a window may run before its pool of signed requests runs
 #: out (a window usually runs a little faster: connections are open, caches filled).
 HEADROOM = 1.5
+
+#: Requests signed ahead beyond what a pace asks for: enough for a window that starts fast.
+POOL_FLOOR = 200
 
 #: What a request whose connection failed before an answer counts as, beside status codes.
 LOST = "connection lost"
@@ -95,7 +99,7 @@ class Prepared:
 
 def pool_size(per_second: float, seconds: float) -> int:
     """How many requests to sign ahead for ``seconds`` at ``per_second``, with headroom."""
-    return math.ceil(max(per_second, 0.0) * HEADROOM * seconds) + 200
+    return math.ceil(max(per_second, 0.0) * HEADROOM * seconds) + POOL_FLOOR
 
 
 def percentiles(samples: list[float], points: tuple[float, ...] = (50, 95, 99)) -> list[float]:
@@ -209,6 +213,17 @@ async def run_phase(
     }
 
 
+def _pace(warm: dict[str, Any], per_signature: float, guess: float) -> float:
+    """Requests a second the warm-up ``warm`` reached, not counting the time it spent signing
+    once its pool ran out (the loop signs in line, holding back every request in flight), and
+    at most ten times what it measured; ``guess`` where it answered nothing."""
+    if not warm["requests"]:
+        return guess
+    elapsed = warm["elapsed_s"]
+    busy = max(elapsed - warm["signed_in_window"] * per_signature, elapsed / 10)
+    return warm["requests"] / busy
+
+
 def _emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
@@ -232,13 +247,16 @@ async def _main(spec: dict[str, Any]) -> None:
     connections: list[Connection] = []
     try:
         for concurrency in spec["concurrencies"]:
-            pool = [make() for _ in range(pool_size(guess, warmup))] if signs else []
+            pool = [make()] if signs else []  # the first signature also imports: not timed
+            signing = time.perf_counter()
+            pool += [make() for _ in range(pool_size(guess, warmup) - len(pool))]
+            per_signature = (time.perf_counter() - signing) / max(len(pool) - 1, 1)
             phase = {"concurrency": concurrency, "connections": connections}
             # Warm-up: connections open, caches filled; not reported. Its pace sizes the pool
-            # the window takes its requests from (the guess, if it was too short to tell).
+            # the window takes its requests from.
             warm = await run_phase(target, make, pool, duration=warmup, **phase)
             if signs:
-                pace = warm["per_second"] if warm["requests"] else guess
+                pace = _pace(warm, per_signature, guess)
                 pool += [make() for _ in range(pool_size(pace, duration) - len(pool))]
             _emit({"event": "start", "concurrency": concurrency})
             result = await run_phase(target, make, pool, duration=duration, **phase)

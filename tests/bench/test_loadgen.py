@@ -14,7 +14,16 @@ import pytest
 
 from adapters._wire import Connection, Origin, WireError
 from bench import loadgen
-from bench.loadgen import HEADROOM, LOST, TIMED_OUT, Prepared, Target, pool_size, run_phase
+from bench.loadgen import (
+    HEADROOM,
+    LOST,
+    POOL_FLOOR,
+    TIMED_OUT,
+    Prepared,
+    Target,
+    pool_size,
+    run_phase,
+)
 from broker.keys import generate_key, save_private_jwk
 from tests._loopback import Backend, Reply, Serve, loopback_backends
 from tests._loopback import answer as _answer
@@ -155,24 +164,29 @@ class TestFailures:
 
 class TestPresigning:
     def test_a_pool_covers_the_pace_with_headroom(self) -> None:
-        assert pool_size(1000.0, 5.0) == round(1000 * HEADROOM * 5) + 200
-        assert pool_size(0.0, 5.0) == pool_size(-1.0, 5.0) == 200  # no pace known: a floor
+        assert pool_size(1000.0, 5.0) == round(1000 * HEADROOM * 5) + POOL_FLOOR
+        assert pool_size(0.0, 5.0) == pool_size(-1.0, 5.0) == POOL_FLOOR  # no pace known
 
     async def test_the_window_is_signed_for_from_the_warm_ups_pace(
         self, serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A first guess far too low (1/s) would leave the window a pool of 200 requests; it
-        is signed for at the warm-up's pace instead, so nothing is signed inside it."""
-        monkeypatch.setattr(loadgen, "HEADROOM", 10.0)  # a window far faster than its warm-up
-        _, port = await serve(lambda n: _answer(200))
+        """A first guess far too low (1/s) leaves the warm-up a pool of a dozen requests, so it
+        signs the rest in line; the window's pool is signed for the pace the warm-up reached
+        (not counting that signing), so nothing is signed inside the window."""
+        monkeypatch.setattr(loadgen, "POOL_FLOOR", 10)
+        monkeypatch.setattr(loadgen, "_PAUSE_BETWEEN_PHASES", 0.0)
+        answer = _answer(200)
+        # Each answer in two pieces 10 ms apart: ≈200 a second over two connections, so the
+        # test signs a few hundred requests at most.
+        _, port = await serve(lambda n: (answer[:20], answer[20:]))
         save_private_jwk(generate_key("bench"), tmp_path / "client.jwk")
         events: list[dict[str, Any]] = []
         monkeypatch.setattr(loadgen, "_emit", events.append)
         spec = {
             "url": f"http://127.0.0.1:{port}/r1/ID/GOV/X/svc",
             "body": '{"nik": "3171010101010001"}',
-            "duration": 0.4,
-            "warmup": 0.2,
+            "duration": 0.5,
+            "warmup": 0.3,
             "concurrencies": [2],
         }
         signed = {
@@ -185,7 +199,7 @@ class TestPresigning:
         }
         await loadgen._main({**spec, **signed})
         end = next(e for e in events if e["event"] == "end")
-        assert end["requests"] > 200  # more than the first guess's pool could have served
+        assert end["requests"] > 2 * pool_size(1, 0.8)  # far more than the guess's pool held
         assert end["signed_in_window"] == 0
         # A target whose requests are all alike signs nothing and says nothing of it.
         events.clear()
@@ -193,6 +207,14 @@ class TestPresigning:
         end = next(e for e in events if e["event"] == "end")
         assert end["requests"] > 0
         assert "signed_in_window" not in end
+
+    def test_the_warm_ups_pace_leaves_out_its_own_signing(self) -> None:
+        warm = {"requests": 300, "elapsed_s": 0.3, "signed_in_window": 200}
+        assert loadgen._pace(warm, 0.001, 5.0) == pytest.approx(3000.0)  # 300 in 0.1 s
+        assert loadgen._pace({**warm, "signed_in_window": 0}, 0.001, 5.0) == pytest.approx(1000)
+        # Signing that seems to take all its time: at most ten times the pace it measured.
+        assert loadgen._pace(warm, 0.01, 5.0) == pytest.approx(10_000.0)
+        assert loadgen._pace({**warm, "requests": 0}, 0.001, 5.0) == 5.0  # nothing to go on
 
 
 class TestUvloop:
