@@ -9,15 +9,16 @@ the broker's CPU counters at the same instants. Requests to the broker are signe
 The client is one keep-alive connection of the adapters' own HTTP/1.1 client
 (:class:`adapters._wire.Connection`) per request in flight, and requests go on the wire as
 bytes built before the window. It costs a fraction of a general client's CPU per request
-(27-64 us at concurrency 32-64, where aiohttp's client took 150-200 us), and that CPU is taken
-from the machine the broker and the backend share.
+(19-30 us at concurrency 32-64 on a 2-core Xeon, where aiohttp's client took 150-200 us), and
+that CPU is taken from the machine the broker and the backend share.
 
 Signing one request costs the generator ≈350 us of CPU (a 2-core Xeon), so the window's
 requests are signed between the warm-up and the window, as many as the warm-up's pace says the
 window needs (with :data:`HEADROOM`); the warm-up's own come from ``presign_per_second``, a
 first guess. Should a window still outrun its pool, the rest are signed in it, and
-``signed_in_window`` counts them for the report to name. (Until the twentieth machine the pool
-was sized for 2,500 exchanges a second, and a faster broker had its window's last requests
+``signed_in_window`` counts them (``signing_us``: what one signature took ahead of the window)
+for the report to name. (Until the twentieth machine one pool, sized for 2,500 exchanges a
+second, served the warm-up and the window, and a faster broker had its window's last requests
 signed inside it.)
 """
 
@@ -213,6 +214,15 @@ async def run_phase(
     }
 
 
+def _signed_ahead(make: Callable[[], Prepared], count: int) -> tuple[list[Prepared], float]:
+    """``count`` requests from ``make`` (at least one), and the seconds each took to sign (the
+    first, which also imports the signing code, not counted)."""
+    pool = [make()]
+    started = time.perf_counter()
+    pool += [make() for _ in range(count - 1)]
+    return pool, (time.perf_counter() - started) / max(count - 1, 1)
+
+
 def _pace(warm: dict[str, Any], per_signature: float, guess: float) -> float:
     """Requests a second the warm-up ``warm`` reached, not counting the time it spent signing
     once its pool ran out (the loop signs in line, holding back every request in flight), and
@@ -247,10 +257,9 @@ async def _main(spec: dict[str, Any]) -> None:
     connections: list[Connection] = []
     try:
         for concurrency in spec["concurrencies"]:
-            pool = [make()] if signs else []  # the first signature also imports: not timed
-            signing = time.perf_counter()
-            pool += [make() for _ in range(pool_size(guess, warmup) - len(pool))]
-            per_signature = (time.perf_counter() - signing) / max(len(pool) - 1, 1)
+            pool, per_signature = (
+                _signed_ahead(make, pool_size(guess, warmup)) if signs else ([], 0)
+            )
             phase = {"concurrency": concurrency, "connections": connections}
             # Warm-up: connections open, caches filled; not reported. Its pace sizes the pool
             # the window takes its requests from.
@@ -260,7 +269,9 @@ async def _main(spec: dict[str, Any]) -> None:
                 pool += [make() for _ in range(pool_size(pace, duration) - len(pool))]
             _emit({"event": "start", "concurrency": concurrency})
             result = await run_phase(target, make, pool, duration=duration, **phase)
-            if not signs:
+            if signs:
+                result["signing_us"] = per_signature * 1e6
+            else:
                 del result["signed_in_window"]  # nothing is signed: every request is the same
             _emit({"event": "end", "concurrency": concurrency, **result})
             await asyncio.sleep(_PAUSE_BETWEEN_PHASES)

@@ -178,10 +178,14 @@ def _render_generator(
     out.write(f"  load generator's own CPU us per request, broker | direct: {cells}\n")
     late = [row for row in broker if row.get("signed_in_window")]
     if late:
-        counts = ", ".join(f"c={row['concurrency']} {row['signed_in_window']}" for row in late)
+        counts = ", ".join(
+            f"c={row['concurrency']} {row['signed_in_window']}"
+            + (f" (≈{row['signing_us']:.0f} us each)" if "signing_us" in row else "")
+            for row in late
+        )
         out.write(
-            f"  signed inside the window (the pre-signed pool ran out): {counts} requests, "
-            "each ≈350 us of the load generator's CPU, taken from the machine it measures\n"
+            f"  requests signed inside the window (the pre-signed pool ran out): {counts}, CPU "
+            "the load generator took from the machine it measures\n"
         )
 
 

@@ -201,6 +201,7 @@ class TestPresigning:
         end = next(e for e in events if e["event"] == "end")
         assert end["requests"] > 2 * pool_size(1, 0.8)  # far more than the guess's pool held
         assert end["signed_in_window"] == 0
+        assert end["signing_us"] > 0
         # A target whose requests are all alike signs nothing and says nothing of it.
         events.clear()
         await loadgen._main(spec)
