@@ -24,11 +24,48 @@ def _rounds(text: str) -> int:
     return value
 
 
+#: The longest phase: a window's requests are signed before it, and the broker accepts a
+#: signature for 300 s after its ``created`` time, the signing ahead included.
+MAX_DURATION = 60.0
+
+
+def _duration(text: str) -> float:
+    """``--duration``: seconds, more than 0 and at most :data:`MAX_DURATION`."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= MAX_DURATION:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0 and at most {MAX_DURATION:.0f} (the "
+            "requests of a window are signed before it, and a signature is good for 300 s; "
+            "use --rounds to measure longer)"
+        )
+    return value
+
+
+def _warmup(text: str) -> float:
+    """``--warmup``: seconds, 0 or more, at most :data:`MAX_DURATION`."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_DURATION:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to {MAX_DURATION:.0f}"
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, run the benchmark, print the report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
-    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--duration", type=_duration, default=5.0, help="seconds per phase (at most 60)"
+    )
+    parser.add_argument(
+        "--warmup", type=_warmup, default=1.0, help="unmeasured seconds first (at most 60)"
+    )
     parser.add_argument(
         "--concurrency",
         default="1,8,32,64",

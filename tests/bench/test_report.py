@@ -240,3 +240,18 @@ class TestOptions:
         with pytest.raises(SystemExit) as exit_:
             bench_main(["--rounds", rounds])
         assert exit_.value.code == 2
+
+    @pytest.mark.parametrize("duration", ["0", "-5", "61", "nan", "five"])
+    def test_a_phase_lasts_more_than_nothing_and_at_most_a_minute(
+        self, duration: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            bench_main(["--duration", duration])
+        assert exit_.value.code == 2
+        assert "a signature is good for 300 s" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("warmup", ["-1", "61", "nan", "one"])
+    def test_a_warm_up_is_from_nothing_to_a_minute(self, warmup: str) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            bench_main(["--warmup", warmup])
+        assert exit_.value.code == 2
