@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -24,37 +25,36 @@ def _rounds(text: str) -> int:
     return value
 
 
-#: The longest phase: a window's requests are signed before it, and the broker accepts a
-#: signature for 300 s after its ``created`` time, the signing ahead included.
+#: The longest phase, in seconds: a window's requests are signed before it, and the broker
+#: takes a signature only within 300 s of its ``created`` time, so the signing ahead and the
+#: window together must fit in that.
 MAX_DURATION = 60.0
 
 
-def _duration(text: str) -> float:
-    """``--duration``: seconds, more than 0 and at most :data:`MAX_DURATION`."""
+def _seconds(text: str, *, zero: bool) -> float:
+    """A phase's length in seconds, at most :data:`MAX_DURATION`; 0 only if ``zero``."""
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not 0 < value <= MAX_DURATION:  # also refuses nan
+        value = math.nan
+    if not ((value >= 0 if zero else value > 0) and value <= MAX_DURATION):  # nan fails both
+        least = "from 0" if zero else "above 0 and"
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds above 0 and at most {MAX_DURATION:.0f} (the "
-            "requests of a window are signed before it, and a signature is good for 300 s; "
-            "use --rounds to measure longer)"
+            f"{text!r} is not a number of seconds {least} up to {MAX_DURATION:.0f} (a phase's "
+            "requests are signed before it, and a signature is good for 300 s; use --rounds "
+            "to measure longer)"
         )
     return value
+
+
+def _duration(text: str) -> float:
+    """``--duration``: more than 0 seconds, at most :data:`MAX_DURATION`."""
+    return _seconds(text, zero=False)
 
 
 def _warmup(text: str) -> float:
-    """``--warmup``: seconds, 0 or more, at most :data:`MAX_DURATION`."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_DURATION:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds from 0 to {MAX_DURATION:.0f}"
-        )
-    return value
+    """``--warmup``: 0 seconds or more, at most :data:`MAX_DURATION`."""
+    return _seconds(text, zero=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -251,7 +251,10 @@ class TestOptions:
         assert "a signature is good for 300 s" in capsys.readouterr().err
 
     @pytest.mark.parametrize("warmup", ["-1", "61", "nan", "one"])
-    def test_a_warm_up_is_from_nothing_to_a_minute(self, warmup: str) -> None:
+    def test_a_warm_up_is_from_nothing_to_a_minute(
+        self, warmup: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         with pytest.raises(SystemExit) as exit_:
             bench_main(["--warmup", warmup])
         assert exit_.value.code == 2
+        assert "seconds from 0 up to 60" in capsys.readouterr().err
