@@ -244,7 +244,8 @@ async def _main(spec: dict[str, Any]) -> None:
     duration = float(spec["duration"])
     warmup = float(spec["warmup"])
     make: Callable[[], Prepared]
-    if spec.get("sign"):
+    signs = bool(spec.get("sign"))
+    if signs:
         make = _Signer({**spec["sign"], "url": spec["url"], "body": spec["body"]}, target).sign
     else:
         fixed = Prepared.post(target, {"Content-Type": "application/json"}, spec["body"].encode())
@@ -252,7 +253,6 @@ async def _main(spec: dict[str, Any]) -> None:
         def make() -> Prepared:
             return fixed
 
-    signs = bool(spec.get("sign"))
     guess = float(spec.get("presign_per_second", 0))  # the warm-up's pace, before it is known
     connections: list[Connection] = []
     try:
