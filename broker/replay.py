@@ -368,7 +368,8 @@ def _wal_file(connection: sqlite3.Connection) -> str:
 
 
 def _sync_file(path: str) -> None:
-    """``fdatasync`` the file at ``path``, as a commit with ``synchronous=FULL`` syncs the WAL.
+    """``fdatasync`` the file at ``path``, as a commit with ``synchronous=FULL`` syncs the WAL
+    (``fsync`` where the platform has no ``fdatasync``, as macOS has not, and as SQLite does).
 
     A file that is gone was a WAL checkpointed into its database and removed, and a
     checkpoint syncs the database before the WAL can be removed or written over.
@@ -378,7 +379,7 @@ def _sync_file(path: str) -> None:
     except FileNotFoundError:
         return
     try:
-        os.fdatasync(fd)
+        getattr(os, "fdatasync", os.fsync)(fd)
     finally:
         os.close(fd)
 

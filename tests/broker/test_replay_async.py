@@ -398,6 +398,18 @@ class TestAlone:
     def test_a_wal_that_is_gone_needs_no_sync(self, tmp_path: Path) -> None:
         replay._sync_file(str(tmp_path / "checkpointed.db-wal"))  # no error
 
+    def test_without_fdatasync_the_wal_is_fsynced(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """macOS has no ``os.fdatasync``; a lone exchange's sync must not fail there."""
+        wal = tmp_path / "simpul.db-wal"
+        wal.write_bytes(b"frames")
+        synced: list[int] = []
+        monkeypatch.delattr(replay.os, "fdatasync", raising=False)
+        monkeypatch.setattr(replay.os, "fsync", synced.append)
+        replay._sync_file(str(wal))
+        assert len(synced) == 1
+
     @pytest.mark.sqlite_only
     async def test_another_loops_batch_ids_do_not_wait_for_its_sync(
         self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch
