@@ -10,7 +10,9 @@ else (loading, the JWKS, rotation); only their raw bytes come here.
 - **Verifying**: libsodium is the stricter of the two (it also refuses small-order keys and
   ``R``, and keys not canonically encoded), so a signature it accepts, `cryptography` accepts.
   What it refuses, :func:`verify` reports as False and the caller hands to the library path,
-  which decides: the decision is always `cryptography`'s.
+  which decides: the decision is always `cryptography`'s. Small-order and non-canonical keys,
+  which OpenSSL would accept forgeries for, never get that far: every public key is refused
+  where it is loaded (:func:`broker.keys.check_public_point`).
 """
 
 from __future__ import annotations

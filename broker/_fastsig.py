@@ -24,6 +24,9 @@ __all__ = ["sign_response_headers"]
 
 # Printable ASCII without the characters a Structured Fields string would have to escape.
 _TOKEN = re.compile(r"[A-Za-z0-9._:/+=-]{1,200}")
+# A Structured Fields key (RFC 8941 section 3.2), which a signature's label must be.
+_LABEL = re.compile(r"[a-z*][a-z0-9_.*-]{0,63}")
+_SIGNATURE_FIELDS = frozenset({"signature", "signature-input"})
 _NAME = re.compile(r"[a-z0-9-]{1,64}")
 _VALUE = re.compile(r"[\x20-\x7e]*")
 
@@ -41,13 +44,19 @@ def sign_response_headers(
     created: datetime,
 ) -> dict[str, str] | None:
     """``headers`` plus Content-Digest, Signature-Input and Signature; None if not this shape."""
-    if not (_TOKEN.fullmatch(key_id) and _TOKEN.fullmatch(tag) and _TOKEN.fullmatch(label)):
+    if not (_TOKEN.fullmatch(key_id) and _TOKEN.fullmatch(tag) and _LABEL.fullmatch(label)):
+        return None
+    # The body is always covered, each component once: the library adds a missing
+    # content-digest itself and refuses a repeated component.
+    if "content-digest" not in components or len(set(components)) != len(components):
         return None
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         low = name.lower()
-        if low in lowered or low == "content-digest":
-            return None  # repeated names, or a digest the library would check: not this shape
+        if low in lowered or low == "content-digest" or low in _SIGNATURE_FIELDS:
+            # Repeated names, a digest the library would check, or an earlier signature it
+            # would drop: not this shape.
+            return None
         lowered[low] = value
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
     lowered["content-digest"] = digest

@@ -10,9 +10,10 @@ from pathlib import Path
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwa import JWSAlgModel
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, OKPKey
 
-from broker.errors import CitizenUnauthenticated
+from broker.errors import CitizenUnauthenticated, InvalidKey
+from broker.keys import check_public_point
 
 __all__ = ["Citizen", "CitizenVerifier"]
 
@@ -65,6 +66,12 @@ class CitizenVerifier:
         # TypeError and KeyError: JSON that is not an object with a "keys" array.
         except (OSError, ValueError, TypeError, KeyError, JoseError) as exc:
             raise ValueError(f"{path}: not a readable JWKS: {exc}") from exc
+        for index, key in enumerate(keys.keys):
+            if isinstance(key, OKPKey) and key.curve_name == "Ed25519":
+                try:
+                    check_public_point(key.public_key.public_bytes_raw())
+                except InvalidKey as exc:
+                    raise ValueError(f"{path}: keys[{index}]: {exc.detail}") from exc
         return cls(keys=keys, issuer=issuer, audience=audience)
 
     def verify(self, authorization: str | None) -> Citizen:

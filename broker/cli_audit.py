@@ -50,11 +50,13 @@ def _from_vkey(text: str) -> Any:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from broker.keys import check_public_point
+
     _name, _hash, encoded = text.split("+", 2)
     raw = base64.b64decode(encoded, validate=True)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 verifier key")
-    return Ed25519PublicKey.from_public_bytes(raw[1:])
+    return Ed25519PublicKey.from_public_bytes(check_public_point(raw[1:]))
 
 
 @contextmanager

@@ -21,11 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import OKPKey
 from joserfc.jwk import thumbprint as _jwk_thumbprint
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from broker.errors import InvalidKey
 
 __all__ = [
     "check_public_jwk",
+    "check_public_point",
     "generate_key",
     "jwk_to_public_key",
     "jwks",
@@ -109,7 +111,8 @@ def public_jwk(key: OKPKey) -> dict[str, str]:
 def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     """Validate a public Ed25519 JWK and return its normalised form (kty, crv, x, kid).
 
-    Refuses other key types and curves, a malformed ``x``, unknown members, a ``use``
+    Refuses other key types and curves, a malformed or unusable ``x`` (see
+    :func:`check_public_point`), unknown members, a ``use``
     other than ``sig``, an ``alg`` other than ``Ed25519``/``EdDSA`` and, above all, ``d``:
     a private key never belongs where public keys are kept.
     """
@@ -125,6 +128,7 @@ def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     x = jwk.get("x")
     if not isinstance(x, str) or not _B64_32.match(x):
         raise InvalidKey("x must be a base64url-encoded 32-byte Ed25519 public key")
+    check_public_point(_b64decode(x))
     if "use" in jwk and jwk["use"] != "sig":
         raise InvalidKey(f"use must be 'sig', not {jwk['use']!r}")
     if "alg" in jwk and jwk["alg"] not in _JWS_ALGS:
@@ -140,6 +144,18 @@ def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidKey("kid must be a non-empty printable string of at most 200 characters")
         out["kid"] = kid
     return out
+
+
+def check_public_point(raw: bytes) -> bytes:
+    """``raw`` if it is a usable Ed25519 public key: 32 bytes, canonically encoded, on the
+    curve, in its prime-order group and not of small order (libsodium's check).
+
+    A small-order key is the one a forger wants: OpenSSL's Ed25519 (``cryptography``) accepts
+    the identity key's all-but-empty signature over any message. No key pair makes one.
+    """
+    if len(raw) != 32 or not crypto_core_ed25519_is_valid_point(raw):
+        raise InvalidKey("x is not a usable Ed25519 public key (a small-order or invalid point)")
+    return raw
 
 
 def jwk_to_public_key(jwk: Mapping[str, Any]) -> Ed25519PublicKey:

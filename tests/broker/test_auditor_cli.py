@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from contextlib import closing
@@ -133,6 +134,20 @@ class TestOffline:
         result = _offline(runner, files)
         assert result.exit_code == 1
         assert "checkpoint refused" in result.stderr
+
+    @pytest.mark.parametrize("key", ["jwk", "vkey"])
+    def test_a_small_order_key_is_refused(
+        self, runner: CliRunner, files: dict[str, Path], key: str
+    ) -> None:
+        # The identity point: OpenSSL would accept its forged signature over any checkpoint.
+        identity = (1).to_bytes(32, "little")
+        x = base64.urlsafe_b64encode(identity)[:43].decode()
+        files["jwk"].write_text(json.dumps({"kty": "OKP", "crv": "Ed25519", "x": x}))
+        encoded = base64.b64encode(b"\x01" + identity).decode()
+        files["vkey"].write_text(f"{ORIGIN}+00000000+{encoded}")
+        result = _offline(runner, files, key)
+        assert result.exit_code == 2
+        assert "not an Ed25519 public JWK, JWKS or note verifier key" in result.stderr
 
     def test_arguments_are_checked(self, runner: CliRunner, files: dict[str, Path]) -> None:
         result = runner.invoke(app, ["audit", "verify", str(files["export"])])

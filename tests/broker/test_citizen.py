@@ -226,3 +226,19 @@ class TestJwksFile:
             CitizenVerifier.from_jwks_file(
                 tmp_path / "missing.json", issuer=ISSUER, audience=AUDIENCE
             )
+
+    def test_a_small_order_key_is_refused(self, idp: DevIdentityProvider, tmp_path: Path) -> None:
+        # The identity point as a key: OpenSSL accepts R = identity, S = 0 as its signature
+        # over anything, so a JWKS holding it would let anyone sign in as any NIK.
+        identity = (1).to_bytes(32, "little")
+        rogue = {"kty": "OKP", "crv": "Ed25519", "x": b64(identity), "kid": "rogue"}
+        key_set = {"keys": [*idp.jwks()["keys"], rogue]}
+        forged = unsigned({"alg": "Ed25519", "kid": "rogue"}, claims(), identity + bytes(32))
+        unchecked = CitizenVerifier(
+            keys=KeySet.import_key_set(key_set), issuer=ISSUER, audience=AUDIENCE
+        )
+        assert unchecked.verify(f"Bearer {forged}").nik == NIK
+        path = tmp_path / "idp-jwks.json"
+        path.write_text(json.dumps(key_set))
+        with pytest.raises(ValueError, match=r"idp-jwks\.json: keys\[1\]: .*small-order"):
+            CitizenVerifier.from_jwks_file(path, issuer=ISSUER, audience=AUDIENCE)

@@ -85,6 +85,8 @@ class TestSameAsLibrary:
             ("content-digest", "@status", "content-type"),
             ("@status", "content-digest", "x-absent"),  # the library refuses: so must we
             ("@status", "content-digest", "@method"),  # a request component: library decides
+            ("@status", "x-road-id"),  # no content-digest: the library covers the body anyway
+            ("@status", "content-digest", "x-road-id", "x-road-id"),  # twice: library refuses
         ],
     )
     def test_explicit_components(
@@ -102,6 +104,22 @@ class TestSameAsLibrary:
             created=CREATED,
         )
         assert fast == library
+
+    def test_an_earlier_signature_in_another_case_is_replaced(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fast, library = _both(
+            monkeypatch,
+            status=200,
+            headers={"X-Road-Id": "abc", "signature": "old=:AA==:", "signature-input": "old=()"},
+            body=b"{}",
+            request_hash=None,
+            key=KEY,
+            key_id="simpul-broker-1",
+            created=CREATED,
+        )
+        assert fast == library
+        assert [name for name in fast if name.lower() == "signature"] == ["Signature"]
 
     def test_the_answer_verifies(self) -> None:
         signed = sign_response(
@@ -133,18 +151,28 @@ class TestOutsideTheShape:
         ],
     )
     def test_returns_none(self, headers: dict[str, str], key_id: str) -> None:
-        components = ("@status", "content-digest", "x-road-id")
-        assert (
-            sign_response_headers(
-                status=200,
-                headers=headers,
-                body=b"",
-                key=KEY,
-                key_id=key_id,
-                label=SIGNATURE_LABEL,
-                tag=RESPONSE_TAG,
-                components=components,
-                created=CREATED,
-            )
-            is None
-        )
+        assert _fast(headers=headers, key_id=key_id) is None
+
+    @pytest.mark.parametrize("label", ["Sig1", "sig/1", "1sig", "", "s" * 65])
+    def test_a_label_that_is_no_structured_fields_key(self, label: str) -> None:
+        assert _fast() is not None
+        assert _fast(label=label) is None
+
+
+def _fast(
+    *,
+    headers: dict[str, str] | None = None,
+    key_id: str = "k",
+    label: str = SIGNATURE_LABEL,
+) -> dict[str, str] | None:
+    return sign_response_headers(
+        status=200,
+        headers={"X-Road-Id": "a"} if headers is None else headers,
+        body=b"",
+        key=KEY,
+        key_id=key_id,
+        label=label,
+        tag=RESPONSE_TAG,
+        components=("@status", "content-digest", "x-road-id"),
+        created=CREATED,
+    )

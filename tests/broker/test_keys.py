@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from collections.abc import Callable
@@ -32,6 +33,16 @@ RFC8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC8037_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 RFC8037_PUBLIC: dict[str, Any] = {"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X}
 RFC8037_JKT = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+# RFC 8032 section 7.1, TEST 2: another key's public half.
+OTHER_X = "PUAXw-hDiVqStwqnTRt-vJyYLM8uxJaMwM1V8Sr0Zgw"
+# Points no key pair has: the identity (y = 1), the same written as y = p + 1 (not
+# canonical), the point of order 2 (y = -1) and one of order 4 (y = 0).
+SMALL_ORDER_X = {
+    "identity": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    "identity-non-canonical": "7v_______________________________________38",
+    "order-2": "7P_______________________________________38",
+    "order-4": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+}
 
 
 class TestGenerate:
@@ -105,7 +116,7 @@ class TestPrivateKeyFile:
             pytest.param(RFC8037_PUBLIC, "no 'd' member", id="public-only"),
             pytest.param({**RFC8037_PUBLIC, "d": "short"}, "'d' is not", id="malformed-d"),
             pytest.param(
-                {**RFC8037_PUBLIC, "x": "A" * 43, "d": RFC8037_D},
+                {**RFC8037_PUBLIC, "x": OTHER_X, "d": RFC8037_D},
                 "'x' is not the public key of 'd'",
                 id="x-d-mismatch",
             ),
@@ -159,6 +170,17 @@ class TestPublicJwk:
     def test_check_refuses(self, change: dict[str, Any], problem: str) -> None:
         with pytest.raises(InvalidKey, match=problem.replace("(", r"\(").replace(")", r"\)")):
             check_public_jwk({**RFC8037_PUBLIC, **change})
+
+    @pytest.mark.parametrize("x", SMALL_ORDER_X.values(), ids=SMALL_ORDER_X.keys())
+    def test_check_refuses_a_small_order_key(self, x: str) -> None:
+        # OpenSSL's Ed25519 accepts the identity key's signature (R = identity, S = 0) over
+        # any message: such a key in the registry or a JWKS would let anyone sign as it.
+        forged = base64.urlsafe_b64decode(SMALL_ORDER_X["identity"] + "=") + bytes(32)
+        Ed25519PublicKey.from_public_bytes(forged[:32]).verify(forged, b"any message")
+        with pytest.raises(InvalidKey, match="small-order"):
+            check_public_jwk({**RFC8037_PUBLIC, "x": x})
+        with pytest.raises(InvalidKey, match="small-order"):
+            jwks_resolver({"keys": [{**RFC8037_PUBLIC, "x": x, "kid": "k"}]})
 
     def test_check_normalises(self) -> None:
         jwk = {**RFC8037_PUBLIC, "kid": "a", "use": "sig", "alg": "Ed25519"}
