@@ -340,7 +340,9 @@ class ConsentApi:
 
         If the audit log is unavailable the transitions stay logged and a later flush (the
         background worker's) writes them: the citizen's decision is not undone by it.
-        Cancelled while a claim or a mark runs on its thread, it lets that finish first.
+        Cancelled while a claim runs on its thread, or while an event is being audited, it
+        lets that finish first (the broker stops its consent worker so, before the audit
+        writer): a record written but not marked would be written again once its claim ran out.
         """
         written = 0
         async with self._flushing:
@@ -348,19 +350,21 @@ class ConsentApi:
                 asyncio.to_thread(self._store.claim_unaudited, now=int(time.time()), limit=100)
             ):
                 for event, claim in claimed:
-                    try:
-                        stamp = await self._audit.commit(self._entry(event))
-                    except AuditUnavailable:
-                        # The claim expires and this or another node writes the event later.
-                        _log.warning("consent_event_not_audited", event_id=event.id)
+                    if not await finished_even_if_cancelled(self._audit_event(event, claim)):
                         return written
-                    await finished_even_if_cancelled(
-                        asyncio.to_thread(
-                            self._store.mark_audited, event.id, stamp.seq, claim=claim
-                        )
-                    )
                     written += 1
         return written
+
+    async def _audit_event(self, event: ConsentEvent, claim: int) -> bool:
+        """Write ``event``'s record and mark the event audited; False if the log refused it."""
+        try:
+            stamp = await self._audit.commit(self._entry(event))
+        except AuditUnavailable:
+            # The claim expires and this or another node writes the event later.
+            _log.warning("consent_event_not_audited", event_id=event.id)
+            return False
+        await asyncio.to_thread(self._store.mark_audited, event.id, stamp.seq, claim=claim)
+        return True
 
     def _entry(self, event: ConsentEvent) -> AuditEntry:
         return AuditEntry(

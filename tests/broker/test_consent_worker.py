@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import func, select
 
+from audit import AuditLog
+from audit import install as audit_install
+from audit.store import audit_records
 from broker.consent_api import ConsentApi
 from broker.consent_worker import ConsentWorker
+from broker.db import create_db_engine
+from consent.store import ConsentStore
+from consent.store import install as consent_install
+from consent.tokens import Grant, Purpose
+from tests._waiting import until
 
 
 class _Steps:
@@ -89,3 +100,60 @@ async def test_a_cancelled_flush_waits_for_its_claim_on_its_thread() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished.is_set()
+
+
+async def test_a_flush_cancelled_while_auditing_marks_what_it_wrote(tmp_path: Path) -> None:
+    """Stopped (as the broker stops) while an event's record waits for the audit log's lock,
+    the flush still marks the event once the writer has written it: otherwise the claim
+    would run out and the event be written a second time."""
+    main = create_db_engine(f"sqlite:///{tmp_path / 'main.db'}")
+    audit_db = create_db_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    consent_install(main)
+    audit_install(audit_db)
+    store = ConsentStore(engine=main, issuer=None)
+    store.create_request(
+        client_id="ID/GOV/DPMPTSP-DKI/perizinan",
+        client_jkt="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+        subject_nik="3171014506900001",
+        grants=(Grant(service="ID/GOV/DUKCAPIL/adminduk/ktp", fields=("nik",)),),
+        purpose=Purpose(code="izin-usaha", text="Izin usaha"),
+        procedure_ref="P-1",
+        valid_for_seconds=86400,
+    )
+    log = AuditLog(audit_db, max_delay=0.0)
+    await log.start()
+    api = ConsentApi(
+        store=store,
+        registry=cast(Any, None),
+        schemas=cast(Any, None),
+        audit=log,
+        subject_secret=b"s" * 32,
+        receipts=cast(Any, None),
+    )
+    # Another node appends a batch: the flush's record waits for the lock.
+    other = sqlite3.connect(tmp_path / "audit.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        task = asyncio.create_task(api.flush())
+
+        def claimed() -> bool:  # a claim is a negative audit_seq
+            return any(event.audit_seq for event in store.events())
+
+        await asyncio.to_thread(until, claimed, "the flush has claimed the event")
+        await asyncio.sleep(0.1)  # its record handed to the writer, which waits for the lock
+        task.cancel()
+        threading.Timer(0.2, other.rollback).start()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await log.stop()
+    finally:
+        other.close()
+    try:
+        [event] = store.events()
+        assert event.audit_seq is not None
+        assert event.audit_seq > 0  # marked with its record's seq, not left claimed
+        with audit_db.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(audit_records)).scalar() == 1
+    finally:
+        main.dispose()
+        audit_db.dispose()
