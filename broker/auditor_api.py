@@ -127,11 +127,11 @@ class AuditorApi:
         self._checkpoints = checkpoints
         self._secret = subject_secret
 
-    def authenticate(
+    async def authenticate(
         self, *, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> Caller:
         """A signed request from a subsystem with the auditor role, or the reason why not."""
-        caller = self._authenticator.authenticate(
+        caller = await self._authenticator.authenticate(
             method=method,
             url=url,
             headers=headers,

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from broker.errors import BadRequest, Replay, UnknownClient
+from broker.errors import BadRequest, Replay, ReplayUnavailable, UnknownClient
 from broker.keys import thumbprint
+from broker.logs import get_logger
 from broker.registry import Registry
 from broker.replay import ReplayCache
 from broker.signatures import verify_request
 
 __all__ = ["Caller", "RequestAuthenticator", "claimed_headers"]
+
+_log = get_logger("simpul.auth")
 
 _CLIENT_ID = re.compile(r"\A[A-Za-z0-9._-]+/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+\Z")
 
@@ -66,7 +69,7 @@ class RequestAuthenticator:
         self._max_skew = max_skew_seconds
         self._jkts: dict[tuple[object, object, object], str] = {}
 
-    def authenticate(
+    async def authenticate(
         self,
         *,
         method: str,
@@ -75,13 +78,17 @@ class RequestAuthenticator:
         body: bytes,
         components: Sequence[str],
     ) -> Caller:
-        """Return the caller, or raise the broker error that names why not."""
+        """Return the caller, or raise the broker error that names why not.
+
+        The id goes through the replay cache's group commit, as an exchange's does: its
+        commit (a wait for the write lock, an fsync) never runs on the event loop's thread.
+        """
         caller = self.verify(
             method=method, url=url, headers=headers, body=body, components=components
         )
         # Replay is checked only after the signature verifies, so nobody can burn another
         # client's request ids with unsigned traffic.
-        self._replay.remember(caller.client_id, caller.xroad_id)
+        await self.remembered(caller, self.remember_soon(caller))
         return caller
 
     def close(self) -> None:
@@ -97,13 +104,24 @@ class RequestAuthenticator:
 
     @staticmethod
     async def remembered(caller: Caller, recording: asyncio.Future[bool]) -> None:
-        """Wait until the id is committed; raise :class:`Replay` if it was not new."""
-        if not await recording:
+        """Wait until the id is committed; raise :class:`Replay` if it was not new, and
+        :class:`ReplayUnavailable` if the store failed to record it."""
+        try:
+            fresh = await recording
+        except Exception as exc:
+            _log.exception("replay_unavailable", xroad_id=caller.xroad_id)
+            raise ReplayUnavailable("the request's X-Road-Id could not be recorded") from exc
+        if not fresh:
             raise Replay(f"X-Road-Id {caller.xroad_id} was already used by this client")
 
     async def durable(self) -> None:
-        """Wait until the ids recorded so far are durable (see :meth:`ReplayCache.durable`)."""
-        await self._replay.durable()
+        """Wait until the ids recorded so far are durable (see :meth:`ReplayCache.durable`);
+        raise :class:`ReplayUnavailable` if they could not be made so."""
+        try:
+            await self._replay.durable()
+        except Exception as exc:
+            _log.exception("replay_unavailable")
+            raise ReplayUnavailable("the request's X-Road-Id could not be made durable") from exc
 
     def verify(
         self,

@@ -93,6 +93,15 @@ class Replay(Error):
     title = "Request id already used"
 
 
+class ReplayUnavailable(Error):
+    """The request's ``X-Road-Id`` could not be recorded (or made durable): nothing is done
+    for a request that might be a replay, so it is refused until the store answers again."""
+
+    problem_type = "replay-unavailable"
+    status = 503
+    title = "Replay cache unavailable"
+
+
 class UnknownClient(Error):
     """The ``X-Road-Client`` is not a registered subsystem."""
 

@@ -24,16 +24,24 @@ from sqlalchemy import (
     delete,
     insert,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from broker.errors import Replay
 
-__all__ = ["ReplayCache", "install", "metadata"]
+__all__ = ["PURGE_MARGIN_SECONDS", "ReplayCache", "install", "metadata"]
 
 #: The most ids one INSERT statement of a batch takes (a power of two): a batch goes in
 #: statements of power-of-two sizes, so a connection prepares at most eight of them.
 _LARGEST_STATEMENT = 128
+#: How long past the replay window an id is kept before it is purged. Every broker node
+#: purges by its own clock, and ``seen_at`` by the clock of the node that recorded the id: a
+#: node whose clock ran ahead of that one's would otherwise forget an id while a copy of its
+#: request, still inside the signature's skew, could reach another node (the window is only
+#: twice the skew at the least). Nodes' clocks a minute apart are out of order anyway.
+PURGE_MARGIN_SECONDS = 60
+#: PostgreSQL's SQLSTATE for a transaction it aborted to break a deadlock.
+_DEADLOCK_DETECTED = "40P01"
 
 metadata = MetaData()
 
@@ -121,7 +129,7 @@ class ReplayCache:
         if now - self._last_purge > self._window / 10:
             with self._engine.begin() as conn:
                 conn.execute(
-                    delete(seen_requests).where(seen_requests.c.seen_at < int(now) - self._window)
+                    delete(seen_requests).where(seen_requests.c.seen_at < self._forget_before(now))
                 )
             self._last_purge = now
         try:
@@ -133,6 +141,10 @@ class ReplayCache:
                 )
         except IntegrityError as exc:
             raise Replay(f"X-Road-Id {xroad_id} was already used by this client") from exc
+
+    def _forget_before(self, now: float) -> int:
+        """The ``seen_at`` before which ids are purged: the window and a margin ago."""
+        return int(now) - self._window - PURGE_MARGIN_SECONDS
 
     def remember_soon(
         self, client_id: str, xroad_id: str, *, alone: bool = False
@@ -325,38 +337,52 @@ class ReplayCache:
         The ids go in a few statements of many rows each (see :func:`_statement_sizes`), not
         one statement per id: fewer driver calls, and on PostgreSQL fewer round trips (a
         batch of 32 took ≈1.2 ms instead of ≈4.6, on SQLite ≈0.88 ms of CPU instead of
-        ≈1.0). A statement inserts its rows in order, so of two equal ids in a batch the first
-        is new and the second a replay, as when they went one by one.
+        ≈1.0). Each id goes in once, and in sorted order: two processes' batches then take
+        their keys' locks in one order, so on PostgreSQL they cannot deadlock over ids sent to
+        both at once in opposite orders (one batch, every id in it, would have failed). Of two
+        equal ids in a batch the first is new and the second a replay, as when they went one
+        by one. A deadlock with a purge is retried once: nothing of the batch was committed.
         """
-        now = self._clock()
-        seen_at = int(now)
-        with self._engine.begin() as conn:
-            if now - self._last_purge > self._window / 10:
-                conn.execute(
-                    delete(seen_requests).where(seen_requests.c.seen_at < seen_at - self._window)
-                )
-                self._last_purge = now
-            inserted: set[tuple[str, str]] = set()
-            cursor: Any = conn.connection.cursor()
-            try:
-                start = 0
-                for size in _statement_sizes(len(batch)):
-                    params = [
-                        value
-                        for pending in batch[start : start + size]
-                        for value in (pending.client_id, pending.xroad_id, seen_at)
-                    ]
-                    cursor.execute(self._insert_sql[size], params)
-                    inserted.update((str(c), str(x)) for c, x in cursor.fetchall())
-                    start += size
-            finally:
-                cursor.close()
+        rows = sorted({(pending.client_id, pending.xroad_id) for pending in batch})
+        try:
+            inserted = self._insert_rows(rows)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _DEADLOCK_DETECTED:
+                raise
+            inserted = self._insert_rows(rows)
         fresh = []
         for pending in batch:
             key = (pending.client_id, pending.xroad_id)
             fresh.append(key in inserted)
             inserted.discard(key)  # the same id again in this batch is a replay of it
         return fresh
+
+    def _insert_rows(self, rows: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Insert ``rows`` (client, id) in one transaction; those that were new."""
+        now = self._clock()
+        seen_at = int(now)
+        with self._engine.begin() as conn:
+            if now - self._last_purge > self._window / 10:
+                conn.execute(
+                    delete(seen_requests).where(seen_requests.c.seen_at < self._forget_before(now))
+                )
+                self._last_purge = now
+            inserted: set[tuple[str, str]] = set()
+            cursor: Any = conn.connection.cursor()
+            try:
+                start = 0
+                for size in _statement_sizes(len(rows)):
+                    params = [
+                        value
+                        for client_id, xroad_id in rows[start : start + size]
+                        for value in (client_id, xroad_id, seen_at)
+                    ]
+                    cursor.execute(self._insert_sql[size], params)
+                    inserted.update((str(c), str(x)) for c, x in cursor.fetchall())
+                    start += size
+            finally:
+                cursor.close()
+        return inserted
 
 
 def _wal_file(connection: sqlite3.Connection) -> str:

@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit (auditor)"])
 
 async def _auditor(request: Request, broker: BrokerDep) -> Caller:
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    return broker.auditor_api.authenticate(
+    return await broker.auditor_api.authenticate(
         method=request.method, url=str(request.url), headers=headers, body=await request.body()
     )
 

@@ -34,7 +34,7 @@ async def create_consent_request(
 ) -> ConsentRequestOut:
     """Signed like an exchange (without a consent token); the citizen then decides."""
     body = await request.body()
-    caller = broker.authenticator.authenticate(
+    caller = await broker.authenticator.authenticate(
         method=request.method,
         url=str(request.url),
         headers=_headers(request),
@@ -55,7 +55,7 @@ async def get_consent_request(
     request_id: str, request: Request, broker: BrokerDep
 ) -> ConsentRequestOut:
     """Only the client that made the request can see it."""
-    caller = broker.authenticator.authenticate(
+    caller = await broker.authenticator.authenticate(
         method=request.method,
         url=str(request.url),
         headers=_headers(request),

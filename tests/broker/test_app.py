@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import sqlite3
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -747,6 +748,10 @@ class TestCitizenUnauthenticated:
         assert [r["status"] for r in listed.json()] == ["PENDING"]
 
 
+async def _failing_sync(_cache: ReplayCache) -> None:
+    raise OSError(errno.EIO, "EIO: the disk failed")
+
+
 class TestHttpEdges:
     """Refusals below the routes are problems too, and the body is bounded."""
 
@@ -830,33 +835,58 @@ class TestHttpEdges:
             assert set(allowed.json()) == {"nik", "nama", "alamat"}
             assert waits == ["durable"]
 
-            async def failing() -> None:
-                raise OSError(errno.EIO, "EIO: the disk failed")
-
-            monkeypatch.setattr(harness.broker.authenticator, "durable", failing)
+            monkeypatch.setattr(ReplayCache, "durable", _failing_sync)
             refused = await harness.exchange(token)
-        body = assert_problem(refused, 500, "internal-error")
+        body = assert_problem(refused, 503, "replay-unavailable")
         assert harness.nik not in refused.text
         assert "nama" not in body
         (record,) = audit_records(harness, refused.headers["x-road-id"])
         assert (record.decision, record.reason, record.released_fields) == (
             "refused",
-            "internal-error",
+            "replay-unavailable",
             (),
         )
 
     async def test_a_refusal_waits_for_it_too(
         self, harness: Harness, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        async def failing() -> None:
-            raise OSError(errno.EIO, "EIO: the disk failed")
-
-        monkeypatch.setattr(harness.broker.authenticator, "durable", failing)
+        monkeypatch.setattr(ReplayCache, "durable", _failing_sync)
         response = await harness.signed("POST", f"/r1/{KTP}", b"{}")
         # Refused for want of a consent token, but not before the id was durable: it was not.
-        assert_problem(response, 500, "internal-error")
+        assert_problem(response, 503, "replay-unavailable")
         (record,) = audit_records(harness, response.headers["x-road-id"])
-        assert (record.decision, record.reason) == ("refused", "internal-error")
+        assert (record.decision, record.reason) == ("refused", "replay-unavailable")
+
+    async def test_an_id_the_store_cannot_record_is_a_503(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The write lock not had within the busy timeout (or, on PostgreSQL, a lock
+        timeout): the request might be a replay, so nothing is done, and it may be retried."""
+
+        def locked(_cache: ReplayCache, _batch: object) -> list[bool]:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(ReplayCache, "_insert_now", lambda *_args: None)  # to the thread
+        monkeypatch.setattr(ReplayCache, "_insert_batch", locked)
+        exchange = await harness.signed("POST", f"/r1/{KTP}", b"{}")
+        assert_problem(exchange, 503, "replay-unavailable")
+        (record,) = audit_records(harness, exchange.headers["x-road-id"])
+        assert (record.decision, record.reason) == ("refused", "replay-unavailable")
+        assert_problem(await harness.ask(), 503, "replay-unavailable")  # a consent request
+
+    async def test_a_consent_requests_id_is_recorded_off_the_loop(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Consent requests (and the auditor's) take the group commit too: the synchronous
+        commit, which waits for the write lock and the disk, is never made on the loop."""
+
+        def on_the_loop(*_args: object) -> None:
+            raise AssertionError("ReplayCache.remember called")
+
+        monkeypatch.setattr(ReplayCache, "remember", on_the_loop)
+        xroad_id = str(uuid.uuid4())
+        assert (await harness.ask(xroad_id=xroad_id)).status_code == 201
+        assert_problem(await harness.ask(xroad_id=xroad_id), 409, "replay")
 
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from broker import replay
 from broker.db import create_db_engine
 from broker.errors import Replay
-from broker.replay import ReplayCache, seen_requests
+from broker.replay import PURGE_MARGIN_SECONDS, ReplayCache, seen_requests
 
 PERMIT = "ID/GOV/DPMPTSP-DKI/perizinan"
 TAX = "ID/GOV/BAPENDA-DKI/pajak"
@@ -102,11 +102,22 @@ class TestWindow:
     ) -> None:
         cache.remember(PERMIT, "id-1")
         cache.remember(PERMIT, "id-2")
-        clock.now += WINDOW + 1
+        clock.now += WINDOW + PURGE_MARGIN_SECONDS + 1
         cache.remember(PERMIT, "id-3")  # purges id-1 and id-2 on the way
         assert rows(installed) == 1
         cache.remember(PERMIT, "id-1")
         assert rows(installed) == 2
+
+    def test_an_id_is_kept_a_margin_past_the_window(
+        self, cache: ReplayCache, clock: Clock, installed: Engine
+    ) -> None:
+        """Another node, its clock ahead of the one that recorded the id, purges by its own."""
+        cache.remember(PERMIT, "id-1")
+        clock.now += WINDOW + PURGE_MARGIN_SECONDS - 1
+        cache.remember(PERMIT, "id-2")  # a purge runs on the way
+        assert rows(installed) == 2
+        with pytest.raises(Replay):
+            cache.remember(PERMIT, "id-1")
 
     def test_purge_keeps_recent_ids(
         self, cache: ReplayCache, clock: Clock, installed: Engine
@@ -114,7 +125,7 @@ class TestWindow:
         cache.remember(PERMIT, "old")
         clock.now += WINDOW // 2
         cache.remember(PERMIT, "recent")
-        clock.now += WINDOW // 2 + 1
+        clock.now += WINDOW // 2 + PURGE_MARGIN_SECONDS + 1
         cache.remember(PERMIT, "new")
         assert rows(installed) == 2
         with pytest.raises(Replay):
@@ -124,7 +135,7 @@ class TestWindow:
         first = ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
         second = ReplayCache(engine=installed, window_seconds=WINDOW, clock=clock)
         first.remember(PERMIT, "id-1")
-        clock.now += WINDOW + 1
+        clock.now += WINDOW + PURGE_MARGIN_SECONDS + 1
         second.remember(PERMIT, "id-2")
         first.remember(PERMIT, "id-1")
         assert rows(installed) == 2

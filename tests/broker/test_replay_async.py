@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import sqlite3
 import threading
@@ -17,8 +18,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from broker import replay
+from broker.db import create_db_engine
 from broker.errors import Replay
-from broker.replay import ReplayCache
+from broker.replay import PURGE_MARGIN_SECONDS, ReplayCache
 from tests.broker.test_replay import PERMIT, TAX, WINDOW, Clock, rows
 
 
@@ -237,7 +239,7 @@ class TestRememberAsync:
     ) -> None:
         old = str(uuid.uuid4())
         await remember(cache, PERMIT, old)
-        clock.now += WINDOW + 1
+        clock.now += WINDOW + PURGE_MARGIN_SECONDS + 1
         await remember(cache, PERMIT, str(uuid.uuid4()))
         assert rows(installed) == 1
         await remember(cache, PERMIT, old)  # forgotten with its window
@@ -252,6 +254,55 @@ class TestRememberAsync:
             return_exceptions=True,
         )
         assert all(isinstance(o, Exception) and not isinstance(o, Replay) for o in outcomes)
+
+    def test_two_processes_batches_of_the_same_ids_in_opposite_orders_do_not_deadlock(
+        self, installed: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One client's ids A and B reach two workers at once, in opposite orders. Each
+        batch goes one id per statement here, and neither goes on past its first statement
+        until both have made it (or a second has passed): a batch that took A's lock, then
+        B's, against one that took B's, then A's, deadlocked, and PostgreSQL failed one whole
+        batch, another client's id in it too."""
+        if installed.dialect.name == "sqlite":
+            pytest.skip("SQLite locks the whole database per write: no two batches interleave")
+        both_started = threading.Barrier(2, timeout=1)
+
+        def one_at_a_time(ids: int) -> Iterator[int]:
+            for index in range(ids):
+                if index == 1:
+                    with contextlib.suppress(threading.BrokenBarrierError):
+                        both_started.wait()
+                yield 1
+
+        monkeypatch.setattr(replay, "_statement_sizes", one_at_a_time)
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        other = create_db_engine(database_url)
+
+        def worker(engine: Engine, ids: list[str]) -> list[bool | str]:
+            async def batch() -> list[bool | str]:
+                cache = ReplayCache(engine=engine, window_seconds=WINDOW)
+                try:
+                    waiting = [cache.remember_soon(PERMIT, xroad_id) for xroad_id in ids]
+                    waiting.append(cache.remember_soon(TAX, str(uuid.uuid4())))
+                    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+                finally:
+                    cache.close()
+                return [o if isinstance(o, bool) else repr(o) for o in outcomes]
+
+            return asyncio.run(batch())
+
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                one = pool.submit(worker, installed, [first, second])
+                two = pool.submit(worker, other, [second, first])
+                outcomes = [one.result(timeout=30), two.result(timeout=30)]
+        finally:
+            other.dispose()
+        assert all(isinstance(o, bool) for o in outcomes[0] + outcomes[1]), outcomes
+        assert outcomes[0][2] is outcomes[1][2] is True  # the other client's ids
+        assert sorted(outcomes[0][:2] + outcomes[1][:2]) == [False, False, True, True]
+        assert outcomes[0][0] is not outcomes[1][1]  # each id passed exactly once
+        assert outcomes[0][1] is not outcomes[1][0]
 
 
 @contextmanager
@@ -429,7 +480,7 @@ class TestAlone:
     ) -> None:
         old = str(uuid.uuid4())
         await remember(cache, PERMIT, old)
-        clock.now += WINDOW + 1
+        clock.now += WINDOW + PURGE_MARGIN_SECONDS + 1
         recording = cache.remember_soon(PERMIT, str(uuid.uuid4()), alone=True)
         assert not recording.done()
         assert await recording
