@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
-from adapters._wire import Origin, Pool, WireError
+from adapters._wire import IDEMPOTENT_METHODS, Origin, Pool, WireError
 from adapters.errors import (
     ServiceUnsupported,
     UpstreamError,
@@ -67,6 +67,7 @@ class _Caller(Protocol):
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
+        idempotent: bool,
     ) -> Answer: ...
 
     async def aclose(self) -> None: ...
@@ -96,6 +97,7 @@ class _Wire:
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
+        idempotent: bool,
     ) -> Answer:
         pool = self._pool or self._open()
         target = self._base_path + path
@@ -104,7 +106,9 @@ class _Wire:
         body = None if json is None else orjson.dumps(dict(json))
         headers = _HEADERS if body is None else _JSON_HEADERS
         try:
-            status, content = await pool.request(method, target, headers, body)
+            status, content = await pool.request(
+                method, target, headers, body, idempotent=idempotent
+            )
         except WireError as exc:
             # Refused, reset, closed before or while answering, cut short, not HTTP.
             raise UpstreamUnavailable(f"the {self._name} backend is unreachable ({exc})") from exc
@@ -131,7 +135,9 @@ class _Httpx:
         *,
         json: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
+        idempotent: bool,
     ) -> Answer:
+        del idempotent  # httpx decides for itself what it sends again
         import httpx  # its caller's: the broker's own adapters never load it (≈3 MB)
 
         url = self._base_url + path
@@ -204,7 +210,15 @@ class HttpAdapter:
         *,
         json: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Answer:
         """One call to the backend; transport failures become adapter errors (a timeout, a
-        TimeoutError that :meth:`fetch` names)."""
-        return await self._caller.request(method, path, json=json, params=params)
+        TimeoutError that :meth:`fetch` names). ``idempotent``: whether the call may be sent
+        again on a new connection when a kept-alive one turns out closed before any answer
+        (by default, as its method says: GET yes, POST no); a lookup that happens to be a
+        POST says yes."""
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        return await self._caller.request(
+            method, path, json=json, params=params, idempotent=idempotent
+        )

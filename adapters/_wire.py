@@ -8,13 +8,14 @@ and nothing else:
 - one request at a time per connection, up to ``limit`` connections per backend (a request
   beyond waits for one); an idle connection is reused, the latest first, if it has been idle
   less than ``keepalive`` seconds (older ones are closed when the pool is next used);
-- answers framed by Content-Length, chunked, or (neither) by the clean end of the connection,
-  read by ``httptools`` (llhttp, the parser uvicorn uses), at most :data:`MAX_ANSWER_BYTES`;
-  interim 1xx answers are skipped;
+- answers framed by Content-Length, chunked, or (neither, and not over TLS, where a cut
+  could pass for the end) by the clean end of the connection, read by ``httptools`` (llhttp,
+  the parser uvicorn uses), at most :data:`MAX_ANSWER_BYTES`; interim 1xx answers are skipped;
 - a request that fails or is cancelled (the adapter's deadline) closes its connection, and so
   do bytes nobody asked for: nothing half-read or unsolicited meets the next request;
-- an idempotent request whose kept-alive connection was closed before any answer (the backend
-  timed it out as the request went) is sent once more, on a new connection;
+- an idempotent request (or one its caller says is: a lookup by POST) whose kept-alive
+  connection was closed before any answer, or answered 408 first (the backend timed it out
+  as the request went), is sent once more, on a new connection;
 - ``https`` with the default TLS context (certificate and host name verified).
 
 No redirects, cookies, proxies or compression (``Accept-Encoding: identity`` is sent and an
@@ -37,11 +38,21 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["MAX_ANSWER_BYTES", "Connection", "Origin", "Pool", "WireError", "encode_request"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "MAX_ANSWER_BYTES",
+    "Connection",
+    "Origin",
+    "Pool",
+    "WireError",
+    "encode_request",
+]
 
 #: The most an answer (head and body) may take on the wire; a longer one is refused.
 MAX_ANSWER_BYTES = 8 * 2**20
-_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
+#: The methods whose requests may be sent again (RFC 9110 section 9.2.2), unless told.
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
+_TIMED_OUT = 408  # Request Timeout: said of an idle kept-alive connection, as it is closed
 _UNSAFE = frozenset("\r\n\0")
 _METHOD = re.compile(r"[A-Z]+")
 _TARGET = re.compile(r"/[\x21-\x7e]*")  # a path (and query) of visible ASCII
@@ -74,6 +85,8 @@ class Origin:
         host = parts.hostname
         if not host.isascii() or _UNSAFE.intersection(host) or " " in host:
             raise ValueError("base_url's host must be written in ASCII")
+        if parts.path and not _TARGET.fullmatch(parts.path):
+            raise ValueError("base_url's path must be visible ASCII (spaces percent-encoded)")
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
         authority = f"[{host}]" if ":" in host else host
@@ -98,6 +111,7 @@ class Connection(asyncio.Protocol):
         self._framed = False  # the answer has a Content-Length or is chunked
         self._headers_done = False
         self._received = 0  # bytes of the current answer so far
+        self._secure = False  # over TLS (see connection_lost)
         self.idle_since = 0.0
 
     @property
@@ -119,6 +133,7 @@ class Connection(asyncio.Protocol):
             )
         except (OSError, ValueError) as exc:  # refused, unreachable, bad certificate or name
             raise WireError(f"cannot connect ({type(exc).__name__}: {exc})") from exc
+        protocol._secure = origin.tls is not None
         return protocol
 
     @property
@@ -173,7 +188,11 @@ class Connection(asyncio.Protocol):
         self._transport = None
         if exc is None and self._headers_done and not self._framed:
             # Neither Content-Length nor chunked: the body ended with the connection (a clean
-            # close; a reset leaves it cut short).
+            # close; a reset leaves it cut short). Not over TLS: neither asyncio nor uvloop
+            # tells a close without TLS's close_notify (a cut) from one with it.
+            if self._secure:
+                self._fail(WireError("an answer over TLS framed by neither length nor chunks"))
+                return
             self._resolve(self._parser.get_status_code())
         self._fail(WireError("the backend closed the connection before answering in full"))
 
@@ -231,13 +250,27 @@ class Pool:
         self._closed = False
 
     async def request(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        idempotent: bool | None = None,
     ) -> tuple[int, bytes]:
         """Send ``method target`` (path and query) with ``headers`` and ``body``; the answer's
         status and body. Raises :class:`WireError` if none came, ValueError for a request
-        :func:`encode_request` refuses, RuntimeError once the pool is closed."""
+        :func:`encode_request` refuses, RuntimeError once the pool is closed.
+
+        ``idempotent`` (by default, whether ``method`` is): the request may be sent once more,
+        on a new connection, when a kept-alive one turns out closed before any answer, or
+        answers 408 Request Timeout first (the backend timed the idle connection out and
+        said so just before the request went: a 408 the loop had not yet read).
+        """
         if self._closed:
             raise RuntimeError("the connection pool is closed")
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
         request = encode_request(self._origin, method, target, headers, body)
         async with self._slots:
             if self._closed:  # closed while this request waited for a connection
@@ -247,9 +280,12 @@ class Pool:
             try:
                 answer = await connection.exchange(request)  # closes the connection if it fails
             except WireError:
-                if reused is None or connection.heard or method not in _IDEMPOTENT:
+                if reused is None or connection.heard or not idempotent:
                     raise
                 # A kept-alive connection the backend closed as the request went: once more.
+                answer = None
+            if answer is None or (reused is not None and answer[0] == _TIMED_OUT and idempotent):
+                connection.close()
                 connection = await Connection.open(self._origin)
                 answer = await connection.exchange(request)
             if connection.usable and not self._closed:

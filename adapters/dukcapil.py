@@ -156,7 +156,8 @@ class DukcapilAdapter(HttpAdapter):
         return elements[0]
 
     async def _call(self, function: str, body: Mapping[str, str], what: str) -> list[Fields]:
-        response = await self._request("POST", f"{_API}/{function}", json=body)
+        # A lookup, though a POST: it changes nothing, so it may be sent again.
+        response = await self._request("POST", f"{_API}/{function}", json=body, idempotent=True)
         if response.status_code != 200:
             raise UpstreamError(f"dukcapil {function} answered HTTP {response.status_code}")
         where = f"dukcapil {function} answer"

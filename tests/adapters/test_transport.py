@@ -79,9 +79,16 @@ async def silent() -> AsyncIterator[str]:
 class _Backend:
     """A one-route HTTP/1.1 backend that records each request and answers ``reply``."""
 
-    def __init__(self, reply: bytes, *, hang_up: bool = False) -> None:
+    def __init__(
+        self,
+        reply: bytes,
+        *,
+        hang_up: bool = False,
+        hang_up_after: frozenset[int] = frozenset(),
+    ) -> None:
         self.reply = reply
         self.hang_up = hang_up
+        self.hang_up_after = hang_up_after  # requests (1-based) read, then left unanswered
         self.requests: list[tuple[bytes, bytes]] = []  # (head, body)
         self.connections = 0
 
@@ -89,6 +96,9 @@ class _Backend:
         self.connections += 1
         while (request := await read_request(reader)) is not None:
             self.requests.append(request)
+            if len(self.requests) in self.hang_up_after:
+                writer.close()  # as a backend does when it times an idle connection out
+                return
             writer.write(self.reply)
             await writer.drain()
             if self.hang_up:
@@ -149,6 +159,23 @@ class TestOwnedClient:
                 await adapter.aclose()
         assert len(backend.requests) == 3
         assert backend.connections == 1  # all three on one connection
+
+    async def test_a_lookup_is_sent_again_when_its_kept_alive_connection_was_closed(
+        self,
+    ) -> None:
+        """Dukcapil's calls are POSTs, but lookups: one that finds its kept-alive connection
+        closed by the backend before any answer goes again on a new connection."""
+        found = _reply("200 OK", orjson.dumps(page(dukcapil_element())))
+        backend = _Backend(found, hang_up_after=frozenset({2}))
+        async for url in _serve(backend):
+            adapter = create_adapter("dukcapil", base_url=url, timeout=1.0)
+            try:
+                await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
+                await adapter.fetch("ktp", {"nik": SAMPLE_NIK})
+            finally:
+                await adapter.aclose()
+        assert len(backend.requests) == 3  # the second call went twice
+        assert backend.connections == 2
 
     @pytest.mark.parametrize(
         ("backend", "error"),

@@ -52,6 +52,8 @@ class TestOrigin:
             ("http://backend/?a=1", "query"),
             ("http://backend/#x", "fragment"),
             ("http://bäckend/", "ASCII"),
+            ("http://backend/my base", "path"),
+            ("http://backend/b\u00e4se", "path"),
         ],
     )
     def test_what_a_base_url_may_not_carry(self, url: str, problem: str) -> None:
@@ -127,7 +129,7 @@ class TestRequests:
         caller = _Wire(Origin.parse(f"http://127.0.0.1:{port}"), "/prefix", name="capil")
         try:
             answer = await caller.request(
-                "GET", "/births", json=None, params={"nik": "1 2", "x": "&"}
+                "GET", "/births", json=None, params={"nik": "1 2", "x": "&"}, idempotent=True
             )
         finally:
             await caller.aclose()
@@ -322,6 +324,46 @@ class TestAnswers:
             pool.close()
         assert len(backend.requests) == (3 if retried else 2)
 
+    async def test_a_lookup_by_post_said_to_be_idempotent_is_sent_again(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: "close" if n == 1 else _answer(200))
+        pool = _pool(port)
+        try:
+            assert await pool.request("POST", "/", {}, b"{}") == (200, b"{}")
+            assert await pool.request("POST", "/", {}, b"{}", idempotent=True) == (200, b"{}")
+        finally:
+            pool.close()
+        assert len(backend.requests) == 3
+
+    @pytest.mark.parametrize(
+        ("method", "idempotent", "retried"),
+        [("GET", None, True), ("POST", None, False), ("POST", True, True), ("GET", False, False)],
+    )
+    async def test_a_408_on_a_kept_alive_connection(
+        self, serve: Serve, method: str, idempotent: bool | None, retried: bool
+    ) -> None:
+        """A backend that times an idle connection out may say 408 as it closes it; read
+        only once the next request has gone, that 408 is no answer to it."""
+        backend, port = await serve(
+            lambda n: _answer(408, b"", close=True) if n == 1 else _answer(200)
+        )
+        pool = _pool(port)
+        try:
+            assert await pool.request(method, "/", {}, b"{}") == (200, b"{}")
+            second = await pool.request(method, "/", {}, b"{}", idempotent=idempotent)
+        finally:
+            pool.close()
+        assert second == ((200, b"{}") if retried else (408, b""))
+        assert len(backend.requests) == (3 if retried else 2)
+
+    async def test_a_408_on_a_new_connection_is_the_answer(self, serve: Serve) -> None:
+        backend, port = await serve(lambda n: _answer(408, b"", close=True))
+        pool = _pool(port)
+        try:
+            assert await pool.request("GET", "/", {}, None) == (408, b"")
+        finally:
+            pool.close()
+        assert len(backend.requests) == 1
+
     async def test_refused_is_a_wire_error(self) -> None:
         pool = _pool(free_port())
         with pytest.raises(WireError, match="cannot connect"):
@@ -397,6 +439,23 @@ class TestTls:
             pool.close()
             stranger.close()
         assert len(backend.requests) == 1
+
+    async def test_an_answer_ended_by_the_connection_is_refused(
+        self, serve: Serve, tmp_path: Path
+    ) -> None:
+        """Over TLS a cut (no close_notify) cannot be told from the end: neither loop says."""
+        cert, key = self_signed(tmp_path)
+        server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_side.load_cert_chain(cert, key)
+        unframed = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[1, 2"
+        _, port = await serve(lambda n: unframed, server_side)
+        trusting = ssl.create_default_context(cafile=str(cert))
+        pool = Pool(Origin.parse(f"https://localhost:{port}", tls=trusting), limit=2, keepalive=5)
+        try:
+            with pytest.raises(WireError, match="framed by neither"):
+                await pool.request("GET", "/", {}, None)
+        finally:
+            pool.close()
 
     async def test_the_host_name_is_verified(self, serve: Serve, tmp_path: Path) -> None:
         cert, key = self_signed(tmp_path)  # for "localhost" only
