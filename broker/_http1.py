@@ -28,6 +28,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_VALUE_RE,
     STATUS_LINE,
@@ -79,7 +80,10 @@ class ExchangeProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._exchanges = _exchange_app(self.app)
-        self._limit = self._exchanges.max_body_bytes if self._exchanges is not None else 0
+        # No longer than uvicorn reads before it pauses reading (its on_body), which only the
+        # ASGI path's receive() resumes: a longer body waits on uvicorn's path.
+        limit = self._exchanges.max_body_bytes if self._exchanges is not None else 0
+        self._limit = min(limit, HIGH_WATER_LIMIT)
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -138,13 +142,19 @@ class ExchangeProtocol(HttpToolsProtocol):
         self.tasks.add(task)
 
     async def _answer(self, cycle: _Exchange) -> None:
-        assert self._exchanges is not None  # only an exchange's cycle gets here
+        # As uvicorn's receive() does once an app reads: a request pipelined behind this one
+        # paused reading, and a client that has gone must be seen going (connection_lost), so
+        # that what it pipelined is not run for no one.
+        self.flow.resume_reading()
         try:
-            outcome = await self._exchanges.answer_exchange(cycle.scope, bytes(cycle.body))
+            await self._answer_exchange(cycle)
         except Exception:  # a bug past answer_exchange's own net: uvicorn's way, less the 500
             self.logger.exception("Exception in the broker's answer to an exchange")
             self.transport.close()
-            return
+
+    async def _answer_exchange(self, cycle: _Exchange) -> None:
+        assert self._exchanges is not None  # only an exchange's cycle gets here
+        outcome = await self._exchanges.answer_exchange(cycle.scope, bytes(cycle.body))
         if cycle.disconnected:
             return  # as uvicorn's send: nothing to write to (the exchange is audited)
         if self.flow.write_paused:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.server import Server
 
 from broker._http1 import ExchangeProtocol
@@ -260,6 +261,71 @@ class TestAnExchangeReadWhole:
             app.crash = False
             assert len(await _exchange(port, _request())) == 1
         assert (app.by_asgi, app.answered) == (0, 1)
+
+    async def test_a_client_gone_before_the_answer_has_its_pipelined_request_dropped(
+        self,
+    ) -> None:
+        """A request pipelined behind an exchange pauses reading; the exchange's own answer
+        resumes it (as uvicorn's receive() does), so a client that has gone is seen going and
+        what it pipelined is not run for no one (an audit record, a backend call, a use)."""
+        app = _Echo()
+        app.hold = asyncio.Event()
+        server, sock, serving = await _start(app, ExchangeProtocol)
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        writer.write(_request(b"[1]") + _request(b"[2]"))
+        await asyncio.wait_for(app.held.wait(), 10)
+        writer.close()
+        for _ in range(200):  # uvicorn forgets a connection once it has seen it lost
+            if not _connections(server):
+                break
+            await asyncio.sleep(0.01)
+        gone = not _connections(server)
+        app.hold.set()
+        app.hold = None
+        await _answered(app, 1)
+        await asyncio.sleep(0.1)  # time for a pipelined request to start, were it to
+        server.should_exit = True
+        await serving
+        sock.close()
+        assert gone
+        assert (app.by_asgi, app.answered) == (0, 1)
+
+    async def test_an_answer_that_cannot_be_written_closes_the_connection(self) -> None:
+        app = _Echo()
+        app.headers = {**app.headers, "X-Road-Id": "caf\u00e9\u20ac"}  # not latin-1
+        async with _serving(app, ExchangeProtocol) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(_request())
+                assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing written
+            finally:
+                writer.close()
+            app.headers = _Echo().headers
+            assert len(await _exchange(port, _request())) == 1
+        assert app.answered == 2
+
+    async def test_a_body_past_uvicorn_s_reading_pause_takes_its_path(self) -> None:
+        """uvicorn pauses reading past 64 KiB of body, and only its ASGI receive() resumes:
+        an app that reads more still has such bodies read by that path (here refused, 413)."""
+
+        class Reads128KiB(_Echo):
+            max_body_bytes = 2 * HIGH_WATER_LIMIT
+
+        app = Reads128KiB()
+        body = b"[" + b" " * 100_000 + b"]"
+        raw = _request(body)
+        async with _serving(app, ExchangeProtocol) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                for piece in (raw[:50_000], raw[50_000:]):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+                answer = await asyncio.wait_for(_read_one(reader), 5)
+            finally:
+                writer.close()  # else a stalled connection would hold the server's shutdown
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        assert app.answered == 0
 
     async def test_a_header_value_with_a_control_character_is_never_written(self) -> None:
         """As uvicorn refuses it: the connection closes, nothing of the answer is written."""
