@@ -375,11 +375,20 @@ def _compact_json(record: dict[str, Any]) -> bytes:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
+        # ValueError: JSONDecodeError, UnicodeDecodeError, and an integer past Python's limit
+        # on the digits it converts (4,300), which is neither.
         value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest("the body is not valid JSON (or nests too deeply)") from exc
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
+    if b"\\u" in body:
+        # A \u escape may write half of a surrogate pair alone: valid JSON, but no Unicode
+        # text, which nothing downstream (a backend's query, the audit log) could encode.
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise BadRequest("the body holds a lone surrogate (\\u escape): not Unicode") from exc
     return value
 
 

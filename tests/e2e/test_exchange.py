@@ -570,14 +570,28 @@ class TestContractAndBackendRefusals:
         result, xroad_id = send(KTP, {"nik": granted.nik, "warna": "merah"}, granted.token)
         assert_refused(audit_engine, result, xroad_id, "schema-invalid", 400)
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"{not json",
+            b'{"nik": 1' + b"0" * 5000 + b"}",  # past the digits Python converts: no JSON error
+            b'{"nik": "317401\\ud80019018600"}',  # half a surrogate pair: JSON, not Unicode
+        ],
+        ids=["not-json", "huge-integer", "lone-surrogate"],
+    )
     def test_malformed_json_body(
-        self, world: SandboxWorld, office: SimpulClient, granted: Granted, audit_engine: Engine
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        granted: Granted,
+        audit_engine: Engine,
+        body: bytes,
     ) -> None:
         xroad_id = str(uuid.uuid4())
         response = office.send(
             "POST",
             f"/r1/{KTP}",
-            b"{not json",
+            body,
             extra_headers={"Consent-Token": granted.token},
             xroad_id=xroad_id,
         )
