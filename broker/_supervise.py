@@ -7,11 +7,17 @@ broker._supervise N HOST PORT LEVEL PLACEMENT``. This process binds the port and
 ≈11.5 MB, where uvicorn's supervisor held ≈26 MB and the resource tracker its
 ``multiprocessing`` start brought another ≈12 MB.
 
-- A worker that dies is replaced, on the same socket. One that exits with an error before it
-  served (the app, its database or its keys are broken, and a new one would fail the same
-  way) stops the server, exit status 3 (uvicorn's stopped only for its own status 3).
+- A worker that dies is replaced, on the same socket: at once the first time, then, while its
+  slot's workers keep dying within ten seconds of their start, after 0.5, 1, 2 … up to 30
+  seconds, so a worker killed at every start does not keep the machine busy starting
+  workers. One that exits with an error before it served (the app, its database or its keys
+  are broken, and a new one would fail the same way) stops the server, exit status 3
+  (uvicorn's stopped only for its own status 3). A worker that cannot be started at all (no
+  interpreter there, no processes left) is tried again so, and at start-up stops the server.
 - SIGTERM or SIGINT stops the workers gracefully, with no deadline: each finishes what it
-  serves. A second one kills them.
+  serves. The listening sockets close at once, so new connections are refused (a load
+  balancer goes elsewhere) rather than queued for workers that no longer accept. A second
+  one kills the workers, and the supervisor exits with 128 + that signal's number.
 - SIGHUP replaces the workers one at a time, each old one stopped only once its successor
   serves; a successor that fails, or does not serve within a minute, keeps the old worker.
 - Each worker holds the read end of a pipe whose write end only this process holds, so if
@@ -63,6 +69,16 @@ _SPREAD = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 #: The listening sockets' queue of connections not yet accepted (uvicorn's default).
 _BACKLOG = 2048
+
+#: A worker that lived this long before it died resets its slot's back-off (see _delay).
+_STEADY_SECONDS = 10.0
+#: The second replacement in a row waits this long, each after it twice as long as the last,
+#: up to _MOST_DELAY.
+_FIRST_DELAY = 0.5
+_MOST_DELAY = 30.0
+#: How long an unexpected failure of the supervisor waits for its workers to stop gracefully
+#: before it kills them.
+_LAST_GRACE_SECONDS = 30.0
 
 _LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
 
@@ -307,6 +323,8 @@ class Supervisor:
         self._stopping = False
         self._stop_signals = 0  # SIGTERM and SIGINT received: the second kills
         self._status = 0
+        self._due: dict[int, float] = {}  # slot -> when its replacement is to be started
+        self._deaths: dict[int, int] = {}  # slot -> its workers' early deaths in a row
 
     def run(self) -> int:
         """Serve until stopped; the exit status (0, or :data:`STARTUP_FAILURE`)."""
@@ -322,14 +340,21 @@ class Supervisor:
         self._selector.register(wake, selectors.EVENT_READ)
         try:
             self._log("info", "supervisor_started", pid=os.getpid(), workers=self._count)
-            self._workers = [self._spawn(slot) for slot in range(self._count)]
-            while self._workers or self._successor is not None:
-                for key, _ in self._selector.select(timeout=1.0):
+            for slot in range(self._count):
+                worker = self._try_spawn(slot)
+                if worker is None:  # no worker can be started: nor would its replacement
+                    self._status = STARTUP_FAILURE
+                    self._stop()
+                    break
+                self._workers.append(worker)
+            while self._workers or self._successor is not None or self._due:
+                for key, _ in self._selector.select(timeout=self._wait_seconds()):
                     if key.fd == wake:
                         self._on_signals(_drain(wake))
                     else:
                         self._on_ready(key.data)
                 self._reap()
+                self._spawn_due()
                 self._check_successor()
             self._log("info", "supervisor_stopped", status=self._status)
             return self._status
@@ -337,13 +362,32 @@ class Supervisor:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(previous)
-            for worker in (*self._workers, *self._as_list(self._successor)):
-                worker.process.kill()
-                worker.process.wait()
-                self._close_ready(worker)
+            # Only after a failure of this process's own: what the workers serve, they finish,
+            # unless they take longer than a last grace period.
+            self._end_all([*self._workers, *self._as_list(self._successor)])
             self._selector.close()
             for fd in (wake, wake_w, lifeline, self._lifeline_w):
                 os.close(fd)
+
+    def _end_all(self, workers: Sequence[_Worker]) -> None:
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + _LAST_GRACE_SECONDS
+        while any(w.process.poll() is None for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.process.kill()
+            worker.process.wait()
+            self._close_ready(worker)
+
+    def _wait_seconds(self) -> float:
+        """How long the loop may wait for a signal or a worker: a second at most, less if a
+        replacement is due sooner."""
+        if not self._due:
+            return 1.0
+        return min(1.0, max(0.0, min(self._due.values()) - time.monotonic()))
 
     # Workers
 
@@ -368,6 +412,40 @@ class Supervisor:
             if cpu is None:
                 self._log("warning", "worker_not_pinned", pid=process.pid, cpu=wanted)
         return worker
+
+    def _try_spawn(self, slot: int) -> _Worker | None:
+        """:meth:`_spawn`, or None, logged, if the system refused to start the worker."""
+        try:
+            return self._spawn(slot)
+        except OSError as exc:  # no interpreter at that path (a venv rebuilt), no processes left
+            self._log("error", "worker_spawn_failed", slot=slot, error=str(exc))
+            return None
+
+    def _replace_later(self, slot: int, worker: _Worker | None) -> float:
+        """Have ``slot``'s replacement started after a back-off; how many seconds that is.
+
+        ``worker``: the one that died (None: a replacement that could not be started). The
+        first replacement is started at once; while the slot's workers keep dying within
+        :data:`_STEADY_SECONDS` of their start, each waits twice as long as the last.
+        """
+        steady = worker is not None and time.monotonic() - worker.started >= _STEADY_SECONDS
+        deaths = 1 if steady else self._deaths.get(slot, 0) + 1
+        self._deaths[slot] = deaths
+        delay = 0.0 if deaths == 1 else min(_FIRST_DELAY * 2 ** (deaths - 2), _MOST_DELAY)
+        self._due[slot] = time.monotonic() + delay
+        return delay
+
+    def _spawn_due(self) -> None:
+        now = time.monotonic()
+        for slot, when in sorted(self._due.items()):
+            if when > now or self._stopping:
+                continue
+            del self._due[slot]
+            worker = self._try_spawn(slot)
+            if worker is None:
+                self._replace_later(slot, None)
+            else:
+                self._workers.append(worker)
 
     def _on_ready(self, worker: _Worker) -> None:
         self._read_ready(worker)
@@ -403,8 +481,10 @@ class Supervisor:
                 self._stop()
                 continue
             # Died serving, or killed before it served (the OOM killer, an operator).
-            self._log("warning", "worker_died", pid=worker.process.pid, status=status)
-            self._workers.append(self._spawn(worker.slot))
+            delay = self._replace_later(worker.slot, worker)
+            self._log(
+                "warning", "worker_died", pid=worker.process.pid, status=status, restart_in=delay
+            )
         successor = self._successor
         if successor is not None and successor.process.poll() is not None:
             self._read_ready(successor)
@@ -426,7 +506,14 @@ class Supervisor:
             if sig in (signal.SIGINT, signal.SIGTERM):
                 self._stop_signals += 1
                 self._log("info", "supervisor_stopping", signal=signal.Signals(sig).name)
-                self._stop(kill=self._stop_signals > 1)
+                kill = self._stop_signals > 1
+                if kill:
+                    # Not a clean stop: what the workers were serving is lost, and the exit
+                    # status says so, as a shell's does for a program a signal ended.
+                    pids = [w.process.pid for w in self._workers if w.process.poll() is None]
+                    self._log("warning", "workers_killed", pids=pids)
+                    self._status = self._status or 128 + sig
+                self._stop(kill=kill)
             elif sig == signal.SIGHUP and not self._stopping:
                 self._restart()
 
@@ -434,6 +521,12 @@ class Supervisor:
         """SIGTERM to every worker, which finishes what it serves (or SIGKILL: ``kill``)."""
         self._stopping = True
         self._retiring.clear()
+        self._due.clear()
+        # No new connections: they would wait for workers that no longer accept them, and be
+        # reset when the last one ends. Closed, the port refuses them at once; each worker
+        # closes its own copy as it stops accepting.
+        for listener in self._listeners:
+            listener.close()
         if self._successor is not None:
             self._workers.append(self._successor)  # reaped with the others
             self._successor = None
@@ -452,7 +545,14 @@ class Supervisor:
         self._next_successor()
 
     def _next_successor(self) -> None:
-        self._successor = self._spawn(self._retiring[0].slot) if self._retiring else None
+        if not self._retiring:
+            self._successor = None
+            return
+        self._successor = self._try_spawn(self._retiring[0].slot)
+        if self._successor is None:
+            self._retiring.clear()
+            reason = "the new worker could not be started"
+            self._log("error", "restart_abandoned", reason=reason)
 
     def _promote(self) -> None:
         """The successor serves: stop the worker it replaces (if still there), start the next."""
@@ -486,7 +586,7 @@ class Supervisor:
         )
         if not any(worker.slot == successor.slot for worker in self._workers):
             # The worker it was to replace died meanwhile, and left its socket to it.
-            self._workers.append(self._spawn(successor.slot))
+            self._replace_later(successor.slot, successor)
 
     @staticmethod
     def _as_list(worker: _Worker | None) -> list[_Worker]:

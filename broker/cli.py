@@ -91,6 +91,7 @@ def serve(
         return
     if pin:
         typer.echo("simpul: --pin-workers pins two workers or more; one runs unpinned", err=True)
+    _note_sighup()
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=host or settings.host,
@@ -98,6 +99,28 @@ def serve(
         log_level=settings.log_level,
         **SERVER_OPTIONS,
     )
+
+
+def _note_sighup() -> None:
+    """One worker has no supervisor to replace it: SIGHUP, which would have ended the process
+    and every exchange it served, is logged instead, with what to do."""
+    import signal
+    import time
+
+    if not hasattr(signal, "SIGHUP"):  # pragma: no cover - not POSIX
+        return
+    line = {
+        "event": "sighup_ignored",
+        "reason": "one worker serves: restart the broker to reload, or run --workers 2 or more",
+        "level": "warning",
+    }
+
+    def noted(_signum: int, _frame: object) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # os.write, not a logger: a handler may run while the main thread holds its lock.
+        os.write(2, (json.dumps({**line, "timestamp": stamp}) + "\n").encode())
+
+    signal.signal(signal.SIGHUP, noted)
 
 
 class Backend(StrEnum):

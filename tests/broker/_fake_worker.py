@@ -11,7 +11,12 @@ it was started with to ``$FAKE_WORKER_DIR/fds-PID``, and the CPUs it may run on 
 - ``fail``: exits with status 3 before it serves, as uvicorn does when the app cannot start;
 - ``stubborn``: serves, and ignores SIGTERM (only SIGKILL ends it);
 - ``silent``: never says it serves, and waits for SIGTERM;
-- ``slow``: serves after a second.
+- ``slow``: serves after a second;
+- ``die``: killed (SIGKILL, by itself) before it serves, as by the OOM killer at each start;
+- ``draining``: serves; on SIGTERM closes its listening socket, as uvicorn stops accepting,
+  writes ``draining``, and stops a second later (what it serves, it finishes).
+
+It also writes the port it listens on to ``$FAKE_WORKER_DIR/port``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -51,8 +57,12 @@ def main() -> None:
         with (directory / "events").open("a") as events:
             events.write(f"{what} {os.getpid()} {inode}\n")
 
+    with socket.socket(fileno=os.dup(listener)) as copy:
+        (directory / "port").write_text(str(copy.getsockname()[1]))
     if mode == "fail":
         sys.exit(3)
+    if mode == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
     stop = os.pipe()
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -66,6 +76,10 @@ def main() -> None:
         os.write(ready, b".")
     os.close(ready)
     readable, _, _ = select.select([lifeline, stop[0]], [], [])
+    if mode == "draining" and stop[0] in readable:
+        os.close(listener)
+        record("draining")
+        time.sleep(1.0)
     record("orphaned" if lifeline in readable else "stopped")
 
 

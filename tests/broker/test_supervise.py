@@ -28,6 +28,7 @@ from tests._waiting import until
 _FAKE = Path(__file__).with_name("_fake_worker.py")
 
 _RUN = """
+import os
 import sys
 from broker._supervise import Supervisor, _keep_inherited_files, bind
 
@@ -35,7 +36,10 @@ fake, count, successor_seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3
 cpus = [int(cpu) for cpu in sys.argv[4].split(",") if cpu]
 
 def command(listener, lifeline, ready, level):
-    return [sys.executable, fake, str(listener), str(lifeline), str(ready), level]
+    # While the file is there, no interpreter at the path (a virtual environment rebuilt).
+    gone = os.path.exists(os.path.join(os.environ["FAKE_WORKER_DIR"], "no-interpreter"))
+    interpreter = "/nonexistent/python" if gone else sys.executable
+    return [interpreter, fake, str(listener), str(lifeline), str(ready), level]
 
 _keep_inherited_files()  # as main() does
 listeners = bind("127.0.0.1", 0, count)
@@ -133,7 +137,10 @@ def start(tmp_path: Path) -> Iterator[Callable[..., _Run]]:
         mode: str = "serve",
         pass_fds: tuple[int, ...] = (),
         cpus: tuple[int, ...] = (),
+        no_interpreter: bool = False,
     ) -> _Run:
+        if no_interpreter:
+            (tmp_path / "no-interpreter").touch()
         run = _Run(tmp_path, count, successor_seconds, mode, pass_fds, cpus)
         runs.append(run)
         return run
@@ -419,8 +426,58 @@ class TestSupervisor:
         with pytest.raises(subprocess.TimeoutExpired):
             run.process.wait(timeout=0.5)  # the workers ignore SIGTERM: it waits for them
         run.signal(signal.SIGINT)
-        assert run.wait() == 0
+        assert run.wait() == 128 + signal.SIGINT  # not a clean stop: the workers were killed
         assert not any(_alive(pid) for pid in run.pids("serving"))
+        (killed,) = [line for line in run.logged() if line["event"] == "workers_killed"]
+        assert sorted(killed["pids"]) == sorted(run.pids("serving"))  # type: ignore[arg-type]
+
+    def test_a_stop_closes_the_port_while_the_workers_finish(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        """New connections are refused at once, not queued for workers that no longer
+        accept them (and reset when the last one ends): a load balancer goes elsewhere."""
+        run = start(mode="draining")
+        until(lambda: len(run.serving()) == 2, "two workers serving")
+        port = int((run.directory / "port").read_text())
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # it listens
+        run.signal(signal.SIGTERM)
+        until(lambda: len(run.pids("draining")) == 2, "both workers draining")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert run.process.poll() is None  # the workers still finish what they serve
+        assert run.wait() == 0
+
+    def test_a_worker_killed_at_every_start_is_replaced_ever_more_slowly(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        run = start(1, mode="die")
+        until(lambda: run.logged_events().count("worker_died") >= 3, "three deaths")
+        died = [line for line in run.logged() if line["event"] == "worker_died"]
+        assert [line["restart_in"] for line in died[:3]] == [0.0, 0.5, 1.0]
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0  # a replacement due is not started once stopping
+
+    def test_a_worker_that_cannot_be_started_is_tried_again_and_the_others_serve_on(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        run = start()
+        until(lambda: len(run.serving()) == 2, "two workers serving")
+        first, second = run.serving()
+        (run.directory / "no-interpreter").touch()
+        os.kill(first, signal.SIGKILL)
+        until(lambda: "worker_spawn_failed" in run.logged_events(), "a failed spawn")
+        assert run.process.poll() is None
+        assert _alive(second)  # not killed with the supervisor's failure, as it was
+        (run.directory / "no-interpreter").unlink()
+        until(lambda: len(run.serving()) == 3, "the replacement serving")
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+
+    def test_workers_that_cannot_be_started_at_all(self, start: Callable[..., _Run]) -> None:
+        run = start(no_interpreter=True)
+        assert run.wait() == _supervise.STARTUP_FAILURE
+        assert "worker_spawn_failed" in run.logged_events()
+        assert run.events() == []
 
     def test_workers_stop_when_the_supervisor_is_killed(self, start: Callable[..., _Run]) -> None:
         run = start()

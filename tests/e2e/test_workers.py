@@ -121,3 +121,16 @@ def test_the_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         world.kill("broker")  # SIGKILL: the supervisor cannot pass anything on
         _, alive = psutil.wait_procs(workers, timeout=30)
         assert not alive, "a worker outlived its supervisor"
+
+
+def test_one_worker_notes_sighup_and_serves_on(tmp_path: Path, people: Any) -> None:
+    """One worker has no supervisor to replace it: SIGHUP would have ended the process, and
+    every exchange in flight with it."""
+    with running(SandboxWorld.create(tmp_path)) as world:
+        broker = world.process("broker")
+        broker.send_signal(signal.SIGHUP)
+        log = world.data_dir / "logs" / "broker.log"
+        until(lambda: "sighup_ignored" in log.read_text(), "SIGHUP noted in the log")
+        assert broker.poll() is None
+        results = _fetch_all(world, people, 4)
+        assert all(r.ok for r in results), [r.problem_type for r in results if not r.ok]
