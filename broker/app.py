@@ -104,6 +104,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """Anything no other handler took, as a problem: a database that cannot answer now (its
+    drivers' and SQLAlchemy's OperationalError: a lock not had in time, a lost connection) is
+    a 503 that may be retried; anything else a 500. Starlette's server-error layer sends this
+    and then raises the error again, so the server logs it, with its traceback."""
+    if any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__):
+        problem: Problem = broker.errors.DatabaseUnavailable(
+            "the database cannot answer now; try again shortly"
+        )
+    else:
+        problem = InternalError()
+    return _problem_response(problem, request)
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     # FastAPI's default echoes the submitted input, which may be a NIK; report locations only.
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
@@ -303,6 +317,7 @@ def create_app(settings: Settings | None = None, *, tune_gc: bool = False) -> Fa
         app.add_exception_handler(base, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(_Entry)
     app.include_router(meta.router)
     app.include_router(exchange.router)

@@ -48,11 +48,13 @@ def _postgres_timeouts(dbapi_connection: Any, _record: Any) -> None:
 def create_db_engine(url: str) -> Engine:
     """Create an engine for ``url`` with the connection settings Simpul relies on."""
     parsed = make_url(url)
+    # hide_parameters: SQLAlchemy writes a failed statement's bound values into the error's
+    # text, which reaches the operators' logs; among them are NIKs (the consent store's).
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _postgres_timeouts)
     return engine

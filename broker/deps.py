@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
 from broker.citizen import Citizen
 from broker.errors import CitizenUnauthenticated
 from broker.runtime import Broker
 
-__all__ = ["BrokerDep", "CitizenDep"]
+__all__ = ["BrokerDep", "CitizenDep", "PathId"]
 
 
 # Dependencies are coroutines on purpose: FastAPI runs a plain ``def`` dependency in its thread
@@ -32,3 +32,7 @@ async def _citizen(
 
 
 CitizenDep = Annotated[Citizen, Depends(_citizen)]
+
+#: A consent's or a consent request's id in a path. No NUL: PostgreSQL cannot hold one in text
+#: and fails the query (a 500) where SQLite finds nothing; refused here as a bad request.
+PathId = Annotated[str, Path(pattern=r"^[^\x00]+$")]

@@ -102,6 +102,15 @@ class ReplayUnavailable(Error):
     title = "Replay cache unavailable"
 
 
+class DatabaseUnavailable(Error):
+    """The database could not do what the request needs now (a lock not had in time, a lost
+    connection, a disk error): nothing was changed by it, and it may be tried again."""
+
+    problem_type = "database-unavailable"
+    status = 503
+    title = "Database unavailable"
+
+
 class UnknownClient(Error):
     """The ``X-Road-Client`` is not a registered subsystem."""
 

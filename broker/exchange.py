@@ -255,7 +255,10 @@ class ExchangeService:
         claims = self._tokens.verify(header(request.headers, "consent-token"))
         trail.consent_id = claims.jti
         trail.purpose = claims.purpose.code
-        trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
+        if trail.subject_ref is None:
+            # The body names no one: the record is about the consent's subject. Where it
+            # names someone else, the attempt stays theirs (refused below as the wrong subject).
+            trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
         mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from audit.records import MAX_SEQ
 from broker.access_log import MAX_PAGE, AccessLogPage, access_log
 from broker.consent_api import ConsentOut, ConsentRequestOut, ReceiptOut
-from broker.deps import BrokerDep, CitizenDep
+from broker.deps import BrokerDep, CitizenDep, PathId
 
 __all__ = ["router"]
 
@@ -32,13 +32,13 @@ def my_requests(
 
 
 @router.post("/consent-requests/{request_id}/approve", summary="Approve a consent request")
-async def approve(request_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
+async def approve(request_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
     """Creates an ACTIVE consent and returns it with its signed receipt."""
     return await broker.consent_api.approve(citizen, request_id)
 
 
 @router.post("/consent-requests/{request_id}/reject", summary="Reject a consent request")
-async def reject(request_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentRequestOut:
+async def reject(request_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentRequestOut:
     """The agency learns the answer when it polls; nothing is released."""
     return await broker.consent_api.reject(citizen, request_id)
 
@@ -52,31 +52,31 @@ def my_consents(
 
 
 @router.get("/consents/{consent_id}", summary="One of my consents")
-def my_consent(consent_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
+def my_consent(consent_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
     """Its status now, and how often it has been used."""
     return broker.consent_api.citizen_consent(citizen, consent_id)
 
 
 @router.post("/consents/{consent_id}/pause", summary="Pause a consent, effective at once")
-async def pause(consent_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
+async def pause(consent_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
     """Exchanges under it are refused until I resume it; the agencies are notified."""
     return await broker.consent_api.pause(citizen, consent_id)
 
 
 @router.post("/consents/{consent_id}/resume", summary="Resume a paused consent")
-async def resume(consent_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
+async def resume(consent_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
     """The consent is ACTIVE again until it expires."""
     return await broker.consent_api.resume(citizen, consent_id)
 
 
 @router.post("/consents/{consent_id}/revoke", summary="Revoke a consent, effective at once")
-async def revoke(consent_id: str, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
+async def revoke(consent_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ConsentOut:
     """The very next exchange under this consent is refused. Revoking twice is harmless."""
     return await broker.consent_api.revoke(citizen, consent_id)
 
 
 @router.get("/consents/{consent_id}/receipt", summary="The signed receipt of a consent")
-def receipt(consent_id: str, citizen: CitizenDep, broker: BrokerDep) -> ReceiptOut:
+def receipt(consent_id: PathId, citizen: CitizenDep, broker: BrokerDep) -> ReceiptOut:
     """A compact JWS by the broker (Kantara consent receipt fields); verify with the JWKS."""
     return broker.consent_api.receipt(citizen, consent_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from broker.consent_api import ConsentRequestIn, ConsentRequestOut
-from broker.deps import BrokerDep
+from broker.deps import BrokerDep, PathId
 from broker.signatures import CONSENT_REQUEST_COMPONENTS
 
 __all__ = ["router"]
@@ -52,7 +52,7 @@ async def create_consent_request(
     response_model=ConsentRequestOut,
 )
 async def get_consent_request(
-    request_id: str, request: Request, broker: BrokerDep
+    request_id: PathId, request: Request, broker: BrokerDep
 ) -> ConsentRequestOut:
     """Only the client that made the request can see it."""
     caller = await broker.authenticator.authenticate(

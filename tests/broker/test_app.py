@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from joserfc.jwk import OKPKey
+from sqlalchemy.exc import OperationalError
 
 import audit
 import broker.context
@@ -119,10 +120,11 @@ class Harness:
         token: str = polled.json()["consent_token"]
         return token
 
-    async def exchange(self, token: str) -> httpx.Response:
-        """A KTP exchange for ``self.nik`` with the consent ``token``, signed like a consumer."""
+    async def exchange(self, token: str, nik: str | None = None) -> httpx.Response:
+        """A KTP exchange for ``nik`` (``self.nik``) with the consent ``token``, signed like a
+        consumer."""
         key = self.world.permit_key
-        body = json.dumps({"nik": self.nik}).encode()
+        body = json.dumps({"nik": nik or self.nik}).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Road-Client": PERMIT_OFFICE,
@@ -697,6 +699,23 @@ class TestAnotherCitizen:
         assert response.status_code == 200
         assert response.json() == []
 
+    async def test_an_attempt_on_their_data_with_my_consent_is_in_their_access_log(
+        self, harness: Harness
+    ) -> None:
+        """The body names whom the exchange is about: refused as the wrong subject, the
+        attempt is theirs to see, not the consent holder's."""
+        token = await harness.consent_token()
+        refused = await harness.exchange(token, nik=harness.other_nik)
+        assert_problem(refused, 403, "consent-wrong-subject")
+        theirs = await harness.http.get(
+            "/v1/me/access-log", headers=harness.citizen(harness.other_nik)
+        )
+        mine = await harness.http.get("/v1/me/access-log", headers=harness.citizen())
+        assert [e["reason"] for e in theirs.json()["entries"] if e["event"] == "exchange"] == [
+            "consent-wrong-subject"
+        ]
+        assert not [e for e in mine.json()["entries"] if e["event"] == "exchange"]
+
 
 CITIZEN_ENDPOINTS = [
     ("GET", "/v1/me/consent-requests"),
@@ -705,6 +724,63 @@ CITIZEN_ENDPOINTS = [
     ("POST", "/v1/me/consent-requests/{request}/reject"),
     ("POST", "/v1/me/consents/{consent}/revoke"),
 ]
+
+
+class TestIdsAndDatabaseErrors:
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [
+            ("GET", "/v1/me/consents/a%00b"),
+            ("GET", "/v1/me/consents/a%00b/receipt"),
+            ("POST", "/v1/me/consent-requests/a%00b/approve"),
+            ("POST", "/v1/me/consent-requests/a%00b/reject"),
+            ("POST", "/v1/me/consents/a%00b/pause"),
+            ("POST", "/v1/me/consents/a%00b/resume"),
+            ("POST", "/v1/me/consents/a%00b/revoke"),
+        ],
+    )
+    async def test_an_id_with_a_nul_is_a_bad_request(
+        self, harness: Harness, method: str, path: str
+    ) -> None:
+        """PostgreSQL holds no NUL in text, and failed the query (a 500)."""
+        response = await harness.http.request(method, path, headers=harness.citizen())
+        assert_problem(response, 400, "bad-request")
+
+    async def test_a_poll_with_a_nul_is_a_bad_request(self, harness: Harness) -> None:
+        assert_problem(
+            await harness.signed("GET", "/v1/consent-requests/a%00b"), 400, "bad-request"
+        )
+
+    @pytest.mark.parametrize(
+        ("error", "status", "problem_type"),
+        [
+            (sqlite3.OperationalError("database is locked"), 503, "database-unavailable"),
+            (
+                OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error")),
+                503,
+                "database-unavailable",
+            ),
+            (RuntimeError("a bug"), 500, "internal-error"),
+        ],
+        ids=["driver-locked", "sqlalchemy-operational", "bug"],
+    )
+    async def test_a_failure_past_the_routes_is_a_problem(
+        self,
+        harness: Harness,
+        monkeypatch: pytest.MonkeyPatch,
+        error: Exception,
+        status: int,
+        problem_type: str,
+    ) -> None:
+        def failing(*_args: object, **_kwargs: object) -> None:
+            raise error
+
+        monkeypatch.setattr(harness.broker.consent_api, "citizen_consents", failing)
+        transport = httpx.ASGITransport(app=harness.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            response = await http.get("/v1/me/consents", headers=harness.citizen())
+        body = assert_problem(response, status, problem_type)
+        assert "a bug" not in body["detail"]
 
 
 class TestCitizenUnauthenticated:

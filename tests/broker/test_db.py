@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 
 class TestConnectionSettings:
@@ -18,3 +20,10 @@ class TestConnectionSettings:
                 # A writer waiting on a dead peer's lock errors out (503) instead of hanging.
                 assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "10s"
                 assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1min"
+
+    def test_a_failed_statement_does_not_carry_its_values(self, engine: Engine) -> None:
+        """The error's text reaches the operators' logs; a bound value may be a NIK."""
+        nik = "3174011901860001"
+        with pytest.raises(DBAPIError) as failed, engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table WHERE nik = :nik"), {"nik": nik})
+        assert nik not in str(failed.value)
