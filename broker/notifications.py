@@ -5,7 +5,9 @@ granted service) that registered a ``webhook`` gets an RFC 9421-signed ``POST``.
 written in the same transaction that marks the consent's event dispatched (see
 :meth:`consent.ConsentStore.dispatch`), so a notification is queued exactly when its cause is
 committed, and survives any restart until delivered. Delivery is at least once: receivers
-de-duplicate on ``X-Simpul-Notification-Id``.
+de-duplicate on ``X-Simpul-Notification-Id``. Where a row goes is decided when it is sent, by
+the registry the sending broker runs with: a webhook dropped or moved since the row was queued
+is never called again.
 """
 
 from __future__ import annotations
@@ -107,7 +109,11 @@ def install(engine: Engine) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One outbox row as operators see it."""
+    """One outbox row as operators see it.
+
+    ``url`` is where it was last sent (before its first attempt, the webhook it was queued
+    for); ``last_error`` says why it failed, e.g. that the registry no longer lists the webhook.
+    """
 
     id: str
     event: str
@@ -196,12 +202,18 @@ class Notifier:
 
     A row is claimed by pushing its ``next_attempt_at`` past a lease with a conditional
     UPDATE, so several broker nodes on one database never send the same row at once.
+
+    Each row goes to the recipient's webhook in ``registry`` at the time of sending, not to the
+    URL copied when it was queued: rows wait through retries and restarts, and a registry
+    reloaded meanwhile (SIGHUP) is the operator's word on where a member may be called. A
+    recipient or webhook no longer listed fails the row without a call.
     """
 
     def __init__(
         self,
         *,
         engine: Engine,
+        registry: Registry,
         key: Ed25519PrivateKey,
         kid: str,
         post: Post,
@@ -213,6 +225,7 @@ class Notifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
+        self._registry = registry
         self._key = key
         self._kid = kid
         self._post = post
@@ -299,6 +312,16 @@ class Notifier:
                 )
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
+        subsystem = self._registry.subsystems.get(row["recipient"])
+        if subsystem is None or subsystem.webhook is None:
+            reason = (
+                "recipient no longer in the registry"
+                if subsystem is None
+                else "webhook no longer in the registry"
+            )
+            await finished_even_if_cancelled(asyncio.to_thread(self._drop, row, reason))
+            return False
+        row = row | {"url": subsystem.webhook}  # settled with the URL it was sent to
         body = row["payload"].encode()
         error: str | None = None
         try:
@@ -323,10 +346,17 @@ class Notifier:
         await finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))
         return error is None
 
+    def _drop(self, row: dict[str, Any], reason: str) -> None:
+        """Fail a row that has nowhere to go; not an attempt, since nothing was sent."""
+        if self._write(row, {"state": "FAILED", "last_error": reason}):
+            _log.warning(
+                "notification_dropped", id=row["id"], recipient=row["recipient"], reason=reason
+            )
+
     def _settle(self, row: dict[str, Any], error: str | None) -> None:
         now = self._clock()
         attempts = int(row["attempts"]) + 1
-        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error, "url": row["url"]}
         if error is None:
             values |= {"state": "DELIVERED", "delivered_at": now}
             _log.info("notification_delivered", id=row["id"], recipient=row["recipient"])
@@ -337,6 +367,10 @@ class Notifier:
             delay = min(self._backoff * 2 ** (attempts - 1), self._max_backoff)
             # jitter, so many failed rows do not all come back in the same instant
             values |= {"next_attempt_at": now + delay * random.uniform(0.8, 1.2)}  # noqa: S311
+        self._write(row, values)
+
+    def _write(self, row: dict[str, Any], values: dict[str, Any]) -> bool:
+        """Record a claimed row's outcome, if its lease is still ours; whether it was."""
         t = notification_outbox.c
         with self._engine.begin() as conn:
             settled = conn.execute(
@@ -352,3 +386,4 @@ class Notifier:
             # The lease ran out mid-delivery and another worker claimed the row: its outcome
             # stands (the recipient may see the notification twice; ids make that harmless).
             _log.warning("notification_lease_lost", id=row["id"], recipient=row["recipient"])
+        return settled == 1

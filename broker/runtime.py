@@ -191,6 +191,7 @@ class Broker:
             registry=registry,
             notifier=notifications.Notifier(
                 engine=engine,
+                registry=registry,  # this worker's: a SIGHUP's new workers send by the new one
                 key=to_private_key(key),
                 kid=keyring.kid,
                 post=webhooks.post,

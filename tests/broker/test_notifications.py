@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,29 +37,35 @@ HOOK = "https://perizinan.example.go.id/simpul/notifications"
 PROVIDER_HOOK = "https://dukcapil.example.go.id/hooks"
 
 
-def _registry(*, provider_hook: bool = True) -> Registry:
+def _registry(*, provider_hook: str | None = PROVIDER_HOOK, consumer: bool = True) -> Registry:
+    """The registry, as queued by or as reloaded later: the provider's webhook moved or dropped
+    (``provider_hook``), or the consumer no longer a member (``consumer=False``)."""
     provider: dict[str, object] = {"code": "adminduk"}
-    if provider_hook:
-        provider["webhook"] = PROVIDER_HOOK
+    if provider_hook is not None:
+        provider["webhook"] = provider_hook
+    members: list[dict[str, object]] = [
+        {"class": "GOV", "code": "DUKCAPIL", "name": "Dukcapil", "subsystems": [provider]}
+    ]
+    if consumer:
+        members.append(
+            {
+                "class": "GOV",
+                "code": "DPMPTSP-DKI",
+                "name": "DPMPTSP",
+                "subsystems": [{"code": "perizinan", "webhook": HOOK}],
+            }
+        )
     return parse_registry(
         {
             "instance": "ID",
-            "members": [
-                {"class": "GOV", "code": "DUKCAPIL", "name": "Dukcapil", "subsystems": [provider]},
-                {
-                    "class": "GOV",
-                    "code": "DPMPTSP-DKI",
-                    "name": "DPMPTSP",
-                    "subsystems": [{"code": "perizinan", "webhook": HOOK}],
-                },
-            ],
+            "members": members,
             "services": [
                 {
                     "id": KTP,
                     "schema": "ktp",
                     "adapter": "dukcapil",
                     "backend": "http://127.0.0.1:9",
-                    "clients": [CLIENT],
+                    "clients": [CLIENT] if consumer else [],
                 }
             ],
         },
@@ -84,6 +90,7 @@ class World:
     key_set: dict[str, list[dict[str, str]]]
     notifier: Notifier
     http: httpx.AsyncClient
+    restarted: Callable[[Registry], Notifier]  # the notifier of a broker restarted on a registry
 
     def consent_id(self) -> str:
         request = self.store.create_request(
@@ -116,22 +123,27 @@ async def world(engine: Engine) -> AsyncIterator[World]:
     store = ConsentStore(engine=engine, issuer=TokenIssuer(key=key, issuer="urn:simpul:broker"))
     clock = Clock()
     async with httpx.AsyncClient() as http:
-        notifier = Notifier(
-            engine=engine,
-            key=to_private_key(key),
-            kid="simpul-broker-1",
-            post=_posting(http),
-            backoff_seconds=10,
-            max_backoff_seconds=40,
-            max_attempts=4,
-            clock=clock,
-        )
-        yield World(engine, store, clock, jwks([key]), notifier, http)
+
+        def notifier(registry: Registry) -> Notifier:
+            return Notifier(
+                engine=engine,
+                registry=registry,
+                key=to_private_key(key),
+                kid="simpul-broker-1",
+                post=_posting(http),
+                backoff_seconds=10,
+                max_backoff_seconds=40,
+                max_attempts=4,
+                clock=clock,
+            )
+
+        yield World(engine, store, clock, jwks([key]), notifier(_registry()), http, notifier)
     store.close()
 
 
 def _dispatch(world: World, *, provider_hook: bool = True) -> int:
-    return world.store.dispatch(fan_out(_registry(provider_hook=provider_hook)))
+    registry = _registry(provider_hook=PROVIDER_HOOK if provider_hook else None)
+    return world.store.dispatch(fan_out(registry))
 
 
 class TestFanOut:
@@ -327,6 +339,64 @@ class TestDelivery:
         assert stored.next_attempt_at != world.clock.now
 
 
+class TestRegistryAtSendTime:
+    """Rows queued under one registry and sent by a broker restarted on another."""
+
+    async def test_a_moved_webhook_is_called_at_its_new_url(self, world: World) -> None:
+        world.store.revoke(world.consent_id(), subject_nik=NIK)
+        _dispatch(world)
+        moved = "https://dukcapil.example.go.id/v2/hooks"
+        notifier = world.restarted(_registry(provider_hook=moved))
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).respond(204)
+            route = mock.post(moved).respond(204)
+            assert await notifier.run_once() == 2
+        sent = route.calls.last.request
+        verify_request(  # the signature covers the URL it went to, not the old one
+            method="POST",
+            url=moved,
+            headers=list(sent.headers.items()),
+            body=sent.content,
+            resolve_key=jwks_resolver(world.key_set),
+            required=NOTIFICATION_COMPONENTS,
+            now=None,
+            max_skew_seconds=300,
+        )
+        rows = {r.recipient: r for r in list_deliveries(world.engine)}
+        provider = rows["ID/GOV/DUKCAPIL/adminduk"]
+        assert (provider.state, provider.url) == ("DELIVERED", moved)
+
+    @pytest.mark.parametrize(
+        ("registry", "recipient", "reason"),
+        [
+            (
+                _registry(provider_hook=None),
+                "ID/GOV/DUKCAPIL/adminduk",
+                "webhook no longer in the registry",
+            ),
+            (_registry(consumer=False), CLIENT, "recipient no longer in the registry"),
+        ],
+        ids=["webhook-dropped", "recipient-gone"],
+    )
+    async def test_a_recipient_no_longer_listed_is_not_called(
+        self, world: World, registry: Registry, recipient: str, reason: str
+    ) -> None:
+        world.store.revoke(world.consent_id(), subject_nik=NIK)
+        _dispatch(world)
+        notifier = world.restarted(registry)
+        with respx.mock(assert_all_called=False) as mock:
+            routes = [mock.post(HOOK).respond(503), mock.post(PROVIDER_HOOK).respond(503)]
+            for _ in range(3):
+                await notifier.run_once()
+                world.clock.now += 100  # past every backoff: the other row is retried
+        row = next(r for r in list_deliveries(world.engine) if r.recipient == recipient)
+        # Failed at once, without an attempt: nothing was sent, nor ever will be.
+        assert (row.state, row.attempts, row.last_error) == ("FAILED", 0, reason)
+        called = [str(call.request.url) for route in routes for call in route.calls]
+        assert row.url not in called  # kept: the webhook it was queued for
+        assert len(called) == 3  # the other recipient's row, still listed, is retried
+
+
 class TestOperators:
     def test_cli_lists_the_outbox(self, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         world.store.pause(world.consent_id(), subject_nik=NIK)
@@ -343,3 +413,22 @@ class TestOperators:
         none = CliRunner().invoke(cli, ["notifications", "list", "--state", "FAILED"])
         assert none.exit_code == 0
         assert "no notifications" in none.output
+
+    async def test_cli_says_why_a_row_was_not_sent(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        world.store.pause(world.consent_id(), subject_nik=NIK)
+        _dispatch(world)
+        notifier = world.restarted(_registry(provider_hook=None))
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).respond(204)
+            assert await notifier.run_once() == 1
+        monkeypatch.setenv("SIMPUL_ENVIRONMENT", "dev")
+        monkeypatch.setenv(
+            "SIMPUL_DATABASE_URL", world.engine.url.render_as_string(hide_password=False)
+        )
+        result = CliRunner().invoke(cli, ["notifications", "list", "--state", "FAILED"])
+        assert result.exit_code == 0, result.output
+        (line,) = result.stdout.splitlines()
+        assert "ID/GOV/DUKCAPIL/adminduk" in line
+        assert line.endswith("webhook no longer in the registry")
