@@ -47,6 +47,9 @@ class RegistryParser:
         self.source = source
         self.schema_codes = sorted(schema_codes)
         self.adapter_names = sorted(adapter_names)
+        # Given as a mapping (adapters.ADAPTER_SERVICES), the schema codes each adapter serves:
+        # a service whose adapter cannot serve its schema would fail every exchange.
+        self.adapter_services = adapter_names if isinstance(adapter_names, Mapping) else None
         self.problems: list[str] = []
         self.instance = ""
         self.members_read = False
@@ -174,8 +177,8 @@ class RegistryParser:
             self.key_owner[jwk["x"]] = key_entry
             keys[kid] = MappingProxyType(jwk)
         roles: set[str] = set()
-        for role in self.array(f"{entry}.roles", raw.get("roles", [])):
-            if role not in ROLES:
+        for role in self.array(f"{entry}.roles", raw.get("roles", []), of="role names"):
+            if not isinstance(role, str) or role not in ROLES:
                 self.problem(
                     entry, f"role {shorten(role)} is not one of {', '.join(sorted(ROLES))}"
                 )
@@ -228,6 +231,17 @@ class RegistryParser:
         if "adapter" in raw and adapter not in self.adapter_names:
             self.problem(
                 entry, f"adapter {shorten(adapter)} is not one of {', '.join(self.adapter_names)}"
+            )
+            ok = False
+        elif (
+            self.adapter_services is not None
+            and adapter in self.adapter_services
+            and schema in self.schema_codes
+            and schema not in self.adapter_services[adapter]
+        ):
+            served = ", ".join(sorted(self.adapter_services[adapter]))
+            self.problem(
+                entry, f"adapter {adapter!r} does not serve schema {schema!r} (it serves {served})"
             )
             ok = False
         backend = self.backend(entry, raw["backend"]) if "backend" in raw else None
@@ -385,9 +399,9 @@ class RegistryParser:
             return None
         return value
 
-    def array(self, entry: str, value: Any) -> list[Any]:
+    def array(self, entry: str, value: Any, *, of: str = "tables") -> list[Any]:
         if not isinstance(value, list):
-            self.problem(entry, "must be an array of tables")
+            self.problem(entry, f"must be an array of {of}")
             return []
         return value
 

@@ -191,12 +191,17 @@ def keys_generate(
     kid: Annotated[str | None, typer.Option(help="Key id (default: RFC 7638 thumbprint)")] = None,
 ) -> None:
     """Create an Ed25519 key; prints its public JWK for the registry."""
+    from broker.errors import InvalidKey
     from broker.keys import generate_key, public_jwk, save_private_jwk
 
     if path.exists():
         typer.echo(f"simpul: {path} exists; refusing to overwrite a key", err=True)
         raise typer.Exit(2)
-    key = generate_key(kid)
+    try:
+        key = generate_key(kid)
+    except InvalidKey as exc:
+        typer.echo(f"simpul: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
     save_private_jwk(key, path)
     typer.echo(json.dumps(public_jwk(key)))
 
@@ -313,13 +318,13 @@ def notifications_list(
 @registry_app.command("check")
 def registry_check(path: Annotated[Path, typer.Argument(help="Registry TOML file")]) -> None:
     """Validate a registry file the way the broker does at start-up."""
-    from adapters import ADAPTER_NAMES
+    from adapters import ADAPTER_SERVICES
     from broker.errors import RegistryError
     from broker.registry import load_registry
     from schemas import SCHEMA_CODES
 
     try:
-        registry = load_registry(path, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_NAMES)
+        registry = load_registry(path, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_SERVICES)
     except RegistryError as exc:
         typer.echo(f"simpul: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -35,6 +35,8 @@ __all__ = ["ExchangeResult", "SimpulClient", "SimpulClientError"]
 # which threads round-robining over several nodes reach; with the limits equal it never runs
 # below max_connections.
 _POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+#: Every problem type's URN begins so (broker/problems.py).
+_PROBLEM_PREFIX = "urn:simpul:problem:"
 
 
 class SimpulClientError(Exception):
@@ -56,7 +58,13 @@ class ExchangeResult:
 
     @property
     def problem_type(self) -> str | None:
-        """The stable problem slug of a refusal (from ``X-Road-Error``)."""
+        """The stable problem slug of a refusal: from the body's ``type``, which the broker's
+        signature covers (``X-Road-Error``, which it does not, only for a body without one)."""
+        if self.status == 200:
+            return None
+        kind = self.body.get("type") if isinstance(self.body, dict) else None
+        if isinstance(kind, str) and kind.startswith(_PROBLEM_PREFIX):
+            return kind.removeprefix(_PROBLEM_PREFIX)
         return self.headers.get("x-road-error")
 
     @property
@@ -202,25 +210,34 @@ class SimpulClient:
             headers=list(request.headers.items()),
             body=request.content,
         )
-        keys = self._jwks()
-        # An audit sequence number is trusted only if the signature covers it.
+        # An audit sequence number is trusted only if the signature covers it, and data is
+        # released only with one: an answer that says nothing was recorded is not accepted.
         required = RESPONSE_COMPONENTS
         if AUDIT_SEQ_HEADER in response.headers:
             required = (*RESPONSE_COMPONENTS, AUDIT_SEQ_HEADER)
+        elif response.status_code == 200:
+            raise SimpulClientError("broker answer released data without an audit record")
+
+        def resolve(kid: str) -> Any:
+            keys = self._jwks()
+            if kid not in keys:  # the broker may have rotated its key since: look once more
+                keys = self._jwks(refresh=True)
+            return jwk_to_public_key(keys[kid]) if kid in keys else None
+
         try:
             verify_response(
                 status=response.status_code,
                 headers=list(response.headers.items()),
                 body=response.content,
                 expected_request_hash=expected,
-                resolve_key=lambda kid: jwk_to_public_key(keys[kid]) if kid in keys else None,
+                resolve_key=resolve,
                 required=required,
             )
         except Exception as exc:
             raise SimpulClientError(f"broker response signature refused: {exc}") from exc
 
-    def _jwks(self) -> dict[str, Any]:
-        if self._broker_keys is None:
+    def _jwks(self, *, refresh: bool = False) -> dict[str, Any]:
+        if self._broker_keys is None or refresh:
             doc = self._http.get(self.base_url + "/.well-known/jwks.json").json()
             self._broker_keys = {k["kid"]: k for k in doc["keys"]}
         return self._broker_keys

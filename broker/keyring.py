@@ -92,13 +92,16 @@ def rotate(signing_key_file: Path, *, kid: str | None = None) -> tuple[str, OKPK
     old = load_private_jwk(signing_key_file)
     old_kid = str(old.kid)
     new_kid = kid or _next_kid(old_kid)
+    if new_kid is not None and not _KID.fullmatch(new_kid):
+        # It names a file under previous/ once rotated in turn, and ``retire`` takes no other.
+        raise InvalidKey(f"{new_kid!r} is not a key id (letters, digits, '.', '_' or '-')")
     folder = previous_dir(signing_key_file)
     taken = {old_kid, *(p.stem for p in folder.glob("*.jwk"))}
     if new_kid in taken:
         raise InvalidKey(f"kid {new_kid!r} is already in use")
+    new = generate_key(new_kid)  # before anything is written
     folder.mkdir(mode=0o700, exist_ok=True)
     save_private_jwk(old, folder / f"{old_kid}.jwk")
-    new = generate_key(new_kid)
     save_private_jwk(new, signing_key_file)
     return old_kid, new
 

@@ -47,7 +47,13 @@ _JWS_ALGS = frozenset({"Ed25519", "EdDSA"})
 
 
 def generate_key(kid: str | None = None) -> OKPKey:
-    """A new Ed25519 private key; ``kid`` defaults to its RFC 7638 thumbprint."""
+    """A new Ed25519 private key; ``kid`` defaults to its RFC 7638 thumbprint.
+
+    A ``kid`` that :func:`check_public_jwk` would refuse is refused here, before anything is
+    written: a key file with it could not be loaded again.
+    """
+    if kid is not None:
+        _check_kid(kid)
     key = OKPKey.generate_key("Ed25519", parameters={"kid": kid} if kid else None)
     key.ensure_kid()
     return key
@@ -128,22 +134,31 @@ def check_public_jwk(jwk: Mapping[str, Any]) -> dict[str, str]:
     x = jwk.get("x")
     if not isinstance(x, str) or not _B64_32.match(x):
         raise InvalidKey("x must be a base64url-encoded 32-byte Ed25519 public key")
-    check_public_point(_b64decode(x))
+    raw = _b64decode(x)
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != x:
+        # The last character carries 4 bits of padding, which decoding ignores: two texts
+        # would name one key (and give two thumbprints), past the registry's one-key checks.
+        raise InvalidKey("x must be the canonical base64url encoding of the key")
+    check_public_point(raw)
     if "use" in jwk and jwk["use"] != "sig":
         raise InvalidKey(f"use must be 'sig', not {jwk['use']!r}")
-    if "alg" in jwk and jwk["alg"] not in _JWS_ALGS:
+    if "alg" in jwk and (not isinstance(jwk["alg"], str) or jwk["alg"] not in _JWS_ALGS):
         raise InvalidKey(f"alg must be 'Ed25519' (or 'EdDSA'), not {jwk['alg']!r}")
     if "key_ops" in jwk and (
-        not isinstance(jwk["key_ops"], list) or not set(jwk["key_ops"]) <= {"sign", "verify"}
+        not isinstance(jwk["key_ops"], list)
+        or not all(isinstance(op, str) and op in {"sign", "verify"} for op in jwk["key_ops"])
     ):
         raise InvalidKey("key_ops may only list 'sign' and 'verify'")
     out = {"kty": "OKP", "crv": "Ed25519", "x": x}
     if "kid" in jwk:
-        kid = jwk["kid"]
-        if not isinstance(kid, str) or not kid or not kid.isprintable() or len(kid) > 200:
-            raise InvalidKey("kid must be a non-empty printable string of at most 200 characters")
-        out["kid"] = kid
+        out["kid"] = _check_kid(jwk["kid"])
     return out
+
+
+def _check_kid(kid: object) -> str:
+    if not isinstance(kid, str) or not kid or not kid.isprintable() or len(kid) > 200:
+        raise InvalidKey("kid must be a non-empty printable string of at most 200 characters")
+    return kid
 
 
 def check_public_point(raw: bytes) -> bytes:

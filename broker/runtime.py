@@ -8,7 +8,7 @@ from typing import Any
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
-from adapters import ADAPTER_NAMES
+from adapters import ADAPTER_SERVICES
 from audit import AuditLog
 from audit.checkpoints import CheckpointScheduler
 from broker import migrate, notifications
@@ -67,7 +67,7 @@ def preflight(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     SchemaSet.load()
     load_registry(
-        settings.resolved_registry_file, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_NAMES
+        settings.resolved_registry_file, schema_codes=SCHEMA_CODES, adapter_names=ADAPTER_SERVICES
     )
     load_signing_key(settings)
     if settings.citizen_idp_jwks_file is not None:
@@ -134,7 +134,7 @@ class Broker:
         registry = load_registry(
             settings.resolved_registry_file,
             schema_codes=SCHEMA_CODES,
-            adapter_names=ADAPTER_NAMES,
+            adapter_names=ADAPTER_SERVICES,
         )
         key = load_signing_key(settings)
         keyring = Keyring.load(key, settings.resolved_signing_key_file)

@@ -56,6 +56,16 @@ class TestFiles:
         with pytest.raises(InvalidKey, match="already in use"):
             rotate(key_file, kid="simpul-broker-1")
 
+    @pytest.mark.parametrize("kid", ["bad\nkid", "../escape", "k" * 201, "a b"])
+    def test_a_kid_that_is_no_key_id_is_refused_before_anything_is_written(
+        self, key_file: Path, kid: str
+    ) -> None:
+        before = key_file.read_bytes()
+        with pytest.raises(InvalidKey, match="not a key id"):
+            rotate(key_file, kid=kid)
+        assert key_file.read_bytes() == before  # still the current key, loadable
+        assert not previous_dir(key_file).exists()
+
     def test_retire_moves_a_previous_key_out_of_service(self, key_file: Path) -> None:
         rotate(key_file)
         moved = retire(key_file, "simpul-broker-1")
@@ -96,6 +106,13 @@ class TestCli:
         again = runner.invoke(cli, ["keys", "retire", "simpul-broker-1", "--path", str(key_file)])
         assert again.exit_code == 1
         assert "no previous broker key" in again.output
+
+    def test_generate_refuses_a_kid_no_key_file_could_hold(self, tmp_path: Path) -> None:
+        target = tmp_path / "new.jwk"
+        result = CliRunner().invoke(cli, ["keys", "generate", str(target), "--kid", "k" * 201])
+        assert result.exit_code == 2
+        assert "kid must be" in result.output
+        assert not target.exists()
 
 
 @asynccontextmanager

@@ -160,6 +160,8 @@ class TestPublicJwk:
             pytest.param({"crv": "Ed448"}, "crv must be 'Ed25519'", id="crv"),
             pytest.param({"x": RFC8037_X[:-1]}, "x must be", id="short-x"),
             pytest.param({"x": RFC8037_X[:-1] + "="}, "x must be", id="padded-x"),
+            # The same 32 bytes with other padding bits: one key under two names.
+            pytest.param({"x": RFC8037_X[:-1] + "p"}, "canonical", id="non-canonical-x"),
             pytest.param({"use": "enc"}, "use must be 'sig'", id="use"),
             pytest.param({"alg": "RS256"}, "alg must be", id="alg"),
             pytest.param({"key_ops": ["encrypt"]}, "key_ops", id="key-ops"),

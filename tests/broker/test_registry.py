@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import stat
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters import ADAPTER_SERVICES
 from broker.errors import AccessDenied, RegistryError, UnknownClient, UnknownService
 from broker.keys import generate_key, jwk_to_public_key, public_jwk, thumbprint
 from broker.registry import (
@@ -24,7 +26,7 @@ from broker.registry import (
 )
 
 SCHEMAS = ("ktp", "kk", "akta-lahir")
-ADAPTERS = ("dukcapil", "capil")
+ADAPTERS = ADAPTER_SERVICES  # each adapter with the schemas it serves, as the broker checks
 
 PERIZINAN = "ID/GOV/DPMPTSP-DKI/perizinan"
 BANK = "ID/COM/BANK-X/kyc"
@@ -303,6 +305,22 @@ def _append(path: str, value: Any) -> Mutation:
         for part in path.split("."):
             node = node[int(part)] if part.isdigit() else node[part]
         node.append(copy.deepcopy(value))
+
+    return mutate
+
+
+def _non_canonical_x(path: str) -> Mutation:
+    """The key at ``path`` with its ``x`` written with other (ignored) padding bits: the same
+    32 bytes, which another subsystem could otherwise register as a second key."""
+
+    def mutate(data: dict[str, Any]) -> None:
+        node: Any = data
+        for part in path.split("."):
+            node = node[int(part)] if part.isdigit() else node[part]
+        # The last of 43 characters carries 4 of the key's bits and 2 padding bits (zero in
+        # the canonical form): the next character of the alphabet sets one of them.
+        alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+        node["x"] = node["x"][:-1] + alphabet[alphabet.index(node["x"][-1]) + 1]
 
     return mutate
 
@@ -605,6 +623,39 @@ INVALID: list[Any] = [
         "purposes[0] (Izin Usaha)",
         "code must be lower-case",
         id="purpose-bad-code",
+    ),
+    pytest.param(
+        _set("services.2.adapter", "dukcapil"),
+        "services[2]",
+        "adapter 'dukcapil' does not serve schema 'akta-lahir'",
+        id="adapter-not-for-schema",
+    ),
+    pytest.param(
+        _set("members.1.subsystems.0.roles", [["auditor"]]),
+        "members[1].subsystems[0]",
+        "is not one of",
+        id="role-not-a-string",
+    ),
+    pytest.param(
+        _set("members.1.subsystems.0.roles", "auditor"),
+        "members[1].subsystems[0]",
+        "must be an array of role names",
+        id="roles-not-an-array",
+    ),
+    pytest.param(
+        _set(f"{SUBSYSTEM_KEYS}.0.alg", ["Ed25519"]), "keys[0]", "alg must be", id="alg-a-list"
+    ),
+    pytest.param(
+        _set(f"{SUBSYSTEM_KEYS}.0.key_ops", [["sign"]]),
+        "keys[0]",
+        "key_ops may only list",
+        id="key-ops-nested",
+    ),
+    pytest.param(
+        _non_canonical_x(f"{SUBSYSTEM_KEYS}.0"),
+        "keys[0]",
+        "canonical base64url",
+        id="key-x-not-canonical",
     ),
     pytest.param(
         _append("purposes", {"code": "perizinan-berusaha", "text_id": "a", "text_en": "b"}),
