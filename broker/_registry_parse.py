@@ -187,7 +187,8 @@ class RegistryParser:
                 roles.add(role)
         webhook = None
         if "webhook" in raw:
-            webhook = self.backend(f"{entry}.webhook", raw["webhook"])
+            # Called as written: a trailing slash may be part of the receiver's route.
+            webhook = self.backend(f"{entry}.webhook", raw["webhook"], kind="webhook")
             ok = ok and webhook is not None
         return Subsystem(sub_id, MappingProxyType(keys), frozenset(roles), webhook) if ok else None
 
@@ -306,9 +307,11 @@ class RegistryParser:
 
     # -- values --------------------------------------------------------------------------
 
-    def backend(self, entry: str, value: Any) -> str | None:
+    def backend(self, entry: str, value: Any, *, kind: str = "backend") -> str | None:
+        """A backend's base URL (a trailing slash dropped: paths are joined to it), or a
+        webhook's URL (``kind``), called as written."""
         if not isinstance(value, str):
-            self.problem(entry, "backend must be a URL string")
+            self.problem(entry, f"{kind} must be a URL string")
             return None
         try:
             url = urlsplit(value)
@@ -316,24 +319,24 @@ class RegistryParser:
         except ValueError:
             url = None
         if url is None or url.scheme not in {"http", "https"} or not url.hostname:
-            self.problem(entry, f"backend {shorten(value)} must be an http:// or https:// URL")
+            self.problem(entry, f"{kind} {shorten(value)} must be an http:// or https:// URL")
             return None
         if url.username is not None or url.password is not None:
-            self.problem(entry, "backend URL must not contain credentials")
+            self.problem(entry, f"{kind} URL must not contain credentials")
             return None
         if url.query or url.fragment:
-            self.problem(entry, "backend URL must not have a query or fragment")
+            self.problem(entry, f"{kind} URL must not have a query or fragment")
             return None
         if not _SENDABLE.fullmatch(url.netloc + url.path):
             # What goes on the wire as written (Host header, request target, and the signed
             # @target-uri of a notification): no spaces, nothing outside ASCII.
             self.problem(
                 entry,
-                f"backend {shorten(value)} must be written in ASCII without spaces "
+                f"{kind} {shorten(value)} must be written in ASCII without spaces "
                 "(host names in their xn-- form, paths percent-encoded)",
             )
             return None
-        return value.rstrip("/")
+        return value.rstrip("/") if kind == "backend" else value
 
     def timeout(self, entry: str, value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -133,6 +133,14 @@ class TestValidRegistry:
         assert registry.subsystem(PERIZINAN).member_id == "ID/GOV/DPMPTSP-DKI"
         assert registry.subsystem("ID/GOV/DUKCAPIL/adminduk").keys == {}
 
+    @pytest.mark.parametrize("url", ["https://h.example/simpul/notify/", "https://h.example/n"])
+    def test_a_webhook_is_called_as_written(self, tmp_path: Path, url: str) -> None:
+        """A trailing slash may be part of the receiver's route (a backend's base URL, to
+        which paths are joined, loses it)."""
+        data = valid_data()
+        data["members"][1]["subsystems"][0]["webhook"] = url
+        assert load(tmp_path, data).subsystem(PERIZINAN).webhook == url
+
     def test_services(self, registry: Registry) -> None:
         ktp = registry.service(KTP)
         assert (ktp.code, ktp.provider, ktp.schema, ktp.adapter) == (
@@ -542,8 +550,14 @@ INVALID: list[Any] = [
     pytest.param(
         _set("members.0.subsystems.0.webhook", "https://h/hooks/ü"),
         "members[0].subsystems[0]",
-        "must be written in ASCII without spaces",
+        "webhook 'https://h/hooks/ü' must be written in ASCII without spaces",
         id="webhook-non-ascii-path",
+    ),
+    pytest.param(
+        _set("members.0.subsystems.0.webhook", "ftp://h/hooks"),
+        "members[0].subsystems[0]",
+        "webhook 'ftp://h/hooks' must be an http:// or https:// URL",
+        id="webhook-not-http",
     ),
     pytest.param(
         _set("services.0.backend", 8101),
