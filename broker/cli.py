@@ -399,8 +399,27 @@ def db_current() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    A database that cannot be reached (refused, unknown host, bad credentials) is an
+    operator's mistake to fix, said in one line, not a traceback of the driver's hundreds.
+    """
+    try:
+        app()
+    except Exception as exc:
+        if not _database_unreachable(exc):
+            raise
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        typer.echo(f"simpul: cannot reach the database: {reason}", err=True)
+        sys.exit(2)
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """SQLAlchemy's OperationalError (without importing SQLAlchemy for every command)."""
+    return any(
+        cls.__name__ == "OperationalError" and cls.__module__.startswith("sqlalchemy")
+        for cls in type(exc).__mro__
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import sys
 import tomllib
 from collections.abc import Callable
 from contextlib import closing
@@ -15,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 import audit
-from broker.cli import app
+from broker.cli import app, main
 from broker.db import create_db_engine
 from broker.keys import generate_key, load_private_jwk, public_jwk, save_private_jwk
 from broker.registry import write_registry
-from broker.sandbox_env import SandboxWorld
+from broker.sandbox_env import SandboxWorld, free_port
 from tests.audit._factories import make_entry
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -337,3 +338,29 @@ class TestServePreflight:
         result = runner.invoke(app, ["serve"])
         assert result.exit_code == 2
         assert "simpul db upgrade" in result.stderr
+
+
+class TestDatabaseUnreachable:
+    @pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["serve"]])
+    def test_one_line_and_status_2(
+        self,
+        command: list[str],
+        clean_env: pytest.MonkeyPatch,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Not the driver's traceback: what is wrong, in a line an operator can act on."""
+        SandboxWorld.create(tmp_path)  # keys and a registry, so serve gets to the database
+        clean_env.setenv("SIMPUL_ENVIRONMENT", "dev")
+        clean_env.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+        clean_env.setenv(
+            "SIMPUL_DATABASE_URL", f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+        )
+        clean_env.setattr(sys, "argv", ["simpul", *command])
+        with pytest.raises(SystemExit) as stopped:
+            main()
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("simpul: cannot reach the database: ")
+        assert len(err.strip().splitlines()) == 1
+        assert "Traceback" not in err
