@@ -9,7 +9,15 @@ JSON text of one) - needs less:
 - a row: one orjson call over a dict built in sorted key order (no sorting needed), with
   ``released_fields`` spliced in verbatim as a fragment once its text has passed the reference
   check (parse, re-encode, compare), which happens once per distinct text, not per record;
-- an export line: the parsed line itself, less its two hashes, written with sorted keys.
+- an export line: the parsed line itself, less its two hashes, written with sorted keys, when
+  the line is exactly as long as that serialisation plus its two hashes.
+
+Why the length: orjson keeps the last of a repeated key, and the reference refuses a line that
+repeats one (other readers keep the first). orjson writes the shortest JSON there is for what it
+parsed (no whitespace, no escape where a character may stand as itself, integers without sign or
+leading zeros to spare; it refuses raw control characters), and a repeated key is one more member.
+So a line that repeats a key is always longer than the serialisation of what it parsed to; one
+of exactly that length holds each member once, at its shortest.
 
 Why the bytes are the reference's: sorting only ever moves dict keys, and the only dict is the
 top level, with the same ASCII keys and values as the reference's; a list of ``str`` has no keys;
@@ -43,6 +51,8 @@ _STRINGS: Final = frozenset({str})
 _MAX_CACHED_FIELDS: Final = 1024  # distinct released_fields texts remembered per walk
 
 _DOCUMENT_SCALARS: Final = frozenset(DOCUMENT_COLUMNS) - {"released_fields"}
+#: What the two hash members add to a record's canonical JSON, besides the hashes themselves.
+_HASH_MEMBERS: Final = len(b',"leaf_hash":"","chain_hash":""')
 
 # The unpacking below names the row's columns by position: fail at import, not with wrong hashes.
 _ROW: Final = (
@@ -149,8 +159,10 @@ def document_canonicaliser() -> Callable[[str], Plain | None]:
     """A function from an export line to its :data:`Plain` (None: not a plain record line).
 
     The parsed line is re-serialised with sorted keys, as the reference does, once it holds
-    exactly the hashed fields plus (optionally) the two hashes, with nothing that could be a
-    float: then its bytes are the reference's, key for key.
+    exactly the hashed fields plus the two hashes, with nothing that could be a float: then its
+    bytes are the reference's, key for key. Its length then tells that no key was repeated
+    (see the module's docstring). The hashes are taken to need no escaping, as hex does: a line
+    where they do has hashes no leaf matches, so the walk hands it to the reference anyway.
     """
 
     def plain(line: str) -> Plain | None:
@@ -164,7 +176,9 @@ def document_canonicaliser() -> Callable[[str], Plain | None]:
         chain_hash = document.pop("chain_hash", None)
         released_fields = document.pop("released_fields", None)
         if (
-            document.keys() != _DOCUMENT_SCALARS
+            type(leaf_hash) is not str
+            or type(chain_hash) is not str
+            or document.keys() != _DOCUMENT_SCALARS
             or not _SCALARS.issuperset(map(type, document.values()))
             or type(released_fields) is not list
             or not _STRINGS.issuperset(map(type, released_fields))
@@ -175,6 +189,11 @@ def document_canonicaliser() -> Callable[[str], Plain | None]:
             canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
             return None
+        size = len(line) if line.isascii() else len(line.encode())
+        if line.endswith("\n"):
+            size -= 1
+        if size != len(canonical) + _HASH_MEMBERS + len(leaf_hash) + len(chain_hash):
+            return None  # a repeated key, whitespace or a spare escape: the reference decides
         return document["seq"], canonical, leaf_hash, chain_hash
 
     return plain

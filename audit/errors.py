@@ -12,6 +12,7 @@ __all__ = [
     "AuditUnavailable",
     "CheckpointInvalid",
     "CheckpointNotFound",
+    "CheckpointUnsigned",
     "Error",
 ]
 
@@ -42,6 +43,10 @@ class CheckpointInvalid(Error):
     problem_type = "checkpoint-invalid"
     status = 400
     title = "Checkpoint is invalid"
+
+
+class CheckpointUnsigned(CheckpointInvalid):
+    """No signature on a checkpoint is by the key given (another key may have signed it)."""
 
 
 class CheckpointNotFound(Error):

@@ -24,16 +24,32 @@ from audit.checkpoints import StoredCheckpoint
 from audit.errors import AuditQueryInvalid, CheckpointInvalid
 from audit.notes import Checkpoint, open_checkpoint
 from audit.records import GENESIS_CHAIN_HASH, canonical_json, hash_leaf
-from audit.store import DOCUMENT_COLUMNS, audit_records, audit_tree, iter_rows, record_from_row
+from audit.store import (
+    COLUMNS,
+    DOCUMENT_COLUMNS,
+    audit_records,
+    audit_tree,
+    iter_rows,
+    record_from_row,
+)
 from audit.verify import OUT_OF_ORDER, RECORD_CHANGED, LogChecker, VerifyReport
 
 __all__ = ["EXPORT_FORMAT", "iter_export", "leaf_of_document", "verify_export"]
 
 EXPORT_FORMAT: Final = "simpul-audit-export/1"
 
+#: The keys of a record line: the hashed fields and the two hashes, nothing else.
+_RECORD_KEYS: Final = frozenset(COLUMNS)
+
 
 def _line(document: Mapping[str, Any]) -> str:
-    return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE).decode()
+    try:
+        return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        # A row as stored that no record holds, e.g. text that was not UTF-8 (read with its
+        # bytes kept as surrogate escapes): written with \u escapes, so the bytes survive for
+        # whoever looks, and the verifier, which reads no lone surrogate, calls it changed.
+        return json.dumps(document, separators=(",", ":")) + "\n"
 
 
 def _export_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +102,14 @@ def iter_export(
 
 
 def leaf_of_document(document: Mapping[str, Any]) -> bytes | None:
-    """An exported record's leaf hash, if its content still matches its ``leaf_hash``."""
+    """An exported record's leaf hash, if its content still matches its ``leaf_hash``.
+
+    The line must hold exactly the hashed fields and the two hashes. Anything more is covered
+    by no hash, yet a reader would take it as part of the record (a NIK, a note saying who
+    approved), so such a line is a changed record.
+    """
+    if document.keys() != _RECORD_KEYS:
+        return None
     try:
         canonical = canonical_json({key: document[key] for key in DOCUMENT_COLUMNS})
     except (KeyError, TypeError, ValueError):
@@ -95,10 +118,41 @@ def leaf_of_document(document: Mapping[str, Any]) -> bytes | None:
     return leaf if leaf.hex() == document.get("leaf_hash") else None
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names a key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey("a key appears twice")
+    return document
+
+
+def _record_document(line: str) -> dict[str, Any] | None:
+    """A record line as a dict, or None if it is no JSON object or names a key twice.
+
+    JSON leaves a repeated key's meaning open: Python and orjson keep the last value, other
+    readers the first. Hashing one reading while an auditor's tool shows the other would let a
+    line say two things, so a repeated key makes the line a changed record.
+    """
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    try:
+        json.loads(line, object_pairs_hook=_unique_keys)
+    except ValueError:  # a repeated key (or JSON orjson read but the json module does not)
+        return None
+    return document
+
+
 class _Header:
     def __init__(self, line: str, checkpoint: Checkpoint) -> None:
         try:
-            raw = json.loads(line)
+            raw = json.loads(line, object_pairs_hook=_unique_keys)
             if raw.get("format") != EXPORT_FORMAT:
                 raise ValueError(f"not a {EXPORT_FORMAT} file")
             self.first_seq = int(raw["first_seq"])
@@ -129,17 +183,19 @@ def verify_export(
     checkpoint_note: str,
     public_key: Ed25519PublicKey,
     key_name: str = "",
+    origin: str | None = None,
     progress: Callable[[int], object] | None = None,
     progress_every: int = 10_000,
 ) -> VerifyReport:
     """Check an export against a signed checkpoint, offline.
 
     The checkpoint's signature must verify with ``public_key`` (under ``key_name``, default its
-    origin), else :class:`CheckpointInvalid`. Then every record's leaf and chain are recomputed
-    and the root rebuilt; the report names the first record changed, removed, reordered or
-    inserted, or says the root differs from the checkpoint.
+    origin), and its log be ``origin`` if given, else :class:`CheckpointInvalid`. Then every
+    record's leaf and chain are recomputed and the root rebuilt; the report names the first
+    record changed, removed, reordered or inserted, or says the root differs from the
+    checkpoint.
     """
-    checkpoint = open_checkpoint(checkpoint_note, public_key, name=key_name)
+    checkpoint = open_checkpoint(checkpoint_note, public_key, name=key_name, origin=origin)
     it = iter(lines)
     header = _Header(next(it, ""), checkpoint)
     checker = LogChecker(
@@ -151,13 +207,10 @@ def verify_export(
     )
 
     def reference(line: str) -> VerifyReport | None:
-        try:
-            document = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            document = None
+        document = _record_document(line)
         if header.first_seq + checker.checked > header.last_seq:  # more than the range holds
             return checker.verdict(header.last_seq + 1, OUT_OF_ORDER)
-        if not isinstance(document, dict):
+        if document is None:
             return checker.verdict(header.first_seq + checker.checked, RECORD_CHANGED)
         return checker.feed(document)
 

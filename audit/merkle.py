@@ -281,6 +281,11 @@ class CompactRange:
         """How many leaves the range covers."""
         return self._size
 
+    @property
+    def hashes(self) -> tuple[bytes, ...]:
+        """The hash of each perfect subtree of ``perfect_subtrees(0, size)``, left to right."""
+        return tuple(self._edge)
+
     def copy(self) -> CompactRange:
         """An independent copy: appending to either leaves the other as it was."""
         return CompactRange(self._size, self._edge)

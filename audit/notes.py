@@ -5,6 +5,10 @@ signature line per signer: ``— <key name> <base64(key ID || signature)>``. The
 four bytes of ``SHA-256(key name || "\\n" || 0x01 || public key)``; the signature covers the text
 up to and including its last newline. By convention the log signs under its origin as key name,
 so any C2SP-aware verifier (Go's ``sumdb/note``, witnesses) can check our checkpoints.
+
+A verifier key (``name+hex(key ID)+base64(0x01 || key)``) names the key as well as holding it:
+:func:`parse_verifier_key` refuses one whose key ID does not follow from its name and key, as Go's
+``note.NewVerifier`` does, and the name is what a signature line must carry to count.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from audit.errors import CheckpointInvalid
+from audit.errors import CheckpointInvalid, CheckpointUnsigned
 
 __all__ = [
     "Checkpoint",
     "key_id",
     "open_checkpoint",
     "open_note",
+    "parse_verifier_key",
     "raw_public_key",
     "sign_checkpoint",
     "sign_note",
@@ -37,6 +42,7 @@ _ED25519: Final = b"\x01"  # the signed-note signature type of Ed25519
 _SIG_PREFIX: Final = "\u2014 "  # an em dash and a space
 _NAME: Final = re.compile(r"[^\s+]+")
 _SIZE: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_KEY_HASH: Final = re.compile(r"[0-9a-fA-F]{8}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +88,40 @@ def raw_public_key(key: Ed25519PublicKey) -> bytes:
 
 def key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
     """The signed-note key ID: ``SHA-256(name || "\\n" || 0x01 || public key)[:4]``."""
-    return hashlib.sha256(name.encode() + b"\n" + _ED25519 + raw_public_key(public_key)).digest()[
-        :4
-    ]
+    return _key_id(name, raw_public_key(public_key))
+
+
+def _key_id(name: str, raw: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + _ED25519 + raw).digest()[:4]
 
 
 def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
     """The signed-note verifier key string, ``name+hex(key ID)+base64(0x01 || key)``."""
     encoded = base64.b64encode(_ED25519 + raw_public_key(public_key)).decode()
     return f"{name}+{key_id(name, public_key).hex()}+{encoded}"
+
+
+def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
+    """The key name and the 32 raw Ed25519 public key bytes of a signed-note verifier key.
+
+    Raises ValueError if it is malformed, not an Ed25519 key, or its key ID is not the one its
+    name and key give: a verifier key whose parts disagree was edited or mis-copied, and using
+    its key under another name would accept signatures the key's owner never meant for it.
+    The caller still checks the key itself (e.g. that it is not a small-order point).
+    """
+    name, _, rest = vkey.strip().partition("+")
+    key_hash, _, encoded = rest.partition("+")
+    if _NAME.fullmatch(name) is None or _KEY_HASH.fullmatch(key_hash) is None:
+        raise ValueError("a verifier key is name+hex(key ID)+base64(key)")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise ValueError("the verifier key's key is not base64") from None
+    if len(raw) != 33 or raw[:1] != _ED25519:
+        raise ValueError("not an Ed25519 verifier key")
+    if _key_id(name, raw[1:]) != bytes.fromhex(key_hash):
+        raise ValueError("the verifier key's key ID does not match its name and key")
+    return name, raw[1:]
 
 
 def sign_note(text: str, key: Ed25519PrivateKey, *, name: str) -> str:
@@ -107,8 +138,9 @@ def sign_note(text: str, key: Ed25519PrivateKey, *, name: str) -> str:
 def open_note(note: str, public_key: Ed25519PublicKey, *, name: str) -> str:
     """The text of ``note`` if a signature by ``public_key`` under ``name`` verifies on it.
 
-    Raises :class:`CheckpointInvalid` otherwise; other signers' lines (witnesses) are ignored,
-    as the signed-note spec asks.
+    Raises :class:`CheckpointInvalid` otherwise (:class:`CheckpointUnsigned` if no line is by
+    this key at all, so a caller holding several keys can tell "not this key" from "bad");
+    other signers' lines (witnesses) are ignored, as the signed-note spec asks.
     """
     body, sep, signatures = note.partition("\n\n")
     if not sep or not signatures.endswith("\n"):
@@ -130,7 +162,7 @@ def open_note(note: str, public_key: Ed25519PublicKey, *, name: str) -> str:
         except InvalidSignature:
             raise CheckpointInvalid("the signature does not verify") from None
         return text
-    raise CheckpointInvalid(f"no signature by key {name}+{wanted.hex()}")
+    raise CheckpointUnsigned(f"no signature by key {name}+{wanted.hex()}")
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key: Ed25519PrivateKey, *, name: str = "") -> str:
@@ -138,12 +170,20 @@ def sign_checkpoint(checkpoint: Checkpoint, key: Ed25519PrivateKey, *, name: str
     return sign_note(checkpoint.text(), key, name=name or checkpoint.origin)
 
 
-def open_checkpoint(note: str, public_key: Ed25519PublicKey, *, name: str = "") -> Checkpoint:
+def open_checkpoint(
+    note: str, public_key: Ed25519PublicKey, *, name: str = "", origin: str | None = None
+) -> Checkpoint:
     """The checkpoint in ``note`` if ``public_key`` signed it under ``name`` (default: origin).
 
-    Raises :class:`CheckpointInvalid` if the note is malformed or no signature verifies.
+    Given ``origin``, the checkpoint must also be of that log. A key may sign for several logs
+    (staging and production, say), and the signature says only who signed, not which log the
+    verifier meant: without the pin a checkpoint of another log would be taken for this one.
+    Raises :class:`CheckpointInvalid` if the note is malformed, of another log, or no signature
+    verifies.
     """
     body, _, _ = note.partition("\n\n")
     checkpoint = Checkpoint.parse(body + "\n")
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointInvalid(f"the checkpoint is of the log {checkpoint.origin}, not {origin}")
     open_note(note, public_key, name=name or checkpoint.origin)
     return checkpoint

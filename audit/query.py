@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy import ColumnElement, Engine, select
 
+from audit.errors import AuditQueryInvalid
 from audit.lookup import Kind, select_records
 from audit.records import AuditRecord
 from audit.store import audit_records, record_from_row
@@ -19,6 +20,9 @@ class RecordFilter:
     """Every given criterion must hold; ``since`` inclusive, ``until`` exclusive (RFC 3339 UTC).
 
     Times compare as text, which is exact because every record's time has one fixed format.
+    A value no text column can hold is refused (:class:`AuditQueryInvalid`): PostgreSQL
+    cannot take a NUL character, nor a lone surrogate (no UTF-8 text holds one), and would fail
+    the query, while SQLite would just match nothing. Such a value is a malformed query on both.
     """
 
     since: str | None = None
@@ -31,6 +35,20 @@ class RecordFilter:
     consent_id: str | None = None
     subject_ref: str | None = None
     xroad_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None and ("\x00" in value or not _encodable(value)):
+                raise AuditQueryInvalid(f"{field.name} holds a character no record can hold")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 _EQUALS = tuple(f.name for f in fields(RecordFilter) if f.name not in ("since", "until"))

@@ -9,6 +9,7 @@ verifier are for. On PostgreSQL the broker should therefore not connect as the o
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -28,9 +29,11 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.exc import OperationalError
 
 from audit._bulk import fetch_rows
 from audit._lock import write_transaction
+from audit._undecodable import read_page, undecodable_text_kept
 from audit.records import AuditRecord
 
 __all__ = [
@@ -276,7 +279,15 @@ def iter_rows(
             .limit(size)
         )
         with engine.connect() as conn:
-            page = [dict(row) for row in conn.execute(query).mappings()]
+            try:
+                page = [dict(row) for row in conn.execute(query).mappings()]
+            except OperationalError as exc:
+                if not isinstance(exc.orig, sqlite3.OperationalError):
+                    raise
+                # Text that is not UTF-8 (see read_page): the page again, its bytes kept.
+                # (Any other failure comes back from the second read.)
+                with undecodable_text_kept(conn):
+                    page = [dict(row) for row in conn.execute(query).mappings()]
         yield from page
         if len(page) < size:
             return
@@ -406,19 +417,14 @@ def iter_raw_tuples(
         last: tuple[Any, ...] | None = None
         with engine.connect() as conn:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(
-                    f"SELECT {', '.join(COLUMNS)} FROM audit_records "  # noqa: S608 - constant names
-                    f"WHERE seq >= {mark} ORDER BY seq LIMIT {mark}",
-                    (next_seq, page_size),
-                )
-                while chunk := cursor.fetchmany(256):
-                    fetched += len(chunk)
-                    last = chunk[-1]
-                    yield from chunk
-            finally:
-                cursor.close()
+            sql = (
+                f"SELECT {', '.join(COLUMNS)} FROM audit_records "  # noqa: S608 - constant names
+                f"WHERE seq >= {mark} ORDER BY seq LIMIT {mark}"
+            )
+            for chunk in read_page(conn, sql, next_seq, page_size):
+                fetched += len(chunk)
+                last = chunk[-1]
+                yield from chunk
         if fetched < page_size or last is None:
             return
         next_seq = int(last[0]) + 1

@@ -22,13 +22,16 @@ __all__ = [
     "compact_range_in",
     "consistency_proof_at",
     "extend_in",
+    "first_difference_in",
     "inclusion_proof_at",
     "root_at",
     "root_in",
+    "sizes_in",
     "tree_size_in",
 ]
 
 _BACKFILL_PAGE = 10_000
+_COMPARE_PAGE = 10_000
 _T = TypeVar("_T")
 
 
@@ -36,6 +39,54 @@ def tree_size_in(conn: Connection) -> int:
     """How many leaves the stored tree holds (its largest node id is its last leaf's)."""
     top = conn.scalar(select(func.max(audit_tree.c.id)))
     return 0 if top is None else int(top) // 2 + 1
+
+
+def sizes_in(conn: Connection) -> tuple[int, int]:
+    """The stored tree's size and the last record's seq, read in one statement (one snapshot).
+
+    The writer adds both in one transaction, so in any snapshot they agree; two separate reads
+    of a live log could see a batch in between.
+    """
+    top = select(func.max(audit_tree.c.id)).scalar_subquery()
+    last = select(func.max(audit_records.c.seq)).scalar_subquery()
+    node, seq = conn.execute(select(top, last)).one()
+    return (0 if node is None else int(node) // 2 + 1), (0 if seq is None else int(seq))
+
+
+def first_difference_in(conn: Connection, edge: merkle.CompactRange) -> int | None:
+    """The first leaf where the stored tree differs from ``edge``, or None if its root is the same.
+
+    ``edge`` is the tree a verifier rebuilt from the records, whose ``leaf_hash`` columns it
+    found right. The stored perfect subtrees that make up the root are compared with ``edge``'s
+    (one query); in the first that differs, the stored leaves with the records' leaf hashes,
+    a page at a time (only a broken log gets here). If those all agree, a node above them was
+    changed, and the subtree's first leaf is as near as the records can say.
+    """
+    keys = merkle.perfect_subtrees(0, edge.size)
+    node = _fetch(conn, keys)
+    for (level, index), recomputed in zip(keys, edge.hashes, strict=True):
+        try:
+            if node(level, index) == recomputed:
+                continue
+        except LookupError:
+            pass
+        begin, end = index << level, (index + 1) << level
+        leaf_node = audit_tree.c.id == 2 * (audit_records.c.seq - 1)
+        for start in range(begin, end, _COMPARE_PAGE):
+            rows = conn.execute(
+                select(audit_records.c.seq, audit_records.c.leaf_hash, audit_tree.c.hash)
+                .select_from(audit_records.outerjoin(audit_tree, leaf_node))
+                .where(
+                    audit_records.c.seq > start,
+                    audit_records.c.seq <= min(end, start + _COMPARE_PAGE),
+                )
+                .order_by(audit_records.c.seq)
+            )
+            for seq, leaf_hex, stored in rows:
+                if stored is None or bytes(stored).hex() != leaf_hex:
+                    return int(seq) - 1
+        return begin
+    return None
 
 
 def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> merkle.NodeSource:

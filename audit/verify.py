@@ -1,7 +1,9 @@
 """Checking the log: every record intact, numbered 1, 2, 3, ..., chained, and under its checkpoints.
 
 The hash chain shows *where* a log breaks; the Merkle roots in signed checkpoints show *that* it
-was rewritten even when the chain was recomputed or the tail cut off. The same
+was rewritten even when the chain was recomputed or the tail cut off. Online, the tree the
+writer stored beside the records must also be the one the records make: the same size, the same
+root (:func:`verify_log`). The same
 :class:`LogChecker` walks rows from the database (:func:`verify_log`) and records from an export
 file (:mod:`audit.export`), recomputing every leaf from the record's content.
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import takewhile
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -28,12 +31,15 @@ from audit.merkle import CompactRange
 from audit.notes import Checkpoint
 from audit.records import GENESIS_CHAIN_HASH, canonical_json, hash_chain, hash_leaf
 from audit.store import COLUMNS, DOCUMENT_COLUMNS, encode_fields, iter_raw_tuples
+from audit.tree import first_difference_in, sizes_in
 
 __all__ = [
     "CHECKPOINT_MISMATCH",
+    "NOT_IN_TREE",
     "OUT_OF_ORDER",
     "RECORD_CHANGED",
     "RECORD_MISSING",
+    "TREE_MISMATCH",
     "LogChecker",
     "VerifyReport",
     "verify_log",
@@ -47,6 +53,11 @@ RECORD_MISSING: Final = "record missing"
 OUT_OF_ORDER: Final = "out of order / inserted"
 #: Every record checks, but the Merkle root differs from a signed checkpoint's: rewritten.
 CHECKPOINT_MISMATCH: Final = "log rewritten: root differs from a signed checkpoint"
+#: Online: the record is intact and chained, but the stored Merkle tree ends before it. The
+#: writer adds both in one transaction: the record was written around the writer.
+NOT_IN_TREE: Final = "record not in the stored Merkle tree"
+#: Online: the records check, but the stored Merkle tree's root is not theirs: changed.
+TREE_MISMATCH: Final = "stored Merkle tree differs from the records"
 
 _MAX_SHIFT: Final = 3  # how far back a renumbered record is looked for (insertions)
 _LOWEST_SEQ: Final = -(2**63)  # read from the very bottom: a row numbered 0 or below is a forgery
@@ -309,8 +320,12 @@ def verify_log(
 
     Each record's leaf hash is recomputed from its stored columns, the chain from record 1 on
     and the Merkle root at every checkpoint's size; the log is streamed a page at a time. A
-    checkpoint larger than the log means records were cut off the end. ``progress`` is called
-    with the number of records checked every ``progress_every`` records and once at the end.
+    checkpoint larger than the log means records were cut off the end. Then the stored tree
+    (``audit_tree``, what proofs and new checkpoints are built from) must hold exactly the
+    records walked, with the root they make: a record past it is :data:`NOT_IN_TREE`, a tree
+    past the last record means records are missing, and any other difference is
+    :data:`TREE_MISMATCH` at the first leaf found to differ. ``progress`` is called with the
+    number of records checked every ``progress_every`` records and once at the end.
     """
     if progress_every < 1:
         raise ValueError("progress_every must be at least 1")
@@ -319,17 +334,43 @@ def verify_log(
     def reference(values: tuple[Any, ...]) -> VerifyReport | None:
         return checker.feed(dict(zip(COLUMNS, values, strict=True)))
 
-    rows = iter_raw_tuples(engine, start=_LOWEST_SEQ, page_size=page_size)
-    with closing(rows):
-        report = checker.run(
-            rows,
-            plain=row_canonicaliser(),
-            slow=reference,
-            progress=progress,
-            progress_every=progress_every,
-        )
-    if report is None:
-        report = checker.finish()
+    def walk(start: int, through: int | None = None) -> VerifyReport:
+        rows = iter_raw_tuples(engine, start=start, page_size=page_size)
+        with closing(rows):
+            report = checker.run(
+                rows if through is None else takewhile(lambda row: row[0] <= through, rows),
+                plain=row_canonicaliser(),
+                slow=reference,
+                progress=progress,
+                progress_every=progress_every,
+            )
+        return report if report is not None else checker.finish()
+
+    report = walk(_LOWEST_SEQ)
+    if report.ok:
+        report = _against_stored_tree(engine, checker, walk)
     if progress is not None:
         progress(checker.checked)
     return report
+
+
+def _against_stored_tree(
+    engine: Engine, checker: LogChecker, walk: Callable[[int, int], VerifyReport]
+) -> VerifyReport:
+    """The verdict on the stored tree, once every record walked was found intact."""
+    with engine.connect() as conn:
+        tree_size, last_seq = sizes_in(conn)
+    if last_seq > checker.edge.size:  # appended since the walk passed (the log is live)
+        report = walk(checker.edge.size + 1, last_seq)
+        if not report.ok:
+            return report
+    size = checker.edge.size
+    if tree_size < size:
+        return replace(checker.verdict(tree_size + 1, NOT_IN_TREE), records=tree_size)
+    if tree_size > size:
+        return checker.verdict(size + 1, RECORD_MISSING)
+    with engine.connect() as conn:
+        index = first_difference_in(conn, checker.edge)
+    if index is None:
+        return checker.verdict(None, None)
+    return replace(checker.verdict(index + 1, TREE_MISMATCH), records=index)

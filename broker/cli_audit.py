@@ -6,9 +6,12 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
+
+if TYPE_CHECKING:
+    from audit.notes import Checkpoint
 
 __all__ = ["audit_app"]
 
@@ -22,8 +25,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _public_key(path: Path) -> list[Any]:
-    """The Ed25519 public keys in a JWK, a JWKS or a signed-note verifier key file."""
+class _Verifier(NamedTuple):
+    """A public key and the signed-note key name it signs under ("": the checkpoint's origin)."""
+
+    key: Any
+    name: str
+
+
+def _verifiers(path: Path) -> list[_Verifier]:
+    """The Ed25519 public keys in a JWK, a JWKS or a signed-note verifier key file.
+
+    A JWK names no signed-note key, so its key signs under the log's origin (the C2SP
+    convention the broker follows); a verifier key names its key, and only that name counts.
+    """
     from broker.errors import InvalidKey
     from broker.keys import check_public_jwk, jwk_to_public_key
 
@@ -35,28 +49,51 @@ def _public_key(path: Path) -> list[Any]:
         if text.startswith("{"):
             data = json.loads(text)
             jwks = data["keys"] if isinstance(data, dict) and "keys" in data else [data]
-            return [jwk_to_public_key(check_public_jwk(_public_half(k))) for k in jwks]
+            return [
+                _Verifier(jwk_to_public_key(check_public_jwk(_public_half(k))), "") for k in jwks
+            ]
         return [_from_vkey(text)]
     except (InvalidKey, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise _fail(f"{path}: not an Ed25519 public JWK, JWKS or note verifier key") from exc
+        why = f" ({exc})" if type(exc) is ValueError else ""  # e.g. a key ID that does not match
+        raise _fail(f"{path}: not an Ed25519 public JWK, JWKS or note verifier key{why}") from exc
 
 
 def _public_half(jwk: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in jwk.items() if k != "d"}
 
 
-def _from_vkey(text: str) -> Any:
-    import base64
-
+def _from_vkey(text: str) -> _Verifier:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from audit.notes import parse_verifier_key
     from broker.keys import check_public_point
 
-    _name, _hash, encoded = text.split("+", 2)
-    raw = base64.b64decode(encoded, validate=True)
-    if len(raw) != 33 or raw[0] != 1:
-        raise ValueError("not an Ed25519 verifier key")
-    return Ed25519PublicKey.from_public_bytes(check_public_point(raw[1:]))
+    name, raw = parse_verifier_key(text)
+    return _Verifier(Ed25519PublicKey.from_public_bytes(check_public_point(raw)), name)
+
+
+def _open_note(note: str, verifiers: list[_Verifier], origin: str) -> tuple[Checkpoint, _Verifier]:
+    """The checkpoint in ``note`` and the verifier whose signature on it verifies.
+
+    Raises the first telling :class:`CheckpointInvalid`: with a JWKS, "no signature by this
+    key" from the keys that did not sign says less than what the key that did sign found
+    (a signature that does not verify), or than a malformed note or another log's checkpoint.
+    """
+    from audit.errors import CheckpointInvalid, CheckpointUnsigned
+    from audit.notes import open_checkpoint
+
+    first: CheckpointInvalid | None = None
+    for verifier in verifiers:
+        try:
+            opened = open_checkpoint(note, verifier.key, name=verifier.name, origin=origin)
+        except CheckpointUnsigned as exc:
+            first = first or exc
+        except CheckpointInvalid as exc:
+            if first is None or isinstance(first, CheckpointUnsigned):
+                first = exc
+        else:
+            return opened, verifier
+    raise first if first is not None else CheckpointInvalid("no key given")
 
 
 @contextmanager
@@ -106,34 +143,43 @@ def _engine(database: str) -> Any:
     return create_db_engine(database)
 
 
-def _verify_online(database: str, key_file: Path | None) -> None:
+def _verify_online(
+    database: str, key_file: Path | None, checkpoint_file: Path | None, origin: str
+) -> None:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from audit.checkpoints import list_checkpoints
     from audit.errors import CheckpointInvalid
-    from audit.notes import open_checkpoint
+    from audit.notes import Checkpoint
     from audit.tree import tree_size_in
     from audit.verify import verify_log
 
-    keys = _public_key(key_file) if key_file is not None else None
+    verifiers = _verifiers(key_file) if key_file is not None else None
+    checkpoints: list[Checkpoint] = []
+    if checkpoint_file is not None:
+        if verifiers is None:  # an unsigned note is what anyone with the database could write
+            raise _fail("--checkpoint needs --key: a checkpoint counts once its signature does")
+        try:
+            # The auditor's own copy: it holds even if the log and its checkpoints were cut.
+            trusted, _ = _open_note(_read_note(checkpoint_file), verifiers, origin)
+        except CheckpointInvalid as exc:
+            raise _fail(f"checkpoint refused: {exc.detail}", 1) from exc
+        checkpoints.append(trusted)
     try:
         engine = _engine(database)
         try:
-            stored = list_checkpoints(engine)
-            checkpoints = []
-            for checkpoint in stored:
-                if keys is None:  # unsigned trust: the roots still catch a recomputed chain
-                    from audit.notes import Checkpoint
-
+            for stored in list_checkpoints(engine):
+                if verifiers is None:  # unsigned trust: the roots still catch a recomputed chain
                     checkpoints.append(
                         Checkpoint(
-                            origin=checkpoint.key_name,
-                            size=checkpoint.tree_size,
-                            root=checkpoint.root_hash,
+                            origin=stored.key_name, size=stored.tree_size, root=stored.root_hash
                         )
                     )
                     continue
-                checkpoints.append(_open_any(open_checkpoint, checkpoint.note, keys, checkpoint.id))
+                try:
+                    checkpoints.append(_open_note(stored.note, verifiers, origin)[0])
+                except CheckpointInvalid as exc:
+                    raise CheckpointInvalid(f"checkpoint {stored.id}: {exc.detail}") from exc
             with engine.connect() as conn:
                 total = tree_size_in(conn)
             with _progress("verifying", total) as progress:
@@ -141,54 +187,48 @@ def _verify_online(database: str, key_file: Path | None) -> None:
         finally:
             engine.dispose()
     except CheckpointInvalid as exc:
-        raise _fail(f"checkpoint signature check failed: {exc.detail}", 1) from exc
+        raise _fail(f"checkpoint refused: {exc.detail}", 1) from exc
     except (SQLAlchemyError, ArgumentError) as exc:
         # Not a verdict on the log: the database could not be read at all (wrong URL or file).
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise _fail(f"cannot read the audit log: {reason}") from exc
-    _report(report, "" if keys is None else " (signatures checked)")
+    _report(report, "" if verifiers is None else " (signatures checked)")
 
 
-def _open_any(open_fn: Any, note: str, keys: list[Any], label: object) -> Any:
-    from audit.errors import CheckpointInvalid
-
-    for key in keys:
-        try:
-            return open_fn(note, key)
-        except CheckpointInvalid:
-            continue
-    raise CheckpointInvalid(f"checkpoint {label}: no signature verifies with the key given")
+def _read_note(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise _fail(f"cannot read the checkpoint: {exc.strerror or exc}") from exc
 
 
-def _verify_offline(export: Path, checkpoint_file: Path, key_file: Path) -> None:
+def _verify_offline(export: Path, checkpoint_file: Path, key_file: Path, origin: str) -> None:
     from audit.errors import CheckpointInvalid
     from audit.export import verify_export
 
-    keys = _public_key(key_file)
+    verifiers = _verifiers(key_file)
+    note = _read_note(checkpoint_file)
     try:
-        note = checkpoint_file.read_text()
-    except OSError as exc:
-        raise _fail(f"cannot read the checkpoint: {exc.strerror or exc}") from exc
-    try:
+        # Find the key first (a JWKS holds several): whatever the export's check then finds
+        # wrong is reported as found, not as some other key's "no signature".
+        _, verifier = _open_note(note, verifiers, origin)
         opened = export.open(encoding="utf-8")
+    except CheckpointInvalid as exc:
+        raise _fail(f"checkpoint refused: {exc.detail}", 1) from exc
     except OSError as exc:
         raise _fail(f"cannot read the export: {exc.strerror or exc}") from exc
-    with opened as lines:
-        report = None
-        last_error: CheckpointInvalid | None = None
-        for key in keys:  # a JWKS: the key whose signature is on the note
-            lines.seek(0)
-            try:
-                with _progress("verifying", None) as progress:
-                    report = verify_export(
-                        lines, checkpoint_note=note, public_key=key, progress=progress
-                    )
-                break
-            except CheckpointInvalid as exc:
-                last_error = exc
-    if report is None:
-        detail = last_error.detail if last_error is not None else "no key"
-        raise _fail(f"checkpoint refused: {detail}", 1)
+    try:
+        with opened as lines, _progress("verifying", None) as progress:
+            report = verify_export(
+                lines,
+                checkpoint_note=note,
+                public_key=verifier.key,
+                key_name=verifier.name,
+                origin=origin,
+                progress=progress,
+            )
+    except CheckpointInvalid as exc:
+        raise _fail(f"checkpoint refused: {exc.detail}", 1) from exc
     _report(report, " (checkpoint signature verified)")
 
 
@@ -198,28 +238,45 @@ def audit_verify(
         Path | None, typer.Argument(help="An export (JSON Lines) to check offline")
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="The signed checkpoint note (offline)")
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A signed checkpoint note: the export's (offline) or one kept earlier (online)",
+        ),
     ] = None,
     key: Annotated[
         Path | None,
         typer.Option("--key", help="Broker public key: JWK, JWKS or signed-note verifier key"),
     ] = None,
     database: Annotated[str | None, typer.Option("--database", help=_DATABASE_HELP)] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            "--origin",
+            help="The log checkpoints must be of (default: simpul.go.id/audit, the broker's)",
+        ),
+    ] = None,
 ) -> None:
     """Recompute every leaf, the chain and the Merkle roots; exit 1 naming the first bad seq.
 
     Offline: ``simpul audit verify EXPORT --checkpoint FILE --key PUBKEY`` (no database, no
-    network). Online: ``simpul audit verify --database URL [--key PUBKEY]`` also checks every
-    stored checkpoint's root (and, given the key, its signature).
+    network). Online: ``simpul audit verify --database URL [--key PUBKEY] [--checkpoint FILE]``
+    also checks the stored Merkle tree and every stored checkpoint's root (and, given the key,
+    its signature); a checkpoint FILE kept earlier counts too, so a log cut below its size is
+    caught even if the stored checkpoints went with the records. Checkpoints must be of the
+    log ``--origin`` names.
     """
+    from audit.checkpoints import DEFAULT_ORIGIN
+
     if (export is None) == (database is None):
         raise _fail("give either an EXPORT file or --database URL")
+    origin = origin or DEFAULT_ORIGIN
     if database is not None:
-        _verify_online(database, key)
+        _verify_online(database, key, checkpoint, origin)
         return
     if export is None or checkpoint is None or key is None:
         raise _fail("offline verification needs EXPORT, --checkpoint and --key")
-    _verify_offline(export, checkpoint, key)
+    _verify_offline(export, checkpoint, key, origin)
 
 
 @audit_app.command("export")

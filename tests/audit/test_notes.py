@@ -7,12 +7,14 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.errors import CheckpointInvalid
+from audit.errors import CheckpointInvalid, CheckpointUnsigned
 from audit.notes import (
     Checkpoint,
     key_id,
     open_checkpoint,
     open_note,
+    parse_verifier_key,
+    raw_public_key,
     sign_checkpoint,
     sign_note,
     verifier_key,
@@ -42,6 +44,13 @@ class TestKnownAnswer:
         public = Ed25519PrivateKey.from_private_bytes(GO_SKEY_SEED).public_key()
         assert verifier_key("PeterNeumann", public) == GO_VKEY
         assert key_id("PeterNeumann", public).hex() == "c74f20a3"
+
+    def test_verifier_key_parses_as_go_reads_it(self) -> None:
+        public = Ed25519PrivateKey.from_private_bytes(GO_SKEY_SEED).public_key()
+        assert parse_verifier_key(GO_VKEY) == ("PeterNeumann", raw_public_key(public))
+        assert parse_verifier_key(GO_VKEY.replace("c74f20a3", "C74F20A3") + "\n")[0] == (
+            "PeterNeumann"
+        )
 
     def test_signature_matches_go_byte_for_byte(self) -> None:
         private = Ed25519PrivateKey.from_private_bytes(GO_SKEY_SEED)
@@ -89,6 +98,56 @@ class TestCheckpoint:
         note = sign_checkpoint(Checkpoint(origin=ORIGIN, size=7, root=bytes(32)), key)
         with pytest.raises(CheckpointInvalid, match="no signature"):
             open_checkpoint(note, Ed25519PrivateKey.generate().public_key())
+
+    def test_another_key_is_told_apart_from_a_bad_signature(self, key: Ed25519PrivateKey) -> None:
+        note = sign_checkpoint(Checkpoint(origin=ORIGIN, size=7, root=bytes(32)), key)
+        with pytest.raises(CheckpointUnsigned):
+            open_checkpoint(note, key.public_key(), name="witness.example")
+        forged = (
+            note[: note.rindex(" ") + 1]
+            + base64.b64encode(key_id(ORIGIN, key.public_key()) + bytes(64)).decode()
+            + "\n"
+        )
+        with pytest.raises(CheckpointInvalid, match="does not verify") as caught:
+            open_checkpoint(forged, key.public_key())
+        assert not isinstance(caught.value, CheckpointUnsigned)
+
+    def test_the_origin_is_pinned_when_given(self, key: Ed25519PrivateKey) -> None:
+        checkpoint = Checkpoint(origin="staging.example/log", size=7, root=bytes(32))
+        note = sign_checkpoint(checkpoint, key)
+        assert open_checkpoint(note, key.public_key()) == checkpoint
+        assert open_checkpoint(note, key.public_key(), origin="staging.example/log") == checkpoint
+        with pytest.raises(CheckpointInvalid, match=r"of the log staging\.example/log, not"):
+            open_checkpoint(note, key.public_key(), origin=ORIGIN)
+
+    @pytest.mark.parametrize(
+        "vkey",
+        [
+            GO_VKEY.replace("c74f20a3", "c74f20a4"),  # the key ID of another name or key
+            GO_VKEY.replace("PeterNeumann", "PeterNeumanm"),
+            GO_VKEY.replace("+c74f20a3", "+c74f20a"),
+            GO_VKEY.replace("+c74f20a3", ""),
+            GO_VKEY.replace("PeterNeumann", "Peter Neumann"),
+            GO_VKEY.replace("+ARpc", "+AhpC"),  # not the Ed25519 type byte
+            GO_VKEY[:-4],
+            GO_VKEY + "!",
+            "+c74f20a3+" + GO_VKEY.rsplit("+", 1)[1],
+        ],
+        ids=[
+            "wrong-key-id",
+            "other-name",
+            "short-key-id",
+            "no-key-id",
+            "space-in-name",
+            "not-ed25519",
+            "short-key",
+            "not-base64",
+            "no-name",
+        ],
+    )
+    def test_malformed_verifier_keys_are_refused(self, vkey: str) -> None:
+        with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+            parse_verifier_key(vkey)
 
     @pytest.mark.parametrize(
         ("origin", "size", "root"),

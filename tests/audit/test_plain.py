@@ -280,6 +280,39 @@ class TestMalformedLines:
         )
         assert document_canonicaliser()(_line({**record.as_dict(), **change})) is None
 
+    @pytest.mark.parametrize("column", COLUMNS)
+    @pytest.mark.parametrize("same", [True, False], ids=["same-value", "other-value"])
+    def test_a_repeated_key_is_left_to_the_reference(self, column: str, same: bool) -> None:
+        # orjson keeps the last of a repeated key; other readers keep the first.
+        record = seal(
+            make_entry(4), seq=5, time="2026-01-01T00:00:00.000000Z", previous_chain_hash="0" * 64
+        )
+        line = _line(record.as_dict())
+        value = record.as_dict()[column] if same else None
+        for repeated in (
+            '{"' + column + '":' + orjson.dumps(value).decode() + "," + line[1:],
+            line[:-2] + ',"' + column + '":' + orjson.dumps(value).decode() + "}\n",
+        ):
+            assert document_canonicaliser()(repeated) is None
+
+    def test_the_length_check_takes_the_line_as_written(self) -> None:
+        # Non-ASCII text is counted in UTF-8 bytes, as orjson writes it; the newline is no byte
+        # of the record.
+        record = seal(
+            make_entry(4, officer="Budi Süßmann 佐藤"),
+            seq=5,
+            time="2026-01-01T00:00:00.000000Z",
+            previous_chain_hash="0" * 64,
+        )
+        line = _line(record.as_dict())
+        for written in (line, line.rstrip("\n")):
+            assert document_canonicaliser()(written) == (
+                5,
+                record.canonical(),
+                record.leaf_hash,
+                record.chain_hash,
+            )
+
     @pytest.mark.parametrize(
         "line", ["", "\n", "[1, 2]", '"text"', "{", '{"seq": 1}', "12345678901234567890123"]
     )

@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, exc, text
+from sqlalchemy import Engine, create_engine, exc, insert, text
 
 from audit._lock import open_unwaiting
-from audit.store import count, install
-from audit.verify import verify_log
+from audit.records import seal
+from audit.store import audit_records, count, install, record_values
+from audit.verify import NOT_IN_TREE, verify_log
 from audit.writer import AuditLog, append_now
 from tests.audit._factories import make_entry
 
@@ -113,6 +114,20 @@ class TestPostgres:
         assert sorted(record.seq for record in records) == list(range(1, 301))
         report = verify_log(pg)
         assert (report.ok, report.records) == (True, 300)
+
+    def test_a_record_inserted_past_the_tree_is_found(self, pg: Engine) -> None:
+        # The broker's own INSERT privilege is enough; the triggers guard only old rows.
+        (last,) = append_now(pg, [make_entry(i) for i in range(5)])[-1:]
+        forged = seal(make_entry(99), seq=6, time=last.time, previous_chain_hash=last.chain_hash)
+        with pg.begin() as conn:
+            conn.execute(insert(audit_records), record_values(forged))
+        report = verify_log(pg)
+        assert (report.ok, report.first_bad_seq, report.problem, report.records) == (
+            False,
+            6,
+            NOT_IN_TREE,
+            5,
+        )
 
     def test_only_sqlite_is_written_without_waiting(self, pg: Engine) -> None:
         with pytest.raises(ValueError, match="only a SQLite connection"):

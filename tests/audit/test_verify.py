@@ -8,13 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import patch
 
 import pytest
-from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy import Connection, Engine, delete, insert, update
 
+import audit.tree
+import audit.verify
+from audit import merkle
 from audit.records import GENESIS_CHAIN_HASH, hash_chain, hash_leaf, seal
-from audit.store import audit_records, iter_rows, record_from_row, record_values
-from audit.verify import OUT_OF_ORDER, RECORD_CHANGED, RECORD_MISSING, VerifyReport, verify_log
+from audit.store import audit_records, audit_tree, iter_rows, record_from_row, record_values
+from audit.tree import sizes_in
+from audit.verify import (
+    NOT_IN_TREE,
+    OUT_OF_ORDER,
+    RECORD_CHANGED,
+    RECORD_MISSING,
+    TREE_MISMATCH,
+    VerifyReport,
+    verify_log,
+)
 from audit.writer import append_now
 from tests.audit._factories import drop_triggers, make_entry
 
@@ -168,11 +181,21 @@ class TestMissingRecord:
         _renumber(log, {seq: seq - 1 for seq in range(BAD + 1, SIZE + 1)})
         _expect(verify_log(log), BAD, RECORD_CHANGED)
 
-    def test_cutting_off_the_tail_needs_a_checkpoint_to_be_seen(self, log: Engine) -> None:
-        # A hash chain alone cannot tell a shortened log from a younger one; the signed
-        # checkpoints of the Merkle tree close this, and this test must change with them.
+    def test_cutting_off_the_tail_is_seen_against_the_stored_tree(self, log: Engine) -> None:
         with log.begin() as conn:
             conn.execute(delete(audit_records).where(seq_col > SIZE - 2))
+        report = verify_log(log)
+        _expect(report, SIZE - 1, RECORD_MISSING)
+        assert report.records == SIZE - 2
+
+    def test_cutting_off_the_tail_and_its_tree_needs_a_checkpoint_to_be_seen(
+        self, log: Engine
+    ) -> None:
+        # A hash chain alone cannot tell a shortened log from a younger one, nor can a tree
+        # cut back with it; the signed checkpoints close this (tests/audit/test_tamper.py).
+        with log.begin() as conn:
+            conn.execute(delete(audit_records).where(seq_col > SIZE - 2))
+            conn.execute(delete(audit_tree).where(audit_tree.c.id > 2 * (SIZE - 3)))
         assert verify_log(log) == VerifyReport(
             ok=True, records=SIZE - 2, first_bad_seq=None, problem=None
         )
@@ -229,14 +252,69 @@ class TestInsertedRecords:
         _forge(log, SIZE + 5, tail_chain)
         _expect(verify_log(log), SIZE + 1, RECORD_MISSING)
 
-    def test_forgery_chained_correctly_at_the_end_is_consistent(self, log: Engine) -> None:
-        # The mirror of the truncation case: only a signed checkpoint can say the log was
-        # SIZE records long. The chain itself holds, so the verdict is "ok".
+    def test_forgery_chained_correctly_at_the_end_is_not_in_the_tree(self, log: Engine) -> None:
+        # The chain holds (checked below); the stored tree, written with every record in the
+        # writer's transaction, never got its leaf.
         _forge(log, SIZE + 1, _row(log, SIZE)["chain_hash"])
-        assert verify_log(log).ok
+        report = verify_log(log)
+        _expect(report, SIZE + 1, NOT_IN_TREE)
+        assert report.records == SIZE
         last = _row(log, SIZE + 1)
         leaf = bytes.fromhex(last["leaf_hash"])
         assert (
             last["chain_hash"]
             == hash_chain(bytes.fromhex(_row(log, SIZE)["chain_hash"]), leaf).hex()
         )
+
+
+def _set_node(engine: Engine, node: int, digest: bytes) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(audit_tree).where(audit_tree.c.id == node).values(hash=digest))
+
+
+class TestStoredTree:
+    def test_a_forgery_inserted_with_the_guard_in_place_is_found(self, installed: Engine) -> None:
+        # INSERT of the next seq is what the broker itself may do: the triggers let it through.
+        append_now(installed, [make_entry(i) for i in range(SIZE)])
+        _forge(installed, SIZE + 1, _row(installed, SIZE)["chain_hash"])
+        report = verify_log(installed)
+        _expect(report, SIZE + 1, NOT_IN_TREE)
+        assert report.records == SIZE
+
+    # At SIZE = 20 the root is made of two stored subtrees: records 1..16 and 17..20.
+    def test_a_changed_subtree_is_named_at_its_first_record(self, log: Engine) -> None:
+        _set_node(log, merkle.node_id(2, 4), bytes(32))
+        report = verify_log(log)
+        _expect(report, 17, TREE_MISMATCH)
+        assert report.records == 16
+
+    def test_a_missing_subtree_is_named_at_its_first_record(self, log: Engine) -> None:
+        with log.begin() as conn:
+            conn.execute(delete(audit_tree).where(audit_tree.c.id == merkle.node_id(2, 4)))
+        _expect(verify_log(log), 17, TREE_MISMATCH)
+
+    @pytest.mark.parametrize("page", [3, 10_000])
+    def test_a_changed_leaf_under_a_changed_subtree_is_named(self, log: Engine, page: int) -> None:
+        # A rewritten record's leaf and the nodes above it, as a forger rebuilding the tree would.
+        _set_node(log, merkle.node_id(0, BAD - 1), bytes(32))
+        _set_node(log, merkle.node_id(4, 0), bytes(32))
+        with patch.object(audit.tree, "_COMPARE_PAGE", page):
+            report = verify_log(log)
+        _expect(report, BAD, TREE_MISMATCH)
+        assert report.records == BAD - 1
+
+    def test_a_tree_longer_than_the_records_means_records_missing(self, log: Engine) -> None:
+        with log.begin() as conn:
+            conn.execute(delete(audit_records).where(seq_col == SIZE))
+        _expect(verify_log(log), SIZE, RECORD_MISSING)
+
+    def test_records_appended_after_the_walk_are_walked_too(self, installed: Engine) -> None:
+        append_now(installed, [make_entry(i) for i in range(SIZE)])
+
+        def appended_meanwhile(conn: Connection) -> tuple[int, int]:
+            append_now(installed, [make_entry(i) for i in range(SIZE, SIZE + 5)])
+            return sizes_in(conn)
+
+        with patch.object(audit.verify, "sizes_in", appended_meanwhile):
+            report = verify_log(installed, page_size=7)
+        assert report == VerifyReport(ok=True, records=SIZE + 5, first_bad_seq=None, problem=None)

@@ -9,6 +9,7 @@ against the loop it had before the fast path, kept here as the reference.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 from unittest.mock import patch
@@ -23,8 +24,9 @@ from sqlalchemy.pool import QueuePool
 
 import audit.verify
 from audit import merkle
-from audit._plain import row_canonicaliser
+from audit._plain import document_canonicaliser, row_canonicaliser
 from audit.checkpoints import StoredCheckpoint, sign_now
+from audit.errors import CheckpointInvalid
 from audit.export import _Header, iter_export, leaf_of_document, verify_export
 from audit.notes import Checkpoint, open_checkpoint
 from audit.records import GENESIS_CHAIN_HASH, hash_chain, hash_leaf, seal
@@ -295,6 +297,32 @@ class TestMalformedRowsInTheDatabase:
         assert report == expected
         assert (report.first_bad_seq, report.problem) == (7, RECORD_CHANGED)
 
+    @pytest.mark.parametrize("page_size", [5, 1000])
+    def test_text_that_is_not_utf8_is_changed_both_ways(
+        self, installed: Engine, page_size: int
+    ) -> None:
+        # SQLite keeps any bytes as TEXT; its driver cannot decode these and used to stop the
+        # walk (and the export) with an error instead of a verdict.
+        append_now(installed, [make_entry(i) for i in range(12)])
+        checkpoint = sign_now(installed, origin=ORIGIN, kid="k-1", key=KEY)
+        drop_triggers(installed)
+        with raw_sqlite(installed) as conn:
+            conn.execute(
+                "UPDATE audit_records SET officer = CAST(X'62756469ff' AS TEXT) WHERE seq = 7"
+            )
+        report = verify_log(installed, page_size=page_size)
+        assert (report.first_bad_seq, report.problem, report.records) == (7, RECORD_CHANGED, 6)
+        rows = list(iter_raw_tuples(installed, page_size=page_size))
+        assert [row[_SEQ] for row in rows] == list(range(1, 13))
+        assert rows[6][COLUMNS.index("officer")].encode("utf-8", "surrogateescape") == b"budi\xff"
+        lines = list(iter_export(installed, checkpoint))
+        report = verify_export(lines, checkpoint_note=checkpoint.note, public_key=KEY.public_key())
+        assert (report.first_bad_seq, report.problem) == (7, RECORD_CHANGED)
+        with installed.connect() as conn:  # the pool's connection decodes as before
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            assert driver.text_factory is str
+
 
 def _reference_verify_export(
     lines: Iterable[str], *, checkpoint_note: str, progress: Callable[[int], object], every: int
@@ -424,6 +452,45 @@ class TestOfflineWalk:
             )
         assert report == expected
         assert seen == expected_seen
+
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            lambda line: line[:-2] + ',"subject_nik":"3171234567890001"}\n',
+            lambda line: '{"decision":"refused",' + line[1:],
+            lambda line: '{"seq":7,' + line[1:],
+            lambda line: line[:-2] + ',"seq":7}\n',
+        ],
+        ids=["extra-key", "repeated-key-first", "repeated-same-value", "repeated-key-last"],
+    )
+    @pytest.mark.parametrize("pending", [1, 4096])
+    def test_a_line_holding_more_than_its_record_is_changed(
+        self, exported: _Exports, edit: Callable[[str], str], pending: int
+    ) -> None:
+        lines = list(exported.lines[1])
+        lines[7] = edit(lines[7])
+        assert document_canonicaliser()(lines[7]) is None  # never the fast path's to accept
+        with patch.object(audit.verify, "_PENDING_LEAVES", pending):
+            report = verify_export(
+                lines, checkpoint_note=exported.checkpoint.note, public_key=KEY.public_key()
+            )
+        assert (report.first_bad_seq, report.problem, report.records) == (7, RECORD_CHANGED, 6)
+
+    def test_whitespace_and_key_order_are_no_change(self, exported: _Exports) -> None:
+        header, *records = exported.lines[1]
+        spaced = [json.dumps(dict(sorted(orjson.loads(line).items()))) + "\n" for line in records]
+        report = verify_export(
+            [header, *spaced], checkpoint_note=exported.checkpoint.note, public_key=KEY.public_key()
+        )
+        assert (report.ok, report.records) == (True, 25)
+
+    def test_a_header_with_a_repeated_key_is_refused(self, exported: _Exports) -> None:
+        header, *records = exported.lines[6]
+        lines = ['{"first_seq":1,' + header[1:], *records]
+        with pytest.raises(CheckpointInvalid, match="header is malformed"):
+            verify_export(
+                lines, checkpoint_note=exported.checkpoint.note, public_key=KEY.public_key()
+            )
 
     def test_a_valid_record_past_the_range_is_out_of_order(self, installed: Engine) -> None:
         append_now(installed, [make_entry(i) for i in range(25)])
