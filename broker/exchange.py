@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ class ExchangeService:
         trail = _Trail(
             xroad_id=xroad_id,
             client=client,
-            service=request.service_id[:255],
+            service=_storable(request.service_id)[:255],
             officer=_short(header(request.headers, "x-road-userid")),
             issue=_short(header(request.headers, "x-road-issue")),
             timed=self._stages.sample(),
@@ -396,4 +397,15 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _short(value: str | None) -> str | None:
-    return value[:255] if value else None
+    return _storable(value)[:255] if value else None
+
+
+#: C0 control characters, NUL above all: PostgreSQL holds no NUL in text, and one in a
+#: record would fail its whole group-committed batch (every exchange in it a 503).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _storable(value: str) -> str:
+    """``value`` (unverified: a path, a header) with control characters as U+FFFD, for the
+    audit record of a request that may be refused for them."""
+    return _CONTROLS.sub("\ufffd", value)

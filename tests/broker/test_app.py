@@ -964,6 +964,19 @@ class TestHttpEdges:
         assert (await harness.ask(xroad_id=xroad_id)).status_code == 201
         assert_problem(await harness.ask(xroad_id=xroad_id), 409, "replay")
 
+    async def test_control_characters_in_a_service_id_are_not_stored(
+        self, harness: Harness
+    ) -> None:
+        """A NUL in the path (percent-decoded) would have failed its audit batch on
+        PostgreSQL, and every exchange in it: the record keeps U+FFFD in its place."""
+        xroad_id = str(uuid.uuid4())
+        response = await harness.http.post(
+            "/r1/ID%00/GOV%01x", content=b"{}", headers={"X-Road-Id": xroad_id}
+        )
+        assert_problem(response, 400, "bad-request")  # no X-Road-Client, before any key
+        (record,) = audit_records(harness, xroad_id)
+        assert record.service == "ID\ufffd/GOV\ufffdx"
+
     async def test_an_unknown_path_is_a_problem(self, harness: Harness) -> None:
         response = await harness.http.get("/no/such/thing")
         assert response.status_code == 404
