@@ -13,10 +13,18 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
-__all__ = ["LockBusy", "open_unwaiting", "try_write_transaction", "write_transaction"]
+__all__ = [
+    "PG_APPEND_LOCK",
+    "LockBusy",
+    "open_unwaiting",
+    "try_write_transaction",
+    "write_transaction",
+]
 
-# Constant key of the PostgreSQL advisory lock that serialises appends: b"simpulAU" as a bigint.
-_PG_LOCK_SQL: Final = "SELECT pg_advisory_xact_lock(8316298516690125141)"
+#: Constant key of the PostgreSQL advisory lock that serialises appends: b"simpulAU" as a
+#: bigint. The audit database's migrations take it too, so no writer appends meanwhile.
+PG_APPEND_LOCK: Final = 8316298516690125141
+_PG_LOCK_SQL: Final = f"SELECT pg_advisory_xact_lock({PG_APPEND_LOCK})"
 
 
 class LockBusy(Exception):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Engine, MetaData, String, column, inspect, select
 from sqlalchemy import table as table_clause
 
+from audit._lock import PG_APPEND_LOCK
 from broker.errors import SchemaBehind
 from broker.settings import Settings
 
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 Which = Literal["main", "audit"]
+
+#: The advisory lock of the main database's migrations: b"simpulMG" as a bigint.
+_PG_MIGRATION_LOCK = int.from_bytes(b"simpulMG", "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +179,23 @@ def current_revision(engine: Engine, which: Which) -> str | None:
 
 
 def upgrade(engine: Engine, which: Which, revision: str = "head") -> None:
-    """Bring ``which`` database up to ``revision``."""
+    """Bring ``which`` database up to ``revision``.
+
+    On PostgreSQL the migration first takes an advisory lock for its transaction: two
+    ``simpul db upgrade`` at once run one after the other (the second finds nothing to do),
+    and the audit database's is the audit writers' own lock, so no node still serving appends
+    or indexes while its tables are rebuilt. Nor do the broker's timeouts for a node's
+    statements (:mod:`broker.db`) apply: a migration copies whole tables.
+    """
     from alembic import command
 
     config = _config(which)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            lock = PG_APPEND_LOCK if which == "audit" else _PG_MIGRATION_LOCK
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({lock})")
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 

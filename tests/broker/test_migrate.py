@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -53,6 +55,50 @@ class TestUpgrade:
         migrate.upgrade(engine, which)
         migrate.upgrade(engine, which)
         assert migrate.current_revision(engine, which) == migrate.head_revision(which)
+
+    def test_two_upgrades_at_once_run_one_after_the_other(
+        self, engine: Engine, database_url: str, which: migrate.Which
+    ) -> None:
+        """Two nodes' `simpul db upgrade` at once: each would create the same tables (and
+        PostgreSQL's types for them) and one failed; the migrations' lock queues them."""
+        if engine.dialect.name == "sqlite":
+            pytest.skip("one node's file: the lock is PostgreSQL's advisory lock")
+        engines = [engine, create_db_engine(database_url)]
+        start = threading.Barrier(2)
+
+        def run(one: Engine) -> None:
+            start.wait()
+            migrate.upgrade(one, which)
+
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                for done in [pool.submit(run, one) for one in engines]:
+                    done.result(timeout=120)
+        finally:
+            engines[1].dispose()
+        assert migrate.current_revision(engine, which) == migrate.head_revision(which)
+
+    def test_a_migration_has_no_statement_timeout(
+        self, database_url: str, which: migrate.Which
+    ) -> None:
+        """A migration copies whole tables: the nodes' 60-s limit on a statement would
+        cancel it on a large log (migration 0003's copy took 40 s at 4.7 million records).
+        Here the limit is a millisecond, which the migrations' statements outlast."""
+        if not database_url.startswith("postgresql"):
+            pytest.skip("PostgreSQL's statement_timeout")
+        impatient = create_db_engine(database_url)
+
+        def one_millisecond(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = '1ms'")
+            dbapi_connection.commit()
+
+        event.listen(impatient, "connect", one_millisecond)
+        try:
+            migrate.upgrade(impatient, which)
+            assert migrate.current_revision(impatient, which) == migrate.head_revision(which)
+        finally:
+            impatient.dispose()
 
 
 class TestRevisionsReadWithoutAlembic:
