@@ -290,6 +290,8 @@ def notifications_list(
     """Show the outbox, newest first: recipient, event, state, attempts, last error."""
     from dataclasses import asdict
 
+    from sqlalchemy import inspect
+
     from broker import notifications
     from broker.db import create_db_engine
     from broker.settings import Settings
@@ -297,7 +299,11 @@ def notifications_list(
     settings = _settings_or_exit(Settings)
     engine = create_db_engine(settings.resolved_database_url)
     try:
-        notifications.install(engine)
+        if not inspect(engine).has_table(notifications.notification_outbox.name):
+            # Not created here: a table made outside the migrations would fail the next
+            # `simpul db upgrade` (it would exist already).
+            typer.echo("simpul: no notification outbox yet: run `simpul db upgrade`", err=True)
+            raise typer.Exit(2)
         rows = notifications.list_deliveries(
             engine, state=state.value if state else None, limit=limit
         )

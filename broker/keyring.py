@@ -96,7 +96,10 @@ def rotate(signing_key_file: Path, *, kid: str | None = None) -> tuple[str, OKPK
         # It names a file under previous/ once rotated in turn, and ``retire`` takes no other.
         raise InvalidKey(f"{new_kid!r} is not a key id (letters, digits, '.', '_' or '-')")
     folder = previous_dir(signing_key_file)
-    taken = {old_kid, *(p.stem for p in folder.glob("*.jwk"))}
+    # A retired key's kid too: its file lies under retired/, and retiring a second key of that
+    # kid would write over it.
+    retired = retired_dir(signing_key_file).glob("*.jwk")
+    taken = {old_kid, *(p.stem for p in folder.glob("*.jwk")), *(p.stem for p in retired)}
     if new_kid in taken:
         raise InvalidKey(f"kid {new_kid!r} is already in use")
     new = generate_key(new_kid)  # before anything is written

@@ -364,3 +364,17 @@ class TestDatabaseUnreachable:
         assert err.startswith("simpul: cannot reach the database: ")
         assert len(err.strip().splitlines()) == 1
         assert "Traceback" not in err
+
+
+def test_notifications_list_creates_nothing_in_a_database_not_migrated(
+    runner: CliRunner, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A table made outside the migrations would fail the next `simpul db upgrade`."""
+    db = tmp_path / "simpul.db"
+    clean_env.setenv("SIMPUL_ENVIRONMENT", "dev")
+    clean_env.setenv("SIMPUL_DATABASE_URL", f"sqlite:///{db}")
+    result = runner.invoke(app, ["notifications", "list"])
+    assert result.exit_code == 2
+    assert "simpul db upgrade" in result.output
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []

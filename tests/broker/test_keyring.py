@@ -56,6 +56,12 @@ class TestFiles:
         with pytest.raises(InvalidKey, match="already in use"):
             rotate(key_file, kid="simpul-broker-1")
 
+    def test_a_retired_kid_is_not_given_again(self, key_file: Path) -> None:
+        rotate(key_file)
+        retire(key_file, "simpul-broker-1")
+        with pytest.raises(InvalidKey, match="already in use"):
+            rotate(key_file, kid="simpul-broker-1")
+
     @pytest.mark.parametrize("kid", ["bad\nkid", "../escape", "k" * 201, "a b"])
     def test_a_kid_that_is_no_key_id_is_refused_before_anything_is_written(
         self, key_file: Path, kid: str
