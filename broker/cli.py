@@ -359,6 +359,7 @@ def db_upgrade() -> None:
     """Create or upgrade both databases (SIMPUL_DATABASE_URL, SIMPUL_AUDIT_DATABASE_URL)."""
     from broker import migrate
     from broker.db import create_db_engine
+    from broker.errors import SchemaBehind
     from broker.settings import Settings
 
     settings = _settings_or_exit(Settings)
@@ -369,6 +370,9 @@ def db_upgrade() -> None:
         try:
             migrate.upgrade(engine, which)
             typer.echo(f"{which} database at {migrate.current_revision(engine, which)}")
+        except SchemaBehind as exc:  # at a revision this code does not know
+            typer.echo(f"simpul: {exc.detail}", err=True)
+            raise typer.Exit(2) from exc
         finally:
             engine.dispose()
 

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import Engine, MetaData, String, column, inspect, select
+from sqlalchemy import Connection, Engine, MetaData, String, column, inspect, select
 from sqlalchemy import table as table_clause
 
 from audit._lock import PG_APPEND_LOCK
@@ -106,14 +106,30 @@ def head_revision(which: Which) -> str | None:
     Read from the ``revision`` and ``down_revision`` of each file in the script directory's
     ``versions``, as Alembic reads them; more than one head is refused, as Alembic refuses it.
     """
+    return _head_of(_revision_files(which))
+
+
+@cache
+def _revision_files(which: Which) -> Mapping[str, str]:
+    """The source of each revision file of ``which`` database, by file name."""
     versions = resources.files("broker.migrations") / which / "versions"
-    files = {
+    return {
         entry.name: entry.read_text(encoding="utf-8")
         for entry in versions.iterdir()
         # The files Alembic reads: editors' lock files (.#name) and __init__ are not revisions.
         if entry.name.endswith(".py") and not entry.name.startswith((".#", "__init__"))
     }
-    return _head_of(files)
+
+
+def _refuse_unknown(which: Which, have: str | None) -> None:
+    """Refuse a database at a revision this code has no file for: a newer release's."""
+    files = _revision_files(which)
+    if have is None or have in {_revision_names(src, name)[0] for name, src in files.items()}:
+        return
+    raise SchemaBehind(
+        f"the {which} database schema is at {have}, a revision this code does not know "
+        f"(its newest is {head_revision(which)}): a newer release migrated it; run that release"
+    )
 
 
 def _head_of(files: Mapping[str, str]) -> str | None:
@@ -163,12 +179,16 @@ def _revision_names(source: str, name: str) -> tuple[str, tuple[str, ...]]:
 
 def current_revision(engine: Engine, which: Which) -> str | None:
     """The revision ``which`` database is at (None: never migrated)."""
-    name = _version_table(which)
     with engine.connect() as conn:
-        if not inspect(conn).has_table(name):
-            return None
-        query = select(column("version_num", String)).select_from(table_clause(name))
-        versions = sorted(conn.execute(query).scalars())
+        return _current_in(conn, which)
+
+
+def _current_in(conn: Connection, which: Which) -> str | None:
+    name = _version_table(which)
+    if not inspect(conn).has_table(name):
+        return None
+    query = select(column("version_num", String)).select_from(table_clause(name))
+    versions = sorted(conn.execute(query).scalars())
     if len(versions) > 1:
         # Alembic refuses such a table too: this code's migrations are one line of revisions.
         raise SchemaBehind(
@@ -196,6 +216,7 @@ def upgrade(engine: Engine, which: Which, revision: str = "head") -> None:
             conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
             lock = PG_APPEND_LOCK if which == "audit" else _PG_MIGRATION_LOCK
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({lock})")
+        _refuse_unknown(which, _current_in(conn, which))
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
@@ -208,6 +229,7 @@ def is_current(engine: Engine, which: Which) -> bool:
 def require_current(engine: Engine, which: Which) -> None:
     """Refuse to run on a database whose schema is behind (or ahead of) this code."""
     have, want = current_revision(engine, which), head_revision(which)
+    _refuse_unknown(which, have)
     if have != want:
         raise SchemaBehind(
             f"the {which} database schema is at {have or 'nothing'}, this broker needs {want}; "

@@ -100,6 +100,19 @@ class TestUpgrade:
         finally:
             impatient.dispose()
 
+    def test_a_database_a_newer_release_migrated(
+        self, engine: Engine, which: migrate.Which
+    ) -> None:
+        """Not "run simpul db upgrade", which would fail on the unknown revision: which
+        release to run."""
+        migrate.upgrade(engine, which)
+        version_table = migrate.target(which).version_table
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {version_table} SET version_num = '9999'"))  # noqa: S608
+        for refused in (migrate.require_current, migrate.upgrade):
+            with pytest.raises(SchemaBehind, match="a newer release migrated it"):
+                refused(engine, which)
+
 
 class TestRevisionsReadWithoutAlembic:
     """Checking a database is current reads files and a table; Alembic reads them the same."""
