@@ -146,6 +146,20 @@ def _dispatch(world: World, *, provider_hook: bool = True) -> int:
     return world.store.dispatch(fan_out(registry))
 
 
+def _verify_sent(world: World, sent: httpx.Request, *, url: str) -> None:
+    """The notification's signature, checked as its receiver checks it, against ``url``."""
+    verify_request(
+        method="POST",
+        url=url,
+        headers=list(sent.headers.items()),
+        body=sent.content,
+        resolve_key=jwks_resolver(world.key_set),
+        required=NOTIFICATION_COMPONENTS,
+        now=None,
+        max_skew_seconds=300,
+    )
+
+
 class TestFanOut:
     def test_notified_events_only_to_subscribers(self, world: World) -> None:
         consent_id = world.consent_id()
@@ -178,16 +192,7 @@ class TestDelivery:
         assert (payload["status"], payload["previous_status"]) == ("REVOKED", "ACTIVE")
         assert payload["consent_id"] == consent_id
         assert NIK not in sent.content.decode()
-        verify_request(
-            method="POST",
-            url=str(sent.url),
-            headers=list(sent.headers.items()),
-            body=sent.content,
-            resolve_key=jwks_resolver(world.key_set),
-            required=NOTIFICATION_COMPONENTS,
-            now=None,
-            max_skew_seconds=300,
-        )
+        _verify_sent(world, sent, url=str(sent.url))
         (row,) = list_deliveries(world.engine)
         assert (row.state, row.attempts) == ("DELIVERED", 1)
 
@@ -352,16 +357,7 @@ class TestRegistryAtSendTime:
             route = mock.post(moved).respond(204)
             assert await notifier.run_once() == 2
         sent = route.calls.last.request
-        verify_request(  # the signature covers the URL it went to, not the old one
-            method="POST",
-            url=moved,
-            headers=list(sent.headers.items()),
-            body=sent.content,
-            resolve_key=jwks_resolver(world.key_set),
-            required=NOTIFICATION_COMPONENTS,
-            now=None,
-            max_skew_seconds=300,
-        )
+        _verify_sent(world, sent, url=moved)  # it covers the URL it went to, not the old one
         rows = {r.recipient: r for r in list_deliveries(world.engine)}
         provider = rows["ID/GOV/DUKCAPIL/adminduk"]
         assert (provider.state, provider.url) == ("DELIVERED", moved)
