@@ -104,11 +104,8 @@ class TestCanonicalJson:
 
     @given(
         seq=st.integers(1, 2**53 - 1),
-        text=st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")),
-        fields=st.lists(
-            st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")),
-            max_size=5,
-        ),
+        text=st.text(st.characters(exclude_categories=("Cs",))),
+        fields=st.lists(st.text(st.characters(exclude_categories=("Cs",))), max_size=5),
         latency=st.integers(0, 2**53 - 1),
     )
     def test_any_entry_round_trips_and_hashes_its_canonical_form(
@@ -160,7 +157,6 @@ def _bad_entries() -> list[tuple[dict[str, Any], type[Exception]]]:
         ({"released_fields": ["nik"]}, TypeError),
         ({"released_fields": ("nik", 1)}, TypeError),
         ({"officer": "\ud800"}, ValueError),
-        ({"service": "ID\x00/GOV"}, ValueError),  # PostgreSQL holds no NUL in text
     ]
 
 
