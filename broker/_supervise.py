@@ -70,7 +70,8 @@ _SPREAD = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 #: The listening sockets' queue of connections not yet accepted (uvicorn's default).
 _BACKLOG = 2048
 
-#: A worker that lived this long before it died resets its slot's back-off (see _delay).
+#: A worker that lived this long before it died resets its slot's back-off (see
+#: Supervisor._replace_later).
 _STEADY_SECONDS = 10.0
 #: The second replacement in a row waits this long, each after it twice as long as the last,
 #: up to _MOST_DELAY.
@@ -327,7 +328,8 @@ class Supervisor:
         self._deaths: dict[int, int] = {}  # slot -> its workers' early deaths in a row
 
     def run(self) -> int:
-        """Serve until stopped; the exit status (0, or :data:`STARTUP_FAILURE`)."""
+        """Serve until stopped; the exit status: 0, :data:`STARTUP_FAILURE`, or 128 + the
+        signal that made the supervisor kill its workers (a second SIGTERM or SIGINT)."""
         lifeline, self._lifeline_w = os.pipe()
         self._lifeline = lifeline
         wake, wake_w = os.pipe()

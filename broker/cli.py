@@ -425,8 +425,10 @@ def main() -> None:
 
 
 def _database_unreachable(exc: BaseException) -> bool:
-    """SQLAlchemy's OperationalError (without importing SQLAlchemy for every command)."""
-    return any(
+    """SQLAlchemy's OperationalError from connecting (no statement ran), without importing
+    SQLAlchemy for every command. A statement's failure (a lock timeout, a migration's
+    error) keeps its traceback: it is not the operator's address or password."""
+    return getattr(exc, "statement", "") is None and any(
         cls.__name__ == "OperationalError" and cls.__module__.startswith("sqlalchemy")
         for cls in type(exc).__mro__
     )

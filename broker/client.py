@@ -101,6 +101,7 @@ class SimpulClient:
         self._http = http or httpx.Client(timeout=30.0, limits=_POOL_LIMITS)
         self._verify_responses = verify_responses
         self._broker_keys: dict[str, Any] | None = None
+        self._public_keys: dict[str, Any] = {}  # by kid, made from _broker_keys
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -219,10 +220,17 @@ class SimpulClient:
             raise SimpulClientError("broker answer released data without an audit record")
 
         def resolve(kid: str) -> Any:
-            keys = self._jwks()
-            if kid not in keys:  # the broker may have rotated its key since: look once more
-                keys = self._jwks(refresh=True)
-            return jwk_to_public_key(keys[kid]) if kid in keys else None
+            public = self._public_keys.get(kid)
+            if public is None:
+                keys = self._jwks()
+                if kid not in keys:  # the broker may have rotated its key since: look again
+                    keys = self._jwks(refresh=True)
+                if kid not in keys:
+                    return None
+                # Made once a key: the JWK's checks (libsodium's point check among them) cost
+                # about as much as the signature's.
+                public = self._public_keys[kid] = jwk_to_public_key(keys[kid])
+            return public
 
         try:
             verify_response(
@@ -240,6 +248,7 @@ class SimpulClient:
         if self._broker_keys is None or refresh:
             doc = self._http.get(self.base_url + "/.well-known/jwks.json").json()
             self._broker_keys = {k["kid"]: k for k in doc["keys"]}
+            self._public_keys.clear()
         return self._broker_keys
 
     @staticmethod

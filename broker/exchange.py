@@ -379,9 +379,11 @@ def _compact_json(record: dict[str, Any]) -> bytes:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        # ValueError: JSONDecodeError, UnicodeDecodeError, and an integer past Python's limit
-        # on the digits it converts (4,300), which is neither.
-        value = json.loads(body)
+        # UTF-8 only (RFC 8259 section 8.1): json.loads would take UTF-16 and UTF-32 too, and
+        # the surrogate check below reads the bytes. ValueError: JSONDecodeError,
+        # UnicodeDecodeError, and an integer past Python's limit on the digits it converts
+        # (4,300), which is neither.
+        value = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise BadRequest("the body is not valid JSON (or nests too deeply)") from exc
     if not isinstance(value, dict):

@@ -7,7 +7,7 @@ written in the same transaction that marks the consent's event dispatched (see
 committed, and survives any restart until delivered. Delivery is at least once: receivers
 de-duplicate on ``X-Simpul-Notification-Id``. Where a row goes is decided when it is sent, by
 the registry the sending broker runs with: a webhook dropped or moved since the row was queued
-is never called again.
+is never called again, and a row with no webhook listed fails once its attempts are spent.
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ class Notifier:
     Each row goes to the recipient's webhook in ``registry`` at the time of sending, not to the
     URL copied when it was queued: rows wait through retries and restarts, and a registry
     reloaded meanwhile (SIGHUP) is the operator's word on where a member may be called. A
-    recipient or webhook no longer listed fails the row without a call.
+    recipient or webhook not listed is a failed attempt without a call: retried (another
+    broker's registry may list it), and failed for good once the attempts are spent.
     """
 
     def __init__(
@@ -319,7 +320,15 @@ class Notifier:
                 if subsystem is None
                 else "webhook no longer in the registry"
             )
-            await finished_even_if_cancelled(asyncio.to_thread(self._drop, row, reason))
+            # An attempt that failed, not a verdict: during a rolling restart (SIGHUP, or one
+            # node after another) a broker still on the old registry may claim a row queued
+            # for a webhook only the new one lists. So the row backs off and is tried again,
+            # by whichever broker claims it next, and fails for good only once its attempts
+            # are spent, with this reason; nothing is sent to a URL the registry does not list.
+            _log.warning(
+                "notification_not_sent", id=row["id"], recipient=row["recipient"], reason=reason
+            )
+            await finished_even_if_cancelled(asyncio.to_thread(self._settle, row, reason))
             return False
         row = row | {"url": subsystem.webhook}  # settled with the URL it was sent to
         body = row["payload"].encode()
@@ -345,13 +354,6 @@ class Notifier:
             error = type(exc).__name__
         await finished_even_if_cancelled(asyncio.to_thread(self._settle, row, error))
         return error is None
-
-    def _drop(self, row: dict[str, Any], reason: str) -> None:
-        """Fail a row that has nowhere to go; not an attempt, since nothing was sent."""
-        if self._write(row, {"state": "FAILED", "last_error": reason}):
-            _log.warning(
-                "notification_dropped", id=row["id"], recipient=row["recipient"], reason=reason
-            )
 
     def _settle(self, row: dict[str, Any], error: str | None) -> None:
         now = self._clock()

@@ -346,8 +346,10 @@ class ReplayCache:
         rows = sorted({(pending.client_id, pending.xroad_id) for pending in batch})
         try:
             inserted = self._insert_rows(rows)
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) != _DEADLOCK_DETECTED:
+        except Exception as exc:
+            # The inserts go through the driver's own cursor, whose errors come unwrapped;
+            # the purge's through SQLAlchemy, whose come wrapped (DBAPIError.orig).
+            if _sqlstate(exc) != _DEADLOCK_DETECTED:
                 raise
             inserted = self._insert_rows(rows)
         fresh = []
@@ -383,6 +385,13 @@ class ReplayCache:
             finally:
                 cursor.close()
         return inserted
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error, raw from the driver or wrapped by SQLAlchemy."""
+    wrapped = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(wrapped, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 def _wal_file(connection: sqlite3.Connection) -> str:

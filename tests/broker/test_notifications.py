@@ -384,13 +384,36 @@ class TestRegistryAtSendTime:
             routes = [mock.post(HOOK).respond(503), mock.post(PROVIDER_HOOK).respond(503)]
             for _ in range(3):
                 await notifier.run_once()
-                world.clock.now += 100  # past every backoff: the other row is retried
+                world.clock.now += 100  # past every backoff: both rows are tried again
+            row = next(r for r in list_deliveries(world.engine) if r.recipient == recipient)
+            # Failed attempts, not a verdict: during a rolling restart another broker's
+            # registry may list the webhook. Nothing was sent.
+            assert (row.state, row.attempts, row.last_error) == ("PENDING", 3, reason)
+            await notifier.run_once()  # the fourth and last attempt (the world's notifiers')
         row = next(r for r in list_deliveries(world.engine) if r.recipient == recipient)
-        # Failed at once, without an attempt: nothing was sent, nor ever will be.
-        assert (row.state, row.attempts, row.last_error) == ("FAILED", 0, reason)
+        assert (row.state, row.attempts, row.last_error) == ("FAILED", 4, reason)
         called = [str(call.request.url) for route in routes for call in route.calls]
         assert row.url not in called  # kept: the webhook it was queued for
-        assert len(called) == 3  # the other recipient's row, still listed, is retried
+        assert len(called) == 4  # the other recipient's row, still listed, sent each time
+
+    async def test_a_webhook_another_broker_lists_is_sent_by_it(self, world: World) -> None:
+        """A rolling restart: a broker on the old registry claims the row first."""
+        world.store.revoke(world.consent_id(), subject_nik=NIK)
+        _dispatch(world)
+        old = world.restarted(_registry(provider_hook=None))
+        with respx.mock(assert_all_called=False) as mock:
+            mock.post(HOOK).respond(204)
+            await old.run_once()
+        world.clock.now += 100
+        new = world.restarted(_registry())
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(PROVIDER_HOOK).respond(204)
+            assert await new.run_once() == 1
+        rows = {r.recipient: r for r in list_deliveries(world.engine)}
+        assert (rows["ID/GOV/DUKCAPIL/adminduk"].state, rows[CLIENT].state) == (
+            "DELIVERED",
+            "DELIVERED",
+        )
 
 
 class TestOperators:
@@ -423,7 +446,7 @@ class TestOperators:
         monkeypatch.setenv(
             "SIMPUL_DATABASE_URL", world.engine.url.render_as_string(hide_password=False)
         )
-        result = CliRunner().invoke(cli, ["notifications", "list", "--state", "FAILED"])
+        result = CliRunner().invoke(cli, ["notifications", "list", "--state", "PENDING"])
         assert result.exit_code == 0, result.output
         (line,) = result.stdout.splitlines()
         assert "ID/GOV/DUKCAPIL/adminduk" in line

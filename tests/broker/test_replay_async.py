@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from broker import replay
 from broker.db import create_db_engine
@@ -254,6 +255,31 @@ class TestRememberAsync:
             return_exceptions=True,
         )
         assert all(isinstance(o, Exception) and not isinstance(o, Replay) for o in outcomes)
+
+    @pytest.mark.parametrize("wrapped", [False, True], ids=["driver", "sqlalchemy"])
+    async def test_a_batch_that_lost_a_deadlock_is_tried_once_more(
+        self, cache: ReplayCache, monkeypatch: pytest.MonkeyPatch, wrapped: bool
+    ) -> None:
+        """PostgreSQL aborts one of two deadlocked transactions (a purge against inserts);
+        nothing of it was committed. Its error comes raw from the driver's cursor (the
+        inserts) or wrapped by SQLAlchemy (the purge)."""
+
+        class DeadlockDetected(Exception):
+            sqlstate = "40P01"
+
+        real = ReplayCache._insert_rows
+        calls: list[object] = []
+
+        def aborted_once(self: ReplayCache, rows: list[tuple[str, str]]) -> set[tuple[str, str]]:
+            calls.append(rows)
+            if len(calls) == 1:
+                error = DeadlockDetected("deadlock detected")
+                raise DBAPIError("INSERT", {}, error) if wrapped else error
+            return real(self, rows)
+
+        monkeypatch.setattr(ReplayCache, "_insert_rows", aborted_once)
+        assert await cache.remember_soon(PERMIT, str(uuid.uuid4())) is True
+        assert len(calls) == 2
 
     def test_two_processes_batches_of_the_same_ids_in_opposite_orders_do_not_deadlock(
         self, installed: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch

@@ -576,8 +576,9 @@ class TestContractAndBackendRefusals:
             b"{not json",
             b'{"nik": 1' + b"0" * 5000 + b"}",  # past the digits Python converts: no JSON error
             b'{"nik": "317401\\ud80019018600"}',  # half a surrogate pair: JSON, not Unicode
+            '{"nik": "3174011901860001"}'.encode("utf-16"),  # JSON, but not UTF-8
         ],
-        ids=["not-json", "huge-integer", "lone-surrogate"],
+        ids=["not-json", "huge-integer", "lone-surrogate", "utf-16"],
     )
     def test_malformed_json_body(
         self,
