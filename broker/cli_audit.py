@@ -39,7 +39,7 @@ def _verifiers(path: Path) -> list[_Verifier]:
     convention the broker follows); a verifier key names its key, and only that name counts.
     """
     from broker.errors import InvalidKey
-    from broker.keys import check_public_jwk, jwk_to_public_key
+    from broker.keys import jwk_to_public_key
 
     try:
         text = path.read_text().strip()
@@ -49,9 +49,8 @@ def _verifiers(path: Path) -> list[_Verifier]:
         if text.startswith("{"):
             data = json.loads(text)
             jwks = data["keys"] if isinstance(data, dict) and "keys" in data else [data]
-            return [
-                _Verifier(jwk_to_public_key(check_public_jwk(_public_half(k))), "") for k in jwks
-            ]
+            # jwk_to_public_key checks each JWK (check_public_jwk) as it converts it.
+            return [_Verifier(jwk_to_public_key(_public_half(k)), "") for k in jwks]
         return [_from_vkey(text)]
     except (InvalidKey, ValueError, KeyError, TypeError, AttributeError) as exc:
         why = f" ({exc})" if type(exc) is ValueError else ""  # e.g. a key ID that does not match

@@ -410,4 +410,4 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def _storable(value: str) -> str:
     """``value`` (unverified: a path, a header) with control characters as U+FFFD, for the
     audit record of a request that may be refused for them."""
-    return _CONTROLS.sub("\ufffd", value)
+    return value if value.isprintable() else _CONTROLS.sub("\ufffd", value)

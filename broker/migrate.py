@@ -121,10 +121,15 @@ def _revision_files(which: Which) -> Mapping[str, str]:
     }
 
 
+@cache
+def _known_revisions(which: Which) -> frozenset[str]:
+    """Every revision this code has a file for."""
+    return frozenset(_revision_names(src, name)[0] for name, src in _revision_files(which).items())
+
+
 def _refuse_unknown(which: Which, have: str | None) -> None:
     """Refuse a database at a revision this code has no file for: a newer release's."""
-    files = _revision_files(which)
-    if have is None or have in {_revision_names(src, name)[0] for name, src in files.items()}:
+    if have is None or have in _known_revisions(which):
         return
     raise SchemaBehind(
         f"the {which} database schema is at {have}, a revision this code does not know "

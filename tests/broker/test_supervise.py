@@ -359,6 +359,24 @@ class TestSupervisor:
         assert run.wait() == 0
         assert sorted(run.pids("stopped")) == sorted(old)
 
+    def test_a_restart_whose_successor_cannot_be_started_keeps_the_old_workers(
+        self, start: Callable[..., _Run]
+    ) -> None:
+        run = start()
+        until(lambda: len(run.serving()) == 2, "two workers serving")
+        old = run.serving()
+        (run.directory / "no-interpreter").touch()  # a virtual environment being rebuilt
+        run.signal(signal.SIGHUP)
+        until(lambda: "restart_abandoned" in run.logged_events(), "the restart given up")
+        abandoned = next(e for e in run.logged() if e["event"] == "restart_abandoned")
+        assert abandoned["reason"] == "the new worker could not be started"
+        assert "worker_spawn_failed" in run.logged_events()
+        assert run.process.poll() is None
+        assert all(_alive(pid) for pid in old)
+        run.signal(signal.SIGTERM)
+        assert run.wait() == 0
+        assert sorted(run.pids("stopped")) == sorted(old)
+
     @pytest.mark.parametrize("which", ["being replaced", "next to be replaced"])
     def test_an_old_worker_that_dies_during_a_restart(
         self, start: Callable[..., _Run], which: str
