@@ -260,13 +260,41 @@ class AuditLog:
         if not self._accepting:
             raise AuditUnavailable(_NOT_RUNNING)
         if alone and self._idle():
-            stamp = self._write_now(entry)
-            if stamp is not None:
-                return stamp
+            stamps = self._write_now([entry])
+            if stamps is not None:
+                return stamps[0]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stamp] = loop.create_future()
         self._put(_Pending(entry, future, loop.time()))
         return await future
+
+    async def commit_all(
+        self, entries: Sequence[AuditEntry], *, alone: bool = False
+    ) -> list[Stamp]:
+        """:meth:`commit` for entries that belong together (an exchange and the records filed
+        under the other people it concerns), in order; returns once every one is durable.
+
+        They are queued together, so they usually go into one batch; if any cannot be written,
+        :class:`AuditUnavailable` is raised once all have been tried (those written stay:
+        failing closed may over-report, never under-report).
+        """
+        if not self._accepting:
+            raise AuditUnavailable(_NOT_RUNNING)
+        if alone and self._idle():
+            stamps = self._write_now(entries)
+            if stamps is not None:
+                return stamps
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Stamp]] = []
+        for entry in entries:
+            future: asyncio.Future[Stamp] = loop.create_future()
+            self._put(_Pending(entry, future, loop.time()))
+            futures.append(future)
+        done = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return [stamp for stamp in done if isinstance(stamp, Stamp)]
 
     def _idle(self) -> bool:
         """Whether the writer task is parked with nothing queued: no batch or pass running."""
@@ -275,8 +303,8 @@ class AuditLog:
             self._own is not None and not self._queue and wakeup is not None and not wakeup.done()
         )
 
-    def _write_now(self, entry: AuditEntry) -> Stamp | None:
-        """Write ``entry`` on this thread; None, having written nothing, if the lock is taken
+    def _write_now(self, entries: Sequence[AuditEntry]) -> list[Stamp] | None:
+        """Write ``entries`` on this thread; None, having written nothing, if the lock is taken
         or the writer's own connection belongs to another thread.
 
         No await: the writer task cannot start a batch meanwhile, so the edge stays ours. A
@@ -287,7 +315,7 @@ class AuditLog:
             if own is None:
                 return None
             with try_write_transaction(own) as conn:
-                stamps, edge, index_due = _append_in(conn, [entry], self._edge, index=False)
+                stamps, edge, index_due = _append_in(conn, entries, self._edge, index=False)
         except LockBusy:
             return None
         except Exception as exc:
@@ -295,11 +323,11 @@ class AuditLog:
             self._close_own()  # a connection that failed is not used again: the queue is
             raise AuditUnavailable(_FAILED) from exc
         self._edge = edge
-        self._written_inline += 1
-        self._note_written(1)
+        self._written_inline += len(stamps)
+        self._note_written(len(stamps))
         if index_due:
             self._put(_INDEX_NOW)
-        return stamps[0]
+        return stamps
 
     def _own_connection(self) -> Connection | None:
         """The writer's own connection (opened by :meth:`start`) for the first thread to ask;

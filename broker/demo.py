@@ -314,12 +314,30 @@ def _tell(
         )
 
     story.step("The citizen sees who read their data, when and why", access_log)
-    other = next(p for p in people.people if p.nik != nik)
-    other_me = {"Authorization": f"Bearer {world.citizen_token(other.nik)}"}
+    household = people.household_of(nik)
+    family = next(p for p in household.members if p.nik != nik) if household else None
+
+    def family_log() -> tuple[bool, str]:
+        if family is None:
+            return False, "the citizen's family card names no one else"
+        theirs = {"Authorization": f"Bearer {world.citizen_token(family.nik)}"}
+        entries = portal.get("/v1/me/access-log", headers=theirs).json()["entries"]
+        services = sorted({(e["service"] or "").rsplit("/", 1)[-1] for e in entries})
+        return (
+            bool(entries) and all(e["event"] == "exchange.co_subject" for e in entries),
+            f"the {family.hubungan_keluarga.lower()}'s log: {len(entries)} read(s) of records"
+            f" that name them too ({', '.join(services)}), none of the citizen's own",
+        )
+
     story.step(
-        "Another citizen sees none of it",
+        "A family member sees the reads of the family's records in their own log", family_log
+    )
+    outsider = next(p for p in people.people if household is None or p.no_kk != household.no_kk)
+    outsider_me = {"Authorization": f"Bearer {world.citizen_token(outsider.nik)}"}
+    story.step(
+        "A citizen outside the family sees none of it",
         lambda: (
-            portal.get("/v1/me/access-log", headers=other_me).json()["entries"] == [],
+            portal.get("/v1/me/access-log", headers=outsider_me).json()["entries"] == [],
             "their access log is empty",
         ),
     )
@@ -340,7 +358,7 @@ def _show_audit(story: _Story, world: SandboxWorld, console: Console) -> bool:
             "released",
             "subject",
         ):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", no_wrap=column in ("event", "seq"))
         for record in read_records(engine):
             table.add_row(
                 str(record.seq),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,12 +30,28 @@ from consent import (
     ConsentStore,
     TokenVerifier,
     check_exchange,
-    check_subject_in,
+    check_may_consent,
 )
 from consent.models import Consent
+from consent.people import record_people
 from schemas import SchemaSet
+from schemas.errors import ResponseInvalid
 
-__all__ = ["ExchangeRequest", "ExchangeResponse", "ExchangeService", "record_subjects"]
+__all__ = [
+    "CO_SUBJECT_EVENT",
+    "MAX_RECORD_PEOPLE",
+    "ExchangeRequest",
+    "ExchangeResponse",
+    "ExchangeService",
+]
+
+#: The most people one record may name (a KK's members): each gets the exchange in their
+#: access log, an audit record apiece, so an answer naming more is refused as implausible.
+MAX_RECORD_PEOPLE = 64
+
+#: The event of the record filed under each other person a released record names (a KK's
+#: other members, a birth certificate's child or parents): the same exchange, in their log.
+CO_SUBJECT_EVENT = "exchange.co_subject"
 
 #: What steps 2-4 establish: the service, the query, the claims, the fields to release, and
 #: the consent as the store holds it.
@@ -77,21 +95,11 @@ class _Trail:
     purpose: str | None = None
     consent_id: str | None = None
     subject_ref: str | None = None
+    subject_nik: str | None = None  # what subject_ref was made from; never written down
+    co_subject_refs: tuple[str, ...] = ()  # the others the fetched record names
     released: tuple[str, ...] = field(default_factory=tuple)
     request_hash: str | None = None
     timed: bool = False  # this exchange's stages are timed (see broker.stages)
-
-
-def record_subjects(code: str, record: Mapping[str, Any]) -> list[str]:
-    """The NIKs of the people a record is about: who may consent to its release."""
-    if code == "ktp":
-        return [record["nik"]]
-    if code == "kk":
-        return [member["nik"] for member in record["anggota"]]
-    if code == "akta-lahir":
-        people = [record["anak"], record.get("ayah") or {}, record.get("ibu") or {}]
-        return [p["nik"] for p in people if p.get("nik")]
-    return []
 
 
 class ExchangeService:
@@ -185,8 +193,16 @@ class ExchangeService:
             latency_us=int((time.perf_counter() - started) * 1_000_000),
         )
         mark = self._stages.start(trail.timed)
+        alone = self._in_flight == 1
         try:
-            stamp = await self._audit.commit(entry, alone=self._in_flight == 1)
+            if trail.co_subject_refs:
+                others = [
+                    replace(entry, event=CO_SUBJECT_EVENT, subject_ref=ref)
+                    for ref in trail.co_subject_refs
+                ]
+                stamp = (await self._audit.commit_all([entry, *others], alone=alone))[0]
+            else:
+                stamp = await self._audit.commit(entry, alone=alone)
         except AuditUnavailable as exc:
             # Fail closed: without a durable record nothing is released, not even a refusal.
             _log.error("audit_unavailable", xroad_id=xroad_id)
@@ -246,6 +262,7 @@ class ExchangeService:
         plausible_nik = query.get("nik")
         if isinstance(plausible_nik, str) and len(plausible_nik) == 16 and plausible_nik.isdigit():
             trail.subject_ref = subject_ref(plausible_nik, self._subject_secret)
+            trail.subject_nik = plausible_nik
 
         # 2. Access rights, deny by default.
         service = self._registry.service(request.service_id)
@@ -260,6 +277,7 @@ class ExchangeService:
             # The body names no one: the record is about the consent's subject. Where it
             # names someone else, the attempt stays theirs (refused below as the wrong subject).
             trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
+            trail.subject_nik = claims.sub
         mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).
@@ -339,7 +357,11 @@ class ExchangeService:
         # 6. Never pass on an answer that breaks the contract.
         self._schemas.validate_response(service.schema, record)
         mark = self._stages.lap("schema", mark)
-        check_subject_in(claims, record_subjects(service.schema, record))
+        # Whoever else the record names finds the exchange in their access log too, whether it
+        # is released or refused below: the broker has read their data from its owner.
+        people = record_people(service.schema, record, today=datetime.now(UTC).date())
+        trail.co_subject_refs = self._others(people.subjects, trail.subject_nik)
+        check_may_consent(claims, people)
         if consent.counted:
             # Counted only once the answer is good, atomically: two requests racing for the
             # last use cannot both win.
@@ -355,6 +377,16 @@ class ExchangeService:
         body = _compact_json(minimised)
         self._stages.lap("consent", mark)  # subject check, use count, minimisation
         return body
+
+    def _others(self, niks: Sequence[str], filed_under: str | None) -> tuple[str, ...]:
+        """The subject references of ``niks`` but the one the exchange is filed under."""
+        if len(niks) > MAX_RECORD_PEOPLE:
+            raise ResponseInvalid(f"the record names more than {MAX_RECORD_PEOPLE} people")
+        return tuple(
+            subject_ref(nik, self._subject_secret)
+            for nik in niks
+            if filed_under is None or not hmac.compare_digest(nik.encode(), filed_under.encode())
+        )
 
 
 def _request_hash_or_none(request: ExchangeRequest) -> str | None:

@@ -2,7 +2,7 @@
 
 Each policy checks one thing and raises the one error that names it; ``AllOf`` runs several
 in order. ``check_exchange`` is the composition the broker runs before calling the provider,
-``check_subject_in`` the one it runs on the provider's answer.
+``check_subject_in`` and ``check_may_consent`` the ones it runs on the provider's answer.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from typing import Protocol
 
 from consent.errors import (
     ConsentNotBound,
+    ConsentNotEntitled,
     ConsentPurposeMismatch,
     ConsentWrongAudience,
     ConsentWrongSubject,
     FieldNotGranted,
     ServiceNotGranted,
 )
+from consent.people import RecordPeople
 from consent.tokens import ConsentClaims
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ServiceGranted",
     "Subject",
     "check_exchange",
+    "check_may_consent",
     "check_subject_in",
 ]
 
@@ -186,3 +189,19 @@ def check_subject_in(claims: ConsentClaims, niks: Iterable[str]) -> None:
         found |= _same(claims.sub, nik)
     if not found:
         raise ConsentWrongSubject("the record is not about the consent's subject")
+
+
+def check_may_consent(claims: ConsentClaims, people: RecordPeople) -> None:
+    """Raise unless the token's subject is one of the record's people who may consent to it.
+
+    ConsentWrongSubject if the record is not about the subject at all; ConsentNotEntitled if
+    it is, but the subject may not consent for the others it names (see :mod:`consent.people`).
+    """
+    check_subject_in(claims, people.subjects)
+    entitled = False
+    for nik in people.may_consent:
+        entitled |= _same(claims.sub, nik)
+    if not entitled:
+        raise ConsentNotEntitled(
+            "the consent's subject may not consent for the others this record names"
+        )

@@ -15,6 +15,7 @@ __all__ = [
     "ConsentMissing",
     "ConsentNotActive",
     "ConsentNotBound",
+    "ConsentNotEntitled",
     "ConsentNotFound",
     "ConsentNotYetValid",
     "ConsentPurposeMismatch",
@@ -144,6 +145,15 @@ class ConsentWrongSubject(Error):
     problem_type = "consent-wrong-subject"
     status = 403
     title = "Consent is for another person"
+
+
+class ConsentNotEntitled(Error):
+    """The consent's subject is named in the record but may not consent for the others in it
+    (a minor, for a family card or a birth certificate: see :mod:`consent.people`)."""
+
+    problem_type = "consent-not-entitled"
+    status = 403
+    title = "Consent's subject may not consent to this record"
 
 
 class ServiceNotGranted(Error):

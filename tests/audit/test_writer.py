@@ -588,3 +588,59 @@ class TestAlone:
         leaves = [record.canonical() for record in records]
         for size in range(1, len(leaves) + 1):
             assert root_at(installed, size) == merkle.root_hash(leaves[:size])
+
+
+class TestCommitAll:
+    """``commit_all``: entries that belong together (an exchange and the records filed under
+    the others it concerns), in order, each durable before the call returns."""
+
+    async def test_queued_together_in_order(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            await log.commit(make_entry(0))
+            stamps = await log.commit_all([make_entry(i) for i in range(1, 4)])
+            assert log.written_inline == 0
+        assert [stamp.seq for stamp in stamps] == [2, 3, 4]
+        records = list(read_records(installed))
+        assert [record.xroad_id for record in records] == [make_entry(i).xroad_id for i in range(4)]
+        assert [record.leaf_hash for record in records[1:]] == [s.leaf_hash for s in stamps]
+        assert verify_log(installed).ok
+
+    async def test_alone_and_idle_in_one_transaction_on_the_callers_thread(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed) as log:
+            stamps = await (await parked(log)).commit_all(
+                [make_entry(i) for i in range(3)], alone=True
+            )
+            assert (log.written_inline, log.batches_written, log.records_written) == (3, 1, 3)
+        assert [stamp.seq for stamp in stamps] == [1, 2, 3]
+        assert len({stamp.time for stamp in stamps}) == 1  # one batch shares one time
+        assert verify_log(installed).ok
+
+    async def test_a_failed_write_fails_the_call(self, installed: Engine) -> None:
+        _block_inserts(installed)
+        async with AuditLog(installed) as log:
+            with pytest.raises(AuditUnavailable):
+                await log.commit_all([make_entry(0), make_entry(1)])
+            _unblock_inserts(installed)
+            assert [s.seq for s in await log.commit_all([make_entry(2)])] == [1]
+
+    async def test_refused_when_not_running(self, installed: Engine) -> None:
+        with pytest.raises(AuditUnavailable, match="not running"):
+            await AuditLog(installed).commit_all([make_entry(0)])
+
+    async def test_a_cancelled_caller_still_gets_every_record_written(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed, max_delay=0.05) as log:
+            doomed = asyncio.create_task(log.commit_all([make_entry(1), make_entry(2)]))
+            await asyncio.sleep(0)
+            doomed.cancel()
+            kept = await log.append(make_entry(3))
+        assert doomed.cancelled()
+        assert kept.seq == 3
+        assert [record.entry for record in read_records(installed)] == [
+            make_entry(1),
+            make_entry(2),
+            kept.entry,
+        ]

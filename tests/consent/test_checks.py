@@ -14,10 +14,12 @@ from consent.checks import (
     PurposeIs,
     Subject,
     check_exchange,
+    check_may_consent,
     check_subject_in,
 )
 from consent.errors import (
     ConsentNotBound,
+    ConsentNotEntitled,
     ConsentPurposeMismatch,
     ConsentWrongAudience,
     ConsentWrongSubject,
@@ -25,6 +27,7 @@ from consent.errors import (
     FieldNotGranted,
     ServiceNotGranted,
 )
+from consent.people import RecordPeople
 from consent.tokens import ConsentClaims
 from tests.consent.conftest import CLIENT, KK, KTP, NIK, OTHER_CLIENT, OTHER_NIK
 
@@ -167,3 +170,18 @@ class TestCheckSubjectIn:
         with pytest.raises(ConsentWrongSubject) as caught:
             check_subject_in(claims, niks)
         assert NIK not in caught.value.detail
+
+
+class TestCheckMayConsent:
+    def test_one_who_may_consent(self, claims: ConsentClaims) -> None:
+        check_may_consent(claims, RecordPeople((OTHER_NIK, NIK), (OTHER_NIK, NIK)))
+
+    def test_named_but_not_entitled(self, claims: ConsentClaims) -> None:
+        with pytest.raises(ConsentNotEntitled) as caught:
+            check_may_consent(claims, RecordPeople((OTHER_NIK, NIK), (OTHER_NIK,)))
+        assert NIK not in caught.value.detail
+
+    def test_not_named_at_all_is_the_wrong_subject(self, claims: ConsentClaims) -> None:
+        # Entitlement is never read for someone the record does not name.
+        with pytest.raises(ConsentWrongSubject):
+            check_may_consent(claims, RecordPeople((OTHER_NIK,), (OTHER_NIK, NIK)))

@@ -21,6 +21,7 @@ EXPECTED = {
     "ConsentWrongAudience": ("consent-wrong-audience", 403),
     "ConsentNotBound": ("consent-not-bound", 403),
     "ConsentWrongSubject": ("consent-wrong-subject", 403),
+    "ConsentNotEntitled": ("consent-not-entitled", 403),
     "ServiceNotGranted": ("service-not-granted", 403),
     "FieldNotGranted": ("field-not-granted", 403),
     "ConsentPurposeMismatch": ("consent-purpose-mismatch", 403),

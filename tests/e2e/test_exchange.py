@@ -20,7 +20,7 @@ import pytest
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine
 
-from audit.subjects import body_ref, body_ref_key
+from audit.subjects import body_ref, body_ref_key, subject_ref
 from broker.client import ExchangeResult, SimpulClient
 from broker.keys import thumbprint, to_private_key
 from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
@@ -30,6 +30,7 @@ from broker.signatures import (
     request_components,
     sign_request,
 )
+from consent.people import is_adult
 from schemas.identifiers import make_nik
 from tests.e2e.conftest import (
     AKTA,
@@ -65,7 +66,9 @@ def assert_refused(
     assert result.headers["content-type"].startswith("application/problem+json")
     assert result.body["type"] == f"urn:simpul:problem:{problem}"
     assert result.body["status"] == status
-    records = audit_for(engine, xroad_id)
+    # The exchange's own records (a refused record about several people is also filed under
+    # each of the others: see TestRecordsAboutSeveralPeople).
+    records = [r for r in audit_for(engine, xroad_id) if r.event == "exchange"]
     assert records, f"no audit record for {xroad_id}"
     last = records[-1]
     assert last.decision == "refused"
@@ -672,3 +675,174 @@ class TestFailClosed:
         after, after_id = send(KTP, {"nik": granted.nik}, granted.token)
         assert after.ok
         assert [r.decision for r in audit_for(audit_engine, after_id)] == ["allowed"]
+
+
+def _today() -> date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _adult(person: Any) -> bool:
+    married = person.status_perkawinan != "BELUM KAWIN"
+    return is_adult(person.tanggal_lahir.isoformat(), _today(), married=married)
+
+
+def _access_log(world: SandboxWorld, nik: str) -> list[dict[str, Any]]:
+    me = {"Authorization": f"Bearer {world.citizen_token(nik)}"}
+    response = httpx.get(f"{world.broker_url}/v1/me/access-log", headers=me)
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()["entries"]
+    return entries
+
+
+def _family_with_a_minor(people: Any) -> tuple[Any, Any, Any]:
+    """A household's minor child with a birth certificate naming both parents, and that
+    certificate; skips (saying why) once the sandbox population has grown up."""
+    for household in people.households:
+        for child in household.members:
+            birth = people.birth_record(child.nik)
+            if (
+                not _adult(child)
+                and birth is not None
+                and people.person(birth.ayah_nik or "")
+                and people.person(birth.ibu_nik or "")
+            ):
+                return household, child, birth
+    pytest.skip("the sandbox population (born before 2025-07-01) holds no minor any more")
+
+
+def _adult_child_with_a_parent(people: Any) -> tuple[Any, Any]:
+    """An adult with a birth certificate whose father or mother is a citizen, and that parent."""
+    for person in people.people:
+        birth = people.birth_record(person.nik)
+        if birth is None or not _adult(person):
+            continue
+        for nik in (birth.ayah_nik, birth.ibu_nik):
+            if nik and people.person(nik) and _adult(people.person(nik)):
+                return birth, people.person(nik)
+    pytest.skip("no adult in the sandbox population has a parent on record")
+
+
+class TestRecordsAboutSeveralPeople:
+    """A KK is about every member, an Akta about the child and the parents: each finds the
+    exchange in their access log, and only an adult (an Akta: the child once adult, a minor's
+    parent) may consent for the others (consent.people)."""
+
+    def test_a_family_card_read_is_filed_under_every_member(
+        self,
+        world: SandboxWorld,
+        granted: Granted,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        household = people.household_of(granted.nik)
+        others = [m.nik for m in household.members if m.nik != granted.nik]
+        assert others, "the demo citizen's family card names others"
+        result, xroad_id = send(KK, {"nik": granted.nik, "fields": ["no_kk"]}, granted.token)
+        assert result.status == 200, result.body
+        main, *filed = audit_for(audit_engine, xroad_id)
+        secret = world.subject_secret.encode()
+        assert (main.event, main.subject_ref) == ("exchange", subject_ref(granted.nik, secret))
+        assert result.audit_seq == main.seq
+        assert [r.subject_ref for r in filed] == [subject_ref(nik, secret) for nik in others]
+        for record in filed:
+            assert record.event == "exchange.co_subject"
+            assert (record.decision, record.status, record.released_fields) == (
+                "allowed",
+                200,
+                ("no_kk",),
+            )
+            assert (record.consent_id, record.request_hash, record.response_hash) == (
+                main.consent_id,
+                main.request_hash,
+                main.response_hash,
+            )
+        theirs = _access_log(world, others[0])
+        seen = [
+            e
+            for e in theirs
+            if e["event"] == "exchange.co_subject" and e["seq"] in {r.seq for r in filed}
+        ]
+        assert [(e["service"], e["fields"], e["decision"]) for e in seen] == [
+            (KK, ["no_kk"], "allowed")
+        ]
+        outsider = next(p.nik for p in people.people if p.no_kk != household.no_kk)
+        assert not [e for e in _access_log(world, outsider) if e["seq"] == filed[0].seq]
+
+    def test_a_ktp_read_names_no_one_else(
+        self, granted: Granted, send: Send, audit_engine: Engine
+    ) -> None:
+        result, xroad_id = send(KTP, {"nik": granted.nik}, granted.token)
+        assert result.status == 200, result.body
+        assert [r.event for r in audit_for(audit_engine, xroad_id)] == ["exchange"]
+
+    def test_a_minors_consent_releases_no_family_card(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        household, child, birth = _family_with_a_minor(people)
+        held = grant(world, office, child.nik, ((KK, ("no_kk", "anggota")),))
+        result, xroad_id = send(KK, {"nik": child.nik}, held.token)
+        assert_refused(audit_engine, result, xroad_id, "consent-not-entitled", 403)
+        assert "anggota" not in result.body
+        # The parents see the attempt on their family card; nothing was released to anyone.
+        father_log = _access_log(world, birth.ayah_nik)
+        attempt = [
+            e
+            for e in father_log
+            if e["event"] == "exchange.co_subject" and e["consent_id"] == held.consent_id
+        ]
+        assert [(e["decision"], e["reason"], e["fields"]) for e in attempt] == [
+            ("refused", "consent-not-entitled", [])
+        ]
+        assert len(audit_for(audit_engine, xroad_id)) == len(household.members)
+
+    def test_a_minors_own_birth_certificate_needs_a_parent(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        _, child, birth = _family_with_a_minor(people)
+        own = grant(world, office, child.nik, ((AKTA, ("no_akta", "anak")),))
+        result, xroad_id = send(AKTA, {"nik": child.nik}, own.token)
+        assert_refused(audit_engine, result, xroad_id, "consent-not-entitled", 403)
+
+        mother = grant(world, office, birth.ibu_nik, ((AKTA, ("no_akta", "anak")),))
+        by_number = {"no_akta": birth.no_akta, "kantor_penerbit": birth.kantor_penerbit}
+        result, xroad_id = send(AKTA, by_number, mother.token)
+        assert result.status == 200, result.body
+        assert result.body["anak"]["nik"] == child.nik
+        secret = world.subject_secret.encode()
+        main, *filed = audit_for(audit_engine, xroad_id)
+        assert main.subject_ref == subject_ref(birth.ibu_nik, secret)
+        assert sorted(r.subject_ref for r in filed) == sorted(
+            subject_ref(nik, secret) for nik in (child.nik, birth.ayah_nik)
+        )
+        child_log = _access_log(world, child.nik)
+        assert [e["decision"] for e in child_log if e["seq"] in {r.seq for r in filed}] == [
+            "allowed"
+        ]
+
+    def test_an_adults_birth_certificate_is_theirs_to_release(
+        self,
+        world: SandboxWorld,
+        office: SimpulClient,
+        people: Any,
+        send: Send,
+        audit_engine: Engine,
+    ) -> None:
+        birth, parent = _adult_child_with_a_parent(people)
+        held = grant(world, office, parent.nik, ((AKTA, ("no_akta", "anak")),))
+        by_number = {"no_akta": birth.no_akta, "kantor_penerbit": birth.kantor_penerbit}
+        result, xroad_id = send(AKTA, by_number, held.token)
+        assert_refused(audit_engine, result, xroad_id, "consent-not-entitled", 403)
+        own = grant(world, office, birth.anak_nik, ((AKTA, ("no_akta", "anak")),))
+        result, xroad_id = send(AKTA, {"nik": birth.anak_nik}, own.token)
+        assert result.status == 200, result.body
