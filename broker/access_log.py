@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from audit import AuditRecord, records_for_subject, subject_ref
 from broker.auditor_api import InclusionOut
 from broker.citizen import Citizen
+from broker.exchange import CO_SUBJECT_EVENT
 from broker.registry import Registry
 
 __all__ = ["AccessLogEntry", "AccessLogPage", "access_log"]
@@ -58,6 +59,10 @@ def _names(registry: Registry) -> dict[str, str]:
 def _entry(record: AuditRecord, registry: Registry, names: dict[str, str]) -> AccessLogEntry:
     service = registry.services.get(record.service or "")
     purpose = registry.purpose(record.purpose or "")
+    # A read of a record that names the citizen under someone else's consent (a family card):
+    # who read what, when and why is theirs to know; the other person's case (officer,
+    # procedure reference) and consent are not.
+    theirs = record.event != CO_SUBJECT_EVENT
     return AccessLogEntry(
         seq=record.seq,
         time=record.time,
@@ -66,14 +71,14 @@ def _entry(record: AuditRecord, registry: Registry, names: dict[str, str]) -> Ac
         reason=record.reason,
         agency=names.get(record.client),
         client=record.client,
-        officer=record.officer,
+        officer=record.officer if theirs else None,
         service=record.service,
         provider=names.get(service.provider) if service else None,
         fields=list(record.released_fields),
         purpose_code=record.purpose,
         purpose_text=purpose.text_id if purpose else None,
-        procedure_ref=record.issue,
-        consent_id=record.consent_id,
+        procedure_ref=record.issue if theirs else None,
+        consent_id=record.consent_id if theirs else None,
         status=record.status,
     )
 

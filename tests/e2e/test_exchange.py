@@ -25,8 +25,6 @@ from broker.client import ExchangeResult, SimpulClient
 from broker.keys import thumbprint, to_private_key
 from broker.sandbox_env import PERMIT_OFFICE, SandboxWorld
 from broker.signatures import (
-    REQUEST_COMPONENTS,
-    REQUEST_COMPONENTS_WITHOUT_CONSENT,
     request_components,
     sign_request,
 )
@@ -38,6 +36,7 @@ from tests.e2e.conftest import (
     KTP,
     KTP_FIELDS,
     OFFLINE,
+    PURPOSE,
     TAX_OFFICE,
     Granted,
     audit_for,
@@ -195,18 +194,19 @@ def send(office: SimpulClient) -> Send:
         token: str | None,
         *,
         client: SimpulClient | None = None,
+        officer: str | None = None,
     ) -> tuple[ExchangeResult, str]:
         xroad_id = str(uuid.uuid4())
         sender = client or office
         extra = {"Consent-Token": token} if token is not None else {}
+        if officer is not None:
+            extra["X-Road-UserId"] = officer
         response = sender.send(
             "POST",
             f"/r1/{service}",
             json.dumps(query).encode(),
             extra_headers=extra,
-            components=REQUEST_COMPONENTS
-            if token is not None
-            else REQUEST_COMPONENTS_WITHOUT_CONSENT,
+            components=request_components(extra, consent=token is not None),
             xroad_id=xroad_id,
         )
         return _result(response), xroad_id
@@ -738,7 +738,9 @@ class TestRecordsAboutSeveralPeople:
         household = people.household_of(granted.nik)
         others = [m.nik for m in household.members if m.nik != granted.nik]
         assert others, "the demo citizen's family card names others"
-        result, xroad_id = send(KK, {"nik": granted.nik, "fields": ["no_kk"]}, granted.token)
+        result, xroad_id = send(
+            KK, {"nik": granted.nik, "fields": ["no_kk"]}, granted.token, officer="petugas-9"
+        )
         assert result.status == 200, result.body
         main, *filed = audit_for(audit_engine, xroad_id)
         secret = world.subject_secret.encode()
@@ -766,6 +768,15 @@ class TestRecordsAboutSeveralPeople:
         assert [(e["service"], e["fields"], e["decision"]) for e in seen] == [
             (KK, ["no_kk"], "allowed")
         ]
+        # Who read it and why is theirs to see; the consent holder's case and consent are not.
+        (entry,) = seen
+        assert (entry["agency"], entry["purpose_code"]) == (
+            "Dinas Penanaman Modal dan PTSP Provinsi DKI Jakarta",
+            PURPOSE["code"],
+        )
+        assert (entry["officer"], entry["procedure_ref"], entry["consent_id"]) == (None,) * 3
+        mine = [e for e in _access_log(world, granted.nik) if e["seq"] == main.seq]
+        assert [(e["event"], e["consent_id"]) for e in mine] == [("exchange", granted.consent_id)]
         outsider = next(p.nik for p in people.people if p.no_kk != household.no_kk)
         assert not [e for e in _access_log(world, outsider) if e["seq"] == filed[0].seq]
 
@@ -791,11 +802,8 @@ class TestRecordsAboutSeveralPeople:
         assert "anggota" not in result.body
         # The parents see the attempt on their family card; nothing was released to anyone.
         father_log = _access_log(world, birth.ayah_nik)
-        attempt = [
-            e
-            for e in father_log
-            if e["event"] == "exchange.co_subject" and e["consent_id"] == held.consent_id
-        ]
+        filed = {r.seq for r in audit_for(audit_engine, xroad_id) if r.event != "exchange"}
+        attempt = [e for e in father_log if e["seq"] in filed]
         assert [(e["decision"], e["reason"], e["fields"]) for e in attempt] == [
             ("refused", "consent-not-entitled", [])
         ]
