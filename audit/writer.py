@@ -114,8 +114,10 @@ _INDEX_NOW: Final = _IndexNow()
 
 @dataclass(slots=True)
 class _Pending:
-    entry: AuditEntry
-    future: asyncio.Future[Stamp]
+    """Entries that go into one batch together, and the future their caller awaits."""
+
+    entries: Sequence[AuditEntry]
+    future: asyncio.Future[list[Stamp]]
     arrived: float
 
 
@@ -123,7 +125,8 @@ class AuditLog:
     """The broker's asynchronous audit writer (group commit).
 
     One background task takes queued entries, up to ``max_batch`` of them or whatever
-    arrived within ``max_delay`` seconds of the first, and writes them in one transaction
+    arrived within ``max_delay`` seconds of the first (never splitting a group queued by
+    :meth:`commit_all`), and writes them in one transaction
     on a thread of the writer's own. :meth:`append` returns only after its record is
     committed; if the batch fails, every entry in it fails with :class:`AuditUnavailable` and
     the writer carries on with the next batch. After ``index_when_idle`` seconds without a
@@ -257,44 +260,29 @@ class AuditLog:
         ``alone``: the caller has nothing else in flight (see the class); a hint, never a
         change in what is written or when the call returns.
         """
-        if not self._accepting:
-            raise AuditUnavailable(_NOT_RUNNING)
-        if alone and self._idle():
-            stamps = self._write_now([entry])
-            if stamps is not None:
-                return stamps[0]
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Stamp] = loop.create_future()
-        self._put(_Pending(entry, future, loop.time()))
-        return await future
+        return (await self.commit_all((entry,), alone=alone))[0]
 
     async def commit_all(
         self, entries: Sequence[AuditEntry], *, alone: bool = False
     ) -> list[Stamp]:
         """:meth:`commit` for entries that belong together (an exchange and the records filed
-        under the other people it concerns), in order; returns once every one is durable.
+        under the other people it concerns): in order, in one transaction, so all of them are
+        written or none; returns their stamps once they are durable.
 
-        They are queued together, so they usually go into one batch; if any cannot be written,
-        :class:`AuditUnavailable` is raised once all have been tried (those written stay:
-        failing closed may over-report, never under-report).
+        A batch never splits them, so it may hold up to ``max_batch`` records plus one group.
         """
         if not self._accepting:
             raise AuditUnavailable(_NOT_RUNNING)
+        if not entries:
+            return []
         if alone and self._idle():
             stamps = self._write_now(entries)
             if stamps is not None:
                 return stamps
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Stamp]] = []
-        for entry in entries:
-            future: asyncio.Future[Stamp] = loop.create_future()
-            self._put(_Pending(entry, future, loop.time()))
-            futures.append(future)
-        done = await asyncio.gather(*futures, return_exceptions=True)
-        for outcome in done:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return [stamp for stamp in done if isinstance(stamp, Stamp)]
+        future: asyncio.Future[list[Stamp]] = loop.create_future()
+        self._put(_Pending(entries, future, loop.time()))
+        return await future
 
     def _idle(self) -> bool:
         """Whether the writer task is parked with nothing queued: no batch or pass running."""
@@ -388,10 +376,11 @@ class AuditLog:
                     await self._index_idle()
                     continue
                 batch = [first]
+                records = len(first.entries)
                 wait = first.arrived + self._max_delay - asyncio.get_running_loop().time()
-                if wait > 0 and len(self._queue) < self._max_batch - 1:
+                if wait > 0 and len(self._queue) < self._max_batch - records:
                     await asyncio.sleep(wait)
-                while len(batch) < self._max_batch and self._queue:
+                while records < self._max_batch and self._queue:
                     item = self._queue.popleft()
                     if item is None:
                         stopping = True
@@ -402,6 +391,7 @@ class AuditLog:
                         self._unindexed = True
                         continue
                     batch.append(item)
+                    records += len(item.entries)
                 await self._write(batch)
         finally:
             # Reached early only if the task itself is cancelled: nobody may wait forever. A
@@ -447,9 +437,10 @@ class AuditLog:
             thread.shutdown(wait=False)
 
     async def _write(self, batch: list[_Pending]) -> None:
+        entries = [entry for pending in batch for entry in pending.entries]
         try:
             stamps, self._edge = await self._on_thread(
-                _write_batch, self._engine, [pending.entry for pending in batch], self._edge
+                _write_batch, self._engine, entries, self._edge
             )
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
             self._edge = None  # read it back next time: nothing is assumed about a failure
@@ -457,9 +448,12 @@ class AuditLog:
                 _fail(pending.future, exc)
             return
         self._note_written(len(stamps))
-        for pending, stamp in zip(batch, stamps, strict=True):
-            if not pending.future.done():  # a cancelled caller has gone; its record stays
-                pending.future.set_result(stamp)
+        start = 0
+        for pending in batch:
+            end = start + len(pending.entries)
+            if not pending.future.done():  # a cancelled caller has gone; its records stay
+                pending.future.set_result(stamps[start:end])
+            start = end
 
     def _checkpoint_wal_beside(self) -> None:
         """On SQLite, copy the WAL back into the database on another thread, now and then.
@@ -489,7 +483,7 @@ def _checkpoint_wal(engine: Engine) -> None:
         _log.warning("checkpointing the audit WAL failed", exc_info=True)
 
 
-def _fail(future: asyncio.Future[Stamp], cause: BaseException | None) -> None:
+def _fail(future: asyncio.Future[list[Stamp]], cause: BaseException | None) -> None:
     if future.done():
         return
     # One exception per waiter: a shared instance would collect every waiter's traceback.

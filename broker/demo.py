@@ -20,6 +20,7 @@ from audit import verify_log
 from audit.store import read_records
 from broker.client import ExchangeResult, SimpulClient
 from broker.db import create_db_engine, with_search_path
+from broker.exchange import CO_SUBJECT_EVENT
 from broker.sandbox_env import AKTA, KK, KTP, PERMIT_OFFICE, TAX_OFFICE, SandboxWorld
 from consent import verify_receipt
 
@@ -321,10 +322,12 @@ def _tell(
         if family is None:
             return False, "the citizen's family card names no one else"
         theirs = {"Authorization": f"Bearer {world.citizen_token(family.nik)}"}
-        entries = portal.get("/v1/me/access-log", headers=theirs).json()["entries"]
+        response = portal.get("/v1/me/access-log", headers=theirs)
+        response.raise_for_status()
+        entries = response.json()["entries"]
         services = sorted({(e["service"] or "").rsplit("/", 1)[-1] for e in entries})
         return (
-            bool(entries) and all(e["event"] == "exchange.co_subject" for e in entries),
+            bool(entries) and all(e["event"] == CO_SUBJECT_EVENT for e in entries),
             f"the {family.hubungan_keluarga.lower()}'s log: {len(entries)} read(s) of records"
             f" that name them too ({', '.join(services)}), none of the citizen's own",
         )

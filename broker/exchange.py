@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -43,6 +42,7 @@ __all__ = [
     "ExchangeRequest",
     "ExchangeResponse",
     "ExchangeService",
+    "co_subject_refs",
 ]
 
 #: The most people one record may name (a KK's members): each gets the exchange in their
@@ -58,6 +58,11 @@ CO_SUBJECT_EVENT = "exchange.co_subject"
 _Checked = tuple[Service, dict[str, Any], ConsentClaims, tuple[str, ...], Consent]
 
 _log = get_logger("simpul.exchange")
+
+
+def _today_in_utc() -> date:
+    return datetime.now(UTC).date()
+
 
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
@@ -95,7 +100,6 @@ class _Trail:
     purpose: str | None = None
     consent_id: str | None = None
     subject_ref: str | None = None
-    subject_nik: str | None = None  # what subject_ref was made from; never written down
     co_subject_refs: tuple[str, ...] = ()  # the others the fetched record names
     released: tuple[str, ...] = field(default_factory=tuple)
     request_hash: str | None = None
@@ -119,6 +123,7 @@ class ExchangeService:
         signing_key: Any,
         signing_kid: str,
         stages: StageClock | None = None,
+        today: Callable[[], date] = _today_in_utc,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
@@ -132,6 +137,9 @@ class ExchangeService:
         self._key = signing_key
         self._kid = signing_kid
         self._stages = stages or StageClock()
+        # Whether someone named in a record is of age (consent.people). UTC's date: nobody
+        # comes of age before their birthday anywhere in Indonesia (UTC+7 to UTC+9).
+        self._today = today
         # Exchanges in this process between entry and answer. One alone has nothing to
         # overlap its commits with, so the replay cache and the audit writer may make them on
         # the loop's thread rather than wake a worker thread (see ReplayCache, AuditLog).
@@ -262,7 +270,6 @@ class ExchangeService:
         plausible_nik = query.get("nik")
         if isinstance(plausible_nik, str) and len(plausible_nik) == 16 and plausible_nik.isdigit():
             trail.subject_ref = subject_ref(plausible_nik, self._subject_secret)
-            trail.subject_nik = plausible_nik
 
         # 2. Access rights, deny by default.
         service = self._registry.service(request.service_id)
@@ -277,7 +284,6 @@ class ExchangeService:
             # The body names no one: the record is about the consent's subject. Where it
             # names someone else, the attempt stays theirs (refused below as the wrong subject).
             trail.subject_ref = subject_ref(claims.sub, self._subject_secret)
-            trail.subject_nik = claims.sub
         mark = self._stages.lap("consent", mark)
 
         # 4. The request against the service's schema (before its fields are trusted).
@@ -359,8 +365,10 @@ class ExchangeService:
         mark = self._stages.lap("schema", mark)
         # Whoever else the record names finds the exchange in their access log too, whether it
         # is released or refused below: the broker has read their data from its owner.
-        people = record_people(service.schema, record, today=datetime.now(UTC).date())
-        trail.co_subject_refs = self._others(people.subjects, trail.subject_nik)
+        people = record_people(service.schema, record, today=self._today())
+        trail.co_subject_refs = co_subject_refs(
+            people.subjects, filed_under=trail.subject_ref, secret=self._subject_secret
+        )
         check_may_consent(claims, people)
         if consent.counted:
             # Counted only once the answer is good, atomically: two requests racing for the
@@ -378,15 +386,20 @@ class ExchangeService:
         self._stages.lap("consent", mark)  # subject check, use count, minimisation
         return body
 
-    def _others(self, niks: Sequence[str], filed_under: str | None) -> tuple[str, ...]:
-        """The subject references of ``niks`` but the one the exchange is filed under."""
-        if len(niks) > MAX_RECORD_PEOPLE:
-            raise ResponseInvalid(f"the record names more than {MAX_RECORD_PEOPLE} people")
-        return tuple(
-            subject_ref(nik, self._subject_secret)
-            for nik in niks
-            if filed_under is None or not hmac.compare_digest(nik.encode(), filed_under.encode())
-        )
+
+def co_subject_refs(
+    niks: Sequence[str], *, filed_under: str | None, secret: bytes
+) -> tuple[str, ...]:
+    """The subject references of the people ``niks`` names but the one an exchange is filed
+    under (``filed_under``, a reference too), in order.
+
+    Raises :class:`ResponseInvalid` past :data:`MAX_RECORD_PEOPLE`: no family card or birth
+    certificate names so many, and each of them costs an audit record.
+    """
+    if len(niks) > MAX_RECORD_PEOPLE:
+        raise ResponseInvalid(f"the record names more than {MAX_RECORD_PEOPLE} people")
+    refs = (subject_ref(nik, secret) for nik in niks)
+    return tuple(ref for ref in refs if ref != filed_under)
 
 
 def _request_hash_or_none(request: ExchangeRequest) -> str | None:

@@ -149,7 +149,8 @@ class ConsentWrongSubject(Error):
 
 class ConsentNotEntitled(Error):
     """The consent's subject is named in the record but may not consent for the others in it
-    (a minor, for a family card or a birth certificate: see :mod:`consent.people`)."""
+    (see :mod:`consent.people`): a minor, or someone outside the family, for a family card; a
+    parent, once the child is adult, or the child while a minor, for a birth certificate."""
 
     problem_type = "consent-not-entitled"
     status = 403

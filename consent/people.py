@@ -5,8 +5,10 @@ Akta Kelahiran (birth certificate) about the child and the parents it names. Eve
 may find the exchange in their access log (the broker files it under each); not every one of
 them may consent to releasing the others' data:
 
-- **KK**: an adult member. The family card is the household's own document, which any adult
-  member holds and hands over today as a photocopy; a child's consent releases nothing.
+- **KK**: an adult member of the family. The family card is the household's own document,
+  which any adult member holds and hands over today as a photocopy; a child's consent
+  releases nothing, nor does that of someone listed on the card outside the family (a
+  household worker, ``PEMBANTU``, or ``LAINNYA``).
 - **Akta Kelahiran**: the child once adult; while the child is a minor, a parent the record
   names (with a NIK). A minor's data is the parents' to decide on, and an adult's birth
   certificate is that adult's.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
@@ -35,6 +37,8 @@ ADULT_AGE: Final = 18
 
 #: The marital statuses (``status_perkawinan``) of someone married now or before.
 _MARRIED: Final = frozenset({"KAWIN", "CERAI HIDUP", "CERAI MATI"})
+#: The relationships (``hubungan_keluarga``) of someone listed on a KK who is not family.
+_NOT_FAMILY: Final = frozenset({"PEMBANTU", "LAINNYA"})
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -42,8 +46,8 @@ _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 class RecordPeople:
     """The NIKs a record names (each once, in record order) and those who may consent."""
 
-    subjects: tuple[str, ...]
-    may_consent: tuple[str, ...]
+    subjects: tuple[str, ...] = field(repr=False)
+    may_consent: tuple[str, ...] = field(repr=False)
 
 
 def is_adult(born: object, today: date, *, married: bool = False) -> bool:
@@ -77,7 +81,8 @@ def record_people(code: str, record: Mapping[str, Any], *, today: date) -> Recor
         adults = [
             m["nik"]
             for m in members
-            if is_adult(
+            if m.get("hubungan_keluarga") not in _NOT_FAMILY
+            and is_adult(
                 m.get("tanggal_lahir"), today, married=m.get("status_perkawinan") in _MARRIED
             )
         ]

@@ -592,7 +592,7 @@ class TestAlone:
 
 class TestCommitAll:
     """``commit_all``: entries that belong together (an exchange and the records filed under
-    the others it concerns), in order, each durable before the call returns."""
+    the others it concerns), in order, in one transaction, durable before the call returns."""
 
     async def test_queued_together_in_order(self, installed: Engine) -> None:
         async with AuditLog(installed) as log:
@@ -628,6 +628,36 @@ class TestCommitAll:
     async def test_refused_when_not_running(self, installed: Engine) -> None:
         with pytest.raises(AuditUnavailable, match="not running"):
             await AuditLog(installed).commit_all([make_entry(0)])
+
+    async def test_a_batch_never_splits_a_group(self, installed: Engine) -> None:
+        async with AuditLog(installed, max_batch=2, max_delay=0.05) as log:
+            single = asyncio.create_task(log.commit(make_entry(0)))
+            group = asyncio.create_task(log.commit_all([make_entry(i) for i in range(1, 4)]))
+            after = asyncio.create_task(log.commit(make_entry(4)))
+            await asyncio.gather(single, group, after)
+            assert (log.batches_written, log.records_written) == (2, 5)
+        records = list(read_records(installed))
+        # One batch shares one time: the group went in with the entry before it, whole.
+        assert len({record.time for record in records[:4]}) == 1
+        assert [record.seq for record in records] == [1, 2, 3, 4, 5]
+        assert [stamp.seq for stamp in group.result()] == [2, 3, 4]
+        assert verify_log(installed).ok
+
+    async def test_a_group_that_fails_in_part_writes_none_of_it(self, installed: Engine) -> None:
+        with raw_sqlite(installed) as conn:
+            conn.execute(
+                "CREATE TRIGGER block BEFORE INSERT ON audit_records WHEN NEW.seq = 2 "
+                "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+            )
+        async with AuditLog(installed, max_batch=1) as log:
+            with pytest.raises(AuditUnavailable):
+                await log.commit_all([make_entry(i) for i in range(3)])
+        assert list(read_records(installed)) == []
+
+    async def test_nothing_to_write(self, installed: Engine) -> None:
+        async with AuditLog(installed) as log:
+            assert await (await parked(log)).commit_all([], alone=True) == []
+            assert (log.batches_written, log.written_inline) == (0, 0)
 
     async def test_a_cancelled_caller_still_gets_every_record_written(
         self, installed: Engine

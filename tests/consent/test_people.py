@@ -15,8 +15,15 @@ MINOR_BORN = "2012-01-30"
 FATHER, MOTHER, CHILD, GRANDMOTHER = (f"31740115059000{i:02d}" for i in range(1, 5))
 
 
-def member(nik: str, born: str, status: str = "BELUM KAWIN") -> dict[str, Any]:
-    return {"nik": nik, "tanggal_lahir": born, "status_perkawinan": status}
+def member(
+    nik: str, born: str, status: str = "BELUM KAWIN", relation: str = "ANAK"
+) -> dict[str, Any]:
+    return {
+        "nik": nik,
+        "tanggal_lahir": born,
+        "status_perkawinan": status,
+        "hubungan_keluarga": relation,
+    }
 
 
 def kk(*members: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +106,37 @@ class TestRecordPeople:
     def test_kk_a_minor_with_no_marriage_on_record_may_not(self, status: str | None) -> None:
         record = kk({"nik": CHILD, "tanggal_lahir": MINOR_BORN, "status_perkawinan": status})
         assert record_people("kk", record, today=TODAY).may_consent == ()
+
+    @pytest.mark.parametrize("relation", ["PEMBANTU", "LAINNYA"])
+    def test_kk_an_adult_outside_the_family_may_not(self, relation: str) -> None:
+        record = kk(
+            member(FATHER, ADULT_BORN, "KAWIN"), member(MOTHER, ADULT_BORN, "KAWIN", relation)
+        )
+        people = record_people("kk", record, today=TODAY)
+        assert people.subjects == (FATHER, MOTHER)
+        assert people.may_consent == (FATHER,)
+
+    @pytest.mark.parametrize(
+        "relation",
+        [
+            "KEPALA KELUARGA",
+            "SUAMI",
+            "ISTRI",
+            "ANAK",
+            "MENANTU",
+            "CUCU",
+            "ORANG TUA",
+            "MERTUA",
+            "FAMILI LAIN",
+        ],
+    )
+    def test_kk_an_adult_of_the_family_may(self, relation: str) -> None:
+        record = kk(member(FATHER, ADULT_BORN, relation=relation))
+        assert record_people("kk", record, today=TODAY).may_consent == (FATHER,)
+
+    def test_no_nik_in_its_repr(self) -> None:
+        people = record_people("kk", kk(member(FATHER, ADULT_BORN)), today=TODAY)
+        assert FATHER not in repr(people)
 
     def test_kk_names_a_repeated_member_once(self) -> None:
         record = kk(member(FATHER, ADULT_BORN), member(FATHER, ADULT_BORN))
