@@ -56,7 +56,12 @@ def _export_row(row: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return record_from_row(row).as_dict()
     except (TypeError, ValueError):
-        return {str.__str__(key): value for key, value in row.items()}  # as stored: named later
+        # As stored, for the verifier to name as changed; a BLOB (SQLite stores what it is
+        # given) as {"blob": its bytes in hex}, which no field of a record can be.
+        return {
+            str.__str__(key): {"blob": value.hex()} if isinstance(value, bytes) else value
+            for key, value in row.items()
+        }
 
 
 def iter_export(

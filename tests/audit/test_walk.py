@@ -297,6 +297,20 @@ class TestMalformedRowsInTheDatabase:
         assert report == expected
         assert (report.first_bad_seq, report.problem) == (7, RECORD_CHANGED)
 
+    @pytest.mark.parametrize(("column", "value"), _MALFORMED, ids=[c for c, _ in _MALFORMED])
+    def test_exported_and_changed_offline_too(
+        self, installed: Engine, column: str, value: object
+    ) -> None:
+        append_now(installed, [make_entry(i) for i in range(12)])
+        checkpoint = sign_now(installed, origin=ORIGIN, kid="k-1", key=KEY)
+        drop_triggers(installed)
+        with raw_sqlite(installed) as conn:
+            conn.execute(f"UPDATE audit_records SET {column} = ? WHERE seq = 7", (value,))  # noqa: S608
+        lines = list(iter_export(installed, checkpoint))
+        assert len(lines) == 13  # the header and every record, the changed one as stored
+        report = verify_export(lines, checkpoint_note=checkpoint.note, public_key=KEY.public_key())
+        assert (report.first_bad_seq, report.problem) == (7, RECORD_CHANGED)
+
     @pytest.mark.parametrize("page_size", [5, 1000])
     def test_text_that_is_not_utf8_is_changed_both_ways(
         self, installed: Engine, page_size: int
