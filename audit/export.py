@@ -52,16 +52,25 @@ def _line(document: Mapping[str, Any]) -> str:
         return json.dumps(document, separators=(",", ":")) + "\n"
 
 
+def _as_stored(value: Any) -> Any:
+    """``value`` as a tampered SQLite file may hold it (SQLite stores what it is given), for
+    the verifier to name: a BLOB as {"blob": its bytes in hex}, which no record field can be."""
+    return {"blob": value.hex()} if isinstance(value, bytes) else value
+
+
 def _export_row(row: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return record_from_row(row).as_dict()
     except (TypeError, ValueError):
-        # As stored, for the verifier to name as changed; a BLOB (SQLite stores what it is
-        # given) as {"blob": its bytes in hex}, which no field of a record can be.
-        return {
-            str.__str__(key): {"blob": value.hex()} if isinstance(value, bytes) else value
-            for key, value in row.items()
-        }
+        return {str.__str__(key): _as_stored(value) for key, value in row.items()}
+
+
+def _digest(value: Any) -> bytes:
+    """A stored tree node's hash; text where a tampered SQLite file holds it, as its bytes (a
+    wrong node gives a root the checkpoint does not sign)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return bytes(value)
 
 
 def iter_export(
@@ -81,7 +90,7 @@ def iter_export(
             rows = conn.execute(
                 select(audit_tree.c.id, audit_tree.c.hash).where(audit_tree.c.id.in_(ids))
             )
-            stored = {int(node): bytes(digest) for node, digest in rows}
+            stored = {int(node): _digest(digest) for node, digest in rows}
         previous = conn.scalar(
             select(audit_records.c.chain_hash).where(audit_records.c.seq == first_seq - 1)
         )
@@ -96,7 +105,7 @@ def iter_export(
             "tree_size": size,
             "first_seq": first_seq,
             "last_seq": last,
-            "previous_chain_hash": previous or GENESIS_CHAIN_HASH,
+            "previous_chain_hash": _as_stored(previous or GENESIS_CHAIN_HASH),
             "left": [node(level, index) for level, index in left_keys],
             "right": [[level, node(level, index)] for level, index in right_keys],
             "checkpoint": checkpoint.note,

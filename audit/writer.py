@@ -126,12 +126,12 @@ class AuditLog:
 
     One background task takes queued entries, up to ``max_batch`` of them or whatever
     arrived within ``max_delay`` seconds of the first (never splitting a group queued by
-    :meth:`commit_all`), and writes them in one transaction
-    on a thread of the writer's own. :meth:`append` returns only after its record is
-    committed; if the batch fails, every entry in it fails with :class:`AuditUnavailable` and
-    the writer carries on with the next batch. After ``index_when_idle`` seconds without a
-    batch, it indexes what it wrote for lookups (:mod:`audit.lookup`), on the same thread; on
-    SQLite it also checkpoints the WAL now and then on another thread.
+    :meth:`commit_all`), and writes them in one transaction on a thread of the writer's own.
+    :meth:`append` returns only after its record is committed; if the batch fails, every entry
+    in it fails with :class:`AuditUnavailable` and the writer carries on with the next batch.
+    After ``index_when_idle`` seconds without a batch, it indexes what it wrote for lookups
+    (:mod:`audit.lookup`), on the same thread; on SQLite it also checkpoints the WAL now and
+    then on another thread.
 
     A caller with nothing else in flight (``commit(entry, alone=True)``: an exchange alone in
     its worker) skips the thread on a SQLite file when the writer is idle: the entry is written
@@ -442,6 +442,8 @@ class AuditLog:
             stamps, self._edge = await self._on_thread(
                 _write_batch, self._engine, entries, self._edge
             )
+            if len(stamps) != len(entries):  # never: each waiter must get its own stamps
+                raise RuntimeError(f"{len(stamps)} stamps for {len(entries)} entries")
         except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
             self._edge = None  # read it back next time: nothing is assumed about a failure
             for pending in batch:

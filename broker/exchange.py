@@ -6,9 +6,9 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -58,10 +58,6 @@ CO_SUBJECT_EVENT = "exchange.co_subject"
 _Checked = tuple[Service, dict[str, Any], ConsentClaims, tuple[str, ...], Consent]
 
 _log = get_logger("simpul.exchange")
-
-
-def _today_in_utc() -> date:
-    return datetime.now(UTC).date()
 
 
 _JSON = "application/json"
@@ -123,7 +119,6 @@ class ExchangeService:
         signing_key: Any,
         signing_kid: str,
         stages: StageClock | None = None,
-        today: Callable[[], date] = _today_in_utc,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
@@ -137,9 +132,6 @@ class ExchangeService:
         self._key = signing_key
         self._kid = signing_kid
         self._stages = stages or StageClock()
-        # Whether someone named in a record is of age (consent.people). UTC's date: nobody
-        # comes of age before their birthday anywhere in Indonesia (UTC+7 to UTC+9).
-        self._today = today
         # Exchanges in this process between entry and answer. One alone has nothing to
         # overlap its commits with, so the replay cache and the audit writer may make them on
         # the loop's thread rather than wake a worker thread (see ReplayCache, AuditLog).
@@ -365,7 +357,8 @@ class ExchangeService:
         mark = self._stages.lap("schema", mark)
         # Whoever else the record names finds the exchange in their access log too, whether it
         # is released or refused below: the broker has read their data from its owner.
-        people = record_people(service.schema, record, today=self._today())
+        # UTC's date: nobody comes of age before their birthday anywhere in Indonesia.
+        people = record_people(service.schema, record, today=datetime.now(UTC).date())
         trail.co_subject_refs = co_subject_refs(
             people.subjects, filed_under=trail.subject_ref, secret=self._subject_secret
         )

@@ -30,7 +30,7 @@ from audit.errors import CheckpointInvalid
 from audit.export import _Header, iter_export, leaf_of_document, verify_export
 from audit.notes import Checkpoint, open_checkpoint
 from audit.records import GENESIS_CHAIN_HASH, hash_chain, hash_leaf, seal
-from audit.store import COLUMNS, iter_raw_tuples, iter_rows, record_row
+from audit.store import COLUMNS, iter_raw_tuples, iter_rows, read_records, record_row
 from audit.verify import (
     OUT_OF_ORDER,
     RECORD_CHANGED,
@@ -310,6 +310,26 @@ class TestMalformedRowsInTheDatabase:
         assert len(lines) == 13  # the header and every record, the changed one as stored
         report = verify_export(lines, checkpoint_note=checkpoint.note, public_key=KEY.public_key())
         assert (report.first_bad_seq, report.problem) == (7, RECORD_CHANGED)
+
+    def test_a_blob_before_the_range_or_in_the_tree_fails_the_export_not_the_exporter(
+        self, installed: Engine
+    ) -> None:
+        append_now(installed, [make_entry(i) for i in range(12)])
+        checkpoint = sign_now(installed, origin=ORIGIN, kid="k-1", key=KEY)
+        previous = next(r for r in read_records(installed) if r.seq == 6).chain_hash
+        drop_triggers(installed)
+        with raw_sqlite(installed) as conn:
+            conn.execute("UPDATE audit_records SET chain_hash = X'00ff' WHERE seq = 6")
+            conn.execute("UPDATE audit_tree SET hash = 'not a hash'")
+        lines = list(iter_export(installed, checkpoint, first_seq=7))
+        assert len(lines) == 7
+        with pytest.raises(CheckpointInvalid, match="header is malformed"):
+            verify_export(lines, checkpoint_note=checkpoint.note, public_key=KEY.public_key())
+        with raw_sqlite(installed) as conn:  # the tree's text alone: a root nobody signed
+            conn.execute("UPDATE audit_records SET chain_hash = ? WHERE seq = 6", (previous,))
+        lines = list(iter_export(installed, checkpoint, first_seq=7))
+        report = verify_export(lines, checkpoint_note=checkpoint.note, public_key=KEY.public_key())
+        assert not report.ok
 
     @pytest.mark.parametrize("page_size", [5, 1000])
     def test_text_that_is_not_utf8_is_changed_both_ways(

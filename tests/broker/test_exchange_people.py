@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import pytest
 
 from audit.subjects import subject_ref
@@ -37,6 +40,10 @@ class TestCoSubjectRefs:
 
     def test_up_to_the_limit(self) -> None:
         assert len(others(NIKS[:MAX_RECORD_PEOPLE], NIKS[0])) == MAX_RECORD_PEOPLE - 1
+
+    def test_the_limit_is_the_family_cards_contract(self) -> None:
+        schema = json.loads((resources.files("schemas") / "json" / "kk.response.json").read_text())
+        assert schema["properties"]["anggota"]["maxItems"] == MAX_RECORD_PEOPLE
 
     def test_past_the_limit_the_answer_is_refused(self) -> None:
         with pytest.raises(ResponseInvalid, match=f"more than {MAX_RECORD_PEOPLE} people"):

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from adapters._vocabulary import HUBUNGAN_KELUARGA
+from consent import people as people_module
 from consent.people import ADULT_AGE, RecordPeople, is_adult, record_people
 
 TODAY = date(2026, 12, 7)
@@ -121,6 +122,9 @@ class TestRecordPeople:
     def test_kk_an_adult_of_the_family_may(self, relation: str) -> None:
         record = kk(member(FATHER, ADULT_BORN, relation=relation))
         assert record_people("kk", record, today=TODAY).may_consent == (FATHER,)
+
+    def test_those_outside_the_family_are_the_vocabularys(self) -> None:
+        assert {"PEMBANTU", "LAINNYA"} == people_module._NOT_FAMILY <= HUBUNGAN_KELUARGA
 
     def test_no_nik_in_its_repr(self) -> None:
         people = record_people("kk", kk(member(FATHER, ADULT_BORN)), today=TODAY)

@@ -218,6 +218,17 @@ class TestResponseDenials:
         with pytest.raises(ResponseInvalid, match=message):
             schema_set.validate_response(code, _with(RECORDS[code](), path, value))
 
+    def test_a_family_card_of_more_than_64(self, schema_set: SchemaSet) -> None:
+        record = kk_record()
+        first = record["anggota"][0]
+        record["anggota"] = [
+            dict(first, nik=f"{first['nik'][:12]}{serial:04d}") for serial in range(1, 66)
+        ]
+        with pytest.raises(ResponseInvalid, match=r"\$\.anggota: must have at most 64 items"):
+            schema_set.validate_response("kk", record)
+        record["anggota"].pop()
+        schema_set.validate_response("kk", record)
+
     @pytest.mark.parametrize("body", [None, [], "record", 1])
     def test_not_an_object(self, schema_set: SchemaSet, body: object) -> None:
         with pytest.raises(ResponseInvalid, match=r"\$: must be of type object"):
