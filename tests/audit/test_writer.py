@@ -654,6 +654,22 @@ class TestCommitAll:
                 await log.commit_all([make_entry(i) for i in range(3)])
         assert list(read_records(installed)) == []
 
+    async def test_stamps_that_do_not_match_fail_every_waiter_closed(
+        self, installed: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real = writer_module._write_batch
+
+        def one_short(*args: Any) -> Any:
+            stamps, edge = real(*args)
+            return stamps[:-1], edge
+
+        monkeypatch.setattr(writer_module, "_write_batch", one_short)
+        async with AuditLog(installed) as log:
+            group = log.commit_all([make_entry(0), make_entry(1)])
+            single = log.commit(make_entry(2))
+            outcomes = await asyncio.gather(group, single, return_exceptions=True)
+        assert [type(outcome) for outcome in outcomes] == [AuditUnavailable] * 2
+
     async def test_nothing_to_write(self, installed: Engine) -> None:
         async with AuditLog(installed) as log:
             assert await (await parked(log)).commit_all([], alone=True) == []
