@@ -59,7 +59,6 @@ _Checked = tuple[Service, dict[str, Any], ConsentClaims, tuple[str, ...], Consen
 
 _log = get_logger("simpul.exchange")
 
-
 _JSON = "application/json"
 _PROBLEM = "application/problem+json"
 
