@@ -172,7 +172,8 @@ class AuditLog:
         # A plain deque and one wake-up future for the writer: asyncio.Queue's bookkeeping
         # (unfinished-task counts, getter and putter lists) cost more per append than it did.
         self._queue: deque[_Pending | _IndexNow | None] = deque()
-        self._wakeup: asyncio.Future[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # set while parked with nothing queued
+        self._more: asyncio.Future[None] | None = None  # set while waiting for a fuller batch
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_write = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -339,9 +340,33 @@ class AuditLog:
 
     def _put(self, item: _Pending | _IndexNow | None) -> None:
         self._queue.append(item)
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        _settle(self._wakeup)
+        _settle(self._more)
+
+    def _batch_ready(self, wanted: int) -> bool:
+        """Whether waiting for more is pointless: the queue holds at least ``wanted`` records
+        (a group counts each of its entries), or the stop. Counted only until it is known."""
+        queued = 0
+        for item in self._queue:
+            if queued >= wanted or item is None:
+                return True
+            if isinstance(item, _Pending):
+                queued += len(item.entries)
+        return queued >= wanted
+
+    async def _wait_for_more(self, until: float, wanted: int) -> None:
+        """Wait until the loop's time ``until`` for ``wanted`` more records, or the stop."""
+        loop = asyncio.get_running_loop()
+        # The clock first: with no delay (the broker's) the queue is never counted.
+        while (left := until - loop.time()) > 0 and not self._batch_ready(wanted):
+            # Not self._wakeup: the writer holds entries, so it is not idle (see _idle).
+            self._more = more = loop.create_future()
+            timer = loop.call_later(left, _settle, more)
+            try:
+                await more
+            finally:
+                timer.cancel()
+                self._more = None
 
     async def _take(self) -> _Pending | _IndexNow | None:
         while not self._queue:
@@ -377,9 +402,9 @@ class AuditLog:
                     continue
                 batch = [first]
                 records = len(first.entries)
-                wait = first.arrived + self._max_delay - asyncio.get_running_loop().time()
-                if wait > 0 and len(self._queue) < self._max_batch - records:
-                    await asyncio.sleep(wait)
+                await self._wait_for_more(
+                    first.arrived + self._max_delay, self._max_batch - records
+                )
                 while records < self._max_batch and self._queue:
                     item = self._queue.popleft()
                     if item is None:
@@ -492,3 +517,9 @@ def _fail(future: asyncio.Future[list[Stamp]], cause: BaseException | None) -> N
     error = AuditUnavailable(_FAILED if cause is not None else _NOT_RUNNING)
     error.__cause__ = cause
     future.set_exception(error)
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    """Wake whoever awaits ``future`` (if anyone still does)."""
+    if future is not None and not future.done():
+        future.set_result(None)
