@@ -1,9 +1,9 @@
 """Appending to the log: group commit, so concurrent exchanges share one durable transaction.
 
-Every batch runs the same steps whoever calls it: take the write lock, read the tail inside
-it, number the records from the tail on, hash and chain them, insert them in one statement,
-commit. Nothing about the tail is kept in memory, so several writers (threads, processes,
-broker nodes) can share one database, and a writer recovers from a failed batch by itself.
+:class:`AuditLog` queues what callers append and writes it in batches on a thread of its
+own; each batch runs the steps of :mod:`audit._append` (the write lock, the tail read inside
+it, numbering, hashing and chaining, one insert, the commit), which the synchronous
+:func:`append_now` runs too.
 """
 
 from __future__ import annotations
@@ -16,22 +16,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-from audit._bulk import insert_rows
-from audit._lock import LockBusy, open_unwaiting, try_write_transaction, write_transaction
+from audit._append import FAILED, append_in, append_now, checkpoint_wal, index_pending, write_batch
+from audit._lock import LockBusy, open_unwaiting, try_write_transaction
 from audit.errors import AuditUnavailable
-from audit.lookup import INDEX_EVERY, index_pending_in, indexed_through_in
 from audit.merkle import CompactRange
-from audit.records import GENESIS_CHAIN_HASH, AuditEntry, AuditRecord, format_time
-from audit.sealing import Stamp, record_of, seal_batch
-from audit.store import COLUMNS, tail_in
-from audit.tree import extend_in
+from audit.records import AuditEntry, AuditRecord
+from audit.sealing import Stamp, record_of
 
 __all__ = ["AuditLog", "append_now", "index_pending"]
 
@@ -39,70 +35,7 @@ _log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _WAL_CHECKPOINT_EVERY = 0.1  # seconds
-_FAILED = "the audit record could not be written"
 _NOT_RUNNING = "the audit writer is not running"
-
-
-def append_now(engine: Engine, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-    """Append ``entries`` in one transaction and return their records once committed.
-
-    The synchronous path for the CLI and tests; :class:`AuditLog` batches through the same
-    code. Raises :class:`AuditUnavailable` (chained to the cause) if nothing could be written.
-    """
-    try:
-        stamps, _ = _write_batch(engine, entries)
-    except Exception as exc:
-        raise AuditUnavailable(_FAILED) from exc
-    return [record_of(entry, stamp) for entry, stamp in zip(entries, stamps, strict=True)]
-
-
-def _write_batch(
-    engine: Engine, entries: Sequence[AuditEntry], edge: CompactRange | None = None
-) -> tuple[list[Stamp], CompactRange | None]:
-    """Append ``entries`` in one transaction under the write lock; their stamps once committed.
-
-    Also returns the tree's new right edge, for the next batch to pass as ``edge``: if no
-    other writer appended in between (the tail read under the lock says so), that batch need
-    not read the edge back from the stored nodes (see :func:`audit.tree.extend_in`).
-    """
-    if not entries:
-        return [], edge
-    with write_transaction(engine) as conn:
-        stamps, edge, _ = _append_in(conn, entries, edge, index=True)
-    return stamps, edge
-
-
-def _append_in(
-    conn: Connection, entries: Sequence[AuditEntry], edge: CompactRange | None, *, index: bool
-) -> tuple[list[Stamp], CompactRange | None, bool]:
-    """:func:`_write_batch`'s statements, in ``conn``'s transaction under the write lock.
-
-    ``index=False`` leaves a due indexing pass (see below) to the caller, and says so in the
-    last value returned.
-    """
-    last = tail_in(conn)
-    seq, previous = last if last is not None else (0, GENESIS_CHAIN_HASH)
-    stamps, rows, leaves = seal_batch(
-        entries,
-        first_seq=seq + 1,
-        time=format_time(datetime.now(UTC)),
-        previous_chain_hash=previous,
-    )
-    insert_rows(conn, "audit_records", COLUMNS, rows)
-    # The tree grows in the same transaction: a committed record is always a leaf.
-    edge = extend_in(conn, seq, leaves, edge=edge)
-    # Lookups are indexed in bulk (see audit.lookup); queries scan the few records after.
-    index_due = seq + len(entries) - indexed_through_in(conn) >= INDEX_EVERY
-    if index_due and index:
-        index_pending_in(conn)
-        index_due = False
-    return stamps, edge, index_due
-
-
-def index_pending(engine: Engine) -> int:
-    """Index every record the lookup table does not cover yet; return how many."""
-    with write_transaction(engine) as conn:
-        return index_pending_in(conn)
 
 
 class _IndexNow:
@@ -181,7 +114,7 @@ class AuditLog:
         self._batches_written = 0
         self._records_written = 0
         self._written_inline = 0
-        # The tree's right edge after this writer's last committed batch (see _write_batch).
+        # The tree's right edge after this writer's last committed batch (see write_batch).
         self._edge: CompactRange | None = None
         # Batches and indexing passes run one at a time, so on one thread of the writer's own
         # (made by start, ended by stop), not on the loop's shared pool: that pool grew to a
@@ -304,13 +237,13 @@ class AuditLog:
             if own is None:
                 return None
             with try_write_transaction(own) as conn:
-                stamps, edge, index_due = _append_in(conn, entries, self._edge, index=False)
+                stamps, edge, index_due = append_in(conn, entries, self._edge, index=False)
         except LockBusy:
             return None
         except Exception as exc:
             self._edge = None  # as in _write: nothing is assumed about a failure
             self._close_own()  # a connection that failed is not used again: the queue is
-            raise AuditUnavailable(_FAILED) from exc
+            raise AuditUnavailable(FAILED) from exc
         self._edge = edge
         self._written_inline += len(stamps)
         self._note_written(len(stamps))
@@ -465,7 +398,7 @@ class AuditLog:
         entries = [entry for pending in batch for entry in pending.entries]
         try:
             stamps, self._edge = await self._on_thread(
-                _write_batch, self._engine, entries, self._edge
+                write_batch, self._engine, entries, self._edge
             )
             if len(stamps) != len(entries):  # never: each waiter must get its own stamps
                 raise RuntimeError(f"{len(stamps)} stamps for {len(entries)} entries")
@@ -498,23 +431,15 @@ class AuditLog:
             return
         self._wal_checkpointed_at = now
         self._wal_checkpoint = asyncio.create_task(
-            asyncio.to_thread(_checkpoint_wal, self._engine), name="audit-wal-checkpoint"
+            asyncio.to_thread(checkpoint_wal, self._engine), name="audit-wal-checkpoint"
         )
-
-
-def _checkpoint_wal(engine: Engine) -> None:
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-    except Exception:  # noqa: BLE001 - an optimisation: SQLite's auto-checkpoint still runs
-        _log.warning("checkpointing the audit WAL failed", exc_info=True)
 
 
 def _fail(future: asyncio.Future[list[Stamp]], cause: BaseException | None) -> None:
     if future.done():
         return
     # One exception per waiter: a shared instance would collect every waiter's traceback.
-    error = AuditUnavailable(_FAILED if cause is not None else _NOT_RUNNING)
+    error = AuditUnavailable(FAILED if cause is not None else _NOT_RUNNING)
     error.__cause__ = cause
     future.set_exception(error)
 

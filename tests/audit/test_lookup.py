@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, insert, select, text
 from audit import AuditLog
 from audit import lookup as lookup_module
 from audit import writer as writer_module
+from audit._append import append_now, index_pending, write_batch
 from audit.lookup import (
     BUCKET_BITS,
     INDEX_EVERY,
@@ -23,7 +24,6 @@ from audit.query import RecordFilter, find_records, records_for_subject
 from audit.records import GENESIS_CHAIN_HASH, seal
 from audit.store import audit_lookup, audit_records, record_values
 from audit.tree import backfill_in
-from audit.writer import _write_batch, append_now, index_pending
 from broker import migrate
 from tests.audit._factories import make_entry
 
@@ -63,9 +63,9 @@ class TestIndexing:
         assert index_pending(installed) == 0
 
     def test_the_writer_indexes_once_enough_records_wait(self, installed: Engine) -> None:
-        _write_batch(installed, [make_entry(i) for i in range(INDEX_EVERY - 1)])
+        write_batch(installed, [make_entry(i) for i in range(INDEX_EVERY - 1)])
         assert _watermark(installed) == 0
-        _write_batch(installed, [make_entry(INDEX_EVERY)])
+        write_batch(installed, [make_entry(INDEX_EVERY)])
         assert _watermark(installed) == INDEX_EVERY
 
     def test_missing_values_are_not_indexed(self, installed: Engine) -> None:

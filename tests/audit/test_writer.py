@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine
 
 from audit import merkle
 from audit import writer as writer_module
+from audit._append import checkpoint_wal
 from audit._lock import LockBusy, open_unwaiting, try_write_transaction
 from audit.errors import AuditUnavailable
 from audit.lookup import INDEX_EVERY, indexed_through_in
@@ -212,13 +213,13 @@ class TestGroupCommit:
     ) -> None:
         # Not on the loop's shared pool, which grew to a thread per job in flight.
         threads: list[threading.Thread] = []
-        real = writer_module._write_batch
+        real = writer_module.write_batch
 
         def noting_the_thread(*args: Any) -> Any:
             threads.append(threading.current_thread())
             return real(*args)
 
-        monkeypatch.setattr(writer_module, "_write_batch", noting_the_thread)
+        monkeypatch.setattr(writer_module, "write_batch", noting_the_thread)
         async with AuditLog(installed, max_batch=10) as log:
             await asyncio.gather(*(log.append(make_entry(i)) for i in range(100)))
             await log.append(make_entry(100))
@@ -379,7 +380,7 @@ class TestWalCheckpoint:
             time.sleep(0.1)  # still running when stop() is called
             calls.append(engine)
 
-        monkeypatch.setattr(writer_module, "_checkpoint_wal", held_checkpoint)
+        monkeypatch.setattr(writer_module, "checkpoint_wal", held_checkpoint)
         async with AuditLog(installed, max_delay=0.0) as log:
             for round_ in range(3):  # three batches, while the first checkpoint still runs
                 await asyncio.gather(*(log.append(make_entry(round_ * 10 + i)) for i in range(10)))
@@ -392,14 +393,14 @@ class TestWalCheckpoint:
         append_now(installed, [make_entry(i) for i in range(200)])
         database = Path(database_path(installed))
         before = database.stat().st_size
-        writer_module._checkpoint_wal(installed)
+        checkpoint_wal(installed)
         assert database.stat().st_size > before
 
     def test_a_failed_checkpoint_is_only_a_warning(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         nowhere = sqlite_engine(str(tmp_path / "missing" / "audit.db"))
-        writer_module._checkpoint_wal(nowhere)
+        checkpoint_wal(nowhere)
         assert "checkpointing the audit WAL failed" in caplog.text
 
 
@@ -436,13 +437,13 @@ class TestAlone:
         self, installed: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         threads: list[threading.Thread] = []
-        real = writer_module._append_in
+        real = writer_module.append_in
 
         def spy(*args: Any, **kwargs: Any) -> Any:
             threads.append(threading.current_thread())
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(writer_module, "_append_in", spy)
+        monkeypatch.setattr(writer_module, "append_in", spy)
         async with AuditLog(installed) as log:
             stamps = [await (await parked(log)).commit(make_entry(i), alone=True) for i in range(3)]
             assert (log.written_inline, log.batches_written, log.records_written) == (3, 3, 3)
@@ -674,13 +675,13 @@ class TestCommitAll:
     async def test_stamps_that_do_not_match_fail_every_waiter_closed(
         self, installed: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        real = writer_module._write_batch
+        real = writer_module.write_batch
 
         def one_short(*args: Any) -> Any:
             stamps, edge = real(*args)
             return stamps[:-1], edge
 
-        monkeypatch.setattr(writer_module, "_write_batch", one_short)
+        monkeypatch.setattr(writer_module, "write_batch", one_short)
         async with AuditLog(installed) as log:
             group = log.commit_all([make_entry(0), make_entry(1)])
             single = log.commit(make_entry(2))
