@@ -290,7 +290,7 @@ class AuditLog:
     async def _wait_for_more(self, until: float, wanted: int) -> None:
         """Wait until the loop's time ``until`` for ``wanted`` more records, or the stop."""
         loop = asyncio.get_running_loop()
-        # The clock first: with no delay (the broker's) the queue is never counted.
+        # The clock first: once the delay is past, the queue is not counted.
         while (left := until - loop.time()) > 0 and not self._batch_ready(wanted):
             # Not self._wakeup: the writer holds entries, so it is not idle (see _idle).
             self._more = more = loop.create_future()
@@ -335,9 +335,10 @@ class AuditLog:
                     continue
                 batch = [first]
                 records = len(first.entries)
-                await self._wait_for_more(
-                    first.arrived + self._max_delay, self._max_batch - records
-                )
+                if self._max_delay:  # the broker runs with none: no coroutine per batch
+                    await self._wait_for_more(
+                        first.arrived + self._max_delay, self._max_batch - records
+                    )
                 while records < self._max_batch and self._queue:
                     item = self._queue.popleft()
                     if item is None:
