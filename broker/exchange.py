@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,13 +15,22 @@ import orjson
 from audit import AuditEntry, AuditLog, subject_ref
 from audit.errors import AuditUnavailable
 from audit.subjects import body_ref, body_ref_key
+from broker._trail import (
+    CO_SUBJECT_EVENT,
+    MAX_RECORD_PEOPLE,
+    Trail,
+    co_subject_refs,
+    request_hash_or_none,
+    short,
+    storable,
+)
 from broker.auth import Caller, RequestAuthenticator, claimed_headers, header
 from broker.context import Adapters
 from broker.errors import BadRequest
 from broker.logs import get_logger
 from broker.problems import InternalError, Problem, problem_body
 from broker.registry import Registry, Service
-from broker.signatures import request_components, request_hash, sign_response
+from broker.signatures import request_components, sign_response
 from broker.stages import StageClock
 from consent import (
     ConsentClaims,
@@ -34,7 +42,6 @@ from consent import (
 from consent.models import Consent
 from consent.people import record_people
 from schemas import SchemaSet
-from schemas.errors import ResponseInvalid
 
 __all__ = [
     "CO_SUBJECT_EVENT",
@@ -44,14 +51,6 @@ __all__ = [
     "ExchangeService",
     "co_subject_refs",
 ]
-
-#: The most people one record may name (a KK's members): each gets the exchange in their
-#: access log, an audit record apiece, so an answer naming more is refused as implausible.
-MAX_RECORD_PEOPLE = 64
-
-#: The event of the record filed under each other person a released record names (a KK's
-#: other members, a birth certificate's child or parents): the same exchange, in their log.
-CO_SUBJECT_EVENT = "exchange.co_subject"
 
 #: What steps 2-4 establish: the service, the query, the claims, the fields to release, and
 #: the consent as the store holds it.
@@ -81,24 +80,6 @@ class ExchangeResponse:
     status: int
     headers: dict[str, str]
     body: bytes
-
-
-@dataclass(slots=True)
-class _Trail:
-    """What the audit record will say; filled in as each step passes."""
-
-    xroad_id: str
-    client: str
-    service: str
-    officer: str | None
-    issue: str | None
-    purpose: str | None = None
-    consent_id: str | None = None
-    subject_ref: str | None = None
-    co_subject_refs: tuple[str, ...] = ()  # the others the fetched record names
-    released: tuple[str, ...] = field(default_factory=tuple)
-    request_hash: str | None = None
-    timed: bool = False  # this exchange's stages are timed (see broker.stages)
 
 
 class ExchangeService:
@@ -147,12 +128,12 @@ class ExchangeService:
     async def _handle(self, request: ExchangeRequest) -> ExchangeResponse:
         started = time.perf_counter()
         client, xroad_id = claimed_headers(request.headers)
-        trail = _Trail(
+        trail = Trail(
             xroad_id=xroad_id,
             client=client,
-            service=_storable(request.service_id)[:255],
-            officer=_short(header(request.headers, "x-road-userid")),
-            issue=_short(header(request.headers, "x-road-issue")),
+            service=storable(request.service_id)[:255],
+            officer=short(header(request.headers, "x-road-userid")),
+            issue=short(header(request.headers, "x-road-issue")),
             timed=self._stages.sample(),
         )
         problem: Problem | None = None
@@ -170,7 +151,7 @@ class ExchangeService:
             body = problem_body(problem, instance=xroad_id or None)
             trail.released = ()
         # A verified signature already gave the hash; only a refused request computes it here.
-        req_hash = trail.request_hash or _request_hash_or_none(request)
+        req_hash = trail.request_hash or request_hash_or_none(request)
 
         entry = AuditEntry(
             event="exchange",
@@ -249,7 +230,7 @@ class ExchangeService:
         return ExchangeResponse(status=status, headers=signed, body=body)
 
     def _check(
-        self, request: ExchangeRequest, trail: _Trail, caller: Caller, mark: int
+        self, request: ExchangeRequest, trail: Trail, caller: Caller, mark: int
     ) -> tuple[_Checked, int]:
         """Steps 2-4: access right, consent token, request schema, consent policy, live status.
 
@@ -297,7 +278,7 @@ class ExchangeService:
         mark = self._stages.lap("consent", mark)
         return (service, query, claims, released, consent), mark
 
-    async def _run(self, request: ExchangeRequest, trail: _Trail) -> bytes:
+    async def _run(self, request: ExchangeRequest, trail: Trail) -> bytes:
         # 1. Who is calling, with a registered key, never twice.
         # Without a Consent-Token header there is nothing to cover; the consent step then
         # refuses with consent-missing rather than a confusing signature error. The officer,
@@ -331,7 +312,7 @@ class ExchangeService:
     async def _recorded(
         self,
         request: ExchangeRequest,
-        trail: _Trail,
+        trail: Trail,
         caller: Caller,
         recording: asyncio.Future[bool],
         mark: int,
@@ -379,31 +360,6 @@ class ExchangeService:
         return body
 
 
-def co_subject_refs(
-    niks: Sequence[str], *, filed_under: str | None, secret: bytes
-) -> tuple[str, ...]:
-    """The subject references of the people ``niks`` names but the one an exchange is filed
-    under (``filed_under``, a reference too), in order.
-
-    Raises :class:`ResponseInvalid` past :data:`MAX_RECORD_PEOPLE`: no family card or birth
-    certificate names so many, and each of them costs an audit record.
-    """
-    if len(niks) > MAX_RECORD_PEOPLE:
-        raise ResponseInvalid(f"the record names more than {MAX_RECORD_PEOPLE} people")
-    refs = (subject_ref(nik, secret) for nik in niks)
-    return tuple(ref for ref in refs if ref != filed_under)
-
-
-def _request_hash_or_none(request: ExchangeRequest) -> str | None:
-    """The hash that binds the answer to the request; None when the request is not even signed."""
-    try:
-        return request_hash(
-            method=request.method, url=request.url, headers=request.headers, body=request.body
-        )
-    except Exception:  # noqa: BLE001 - an unsigned request is refused later, and still audited
-        return None
-
-
 def _compact_json(record: dict[str, Any]) -> bytes:
     """``record`` as compact UTF-8 JSON. orjson writes a schema-valid record (strings,
     integers, null, objects, arrays) byte for byte as ``json.dumps(ensure_ascii=False)``
@@ -433,18 +389,3 @@ def _json_object(body: bytes) -> dict[str, Any]:
         except UnicodeEncodeError as exc:
             raise BadRequest("the body holds a lone surrogate (\\u escape): not Unicode") from exc
     return value
-
-
-def _short(value: str | None) -> str | None:
-    return _storable(value)[:255] if value else None
-
-
-#: C0 control characters, NUL above all: PostgreSQL holds no NUL in text, and one in a
-#: record would fail its whole group-committed batch (every exchange in it a 503).
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _storable(value: str) -> str:
-    """``value`` (unverified: a path, a header) with control characters as U+FFFD, for the
-    audit record of a request that may be refused for them."""
-    return value if value.isprintable() else _CONTROLS.sub("\ufffd", value)
