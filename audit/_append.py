@@ -26,6 +26,7 @@ from audit.tree import extend_in
 
 __all__ = ["FAILED", "append_in", "append_now", "checkpoint_wal", "index_pending", "write_batch"]
 
+# The writer's name, as before these steps had a module of their own: logging set-ups name it.
 _log = logging.getLogger("audit.writer")
 
 #: What a caller is told when its records could not be written (the cause is chained).

@@ -78,6 +78,8 @@ def request_hash_or_none(request: ExchangeRequest) -> str | None:
 
 
 def short(value: str | None) -> str | None:
+    """``value`` made :func:`storable` and cut to 255 characters (a column's width); None for
+    none or empty."""
     return storable(value)[:255] if value else None
 
 

@@ -424,6 +424,14 @@ async def parked(log: AuditLog) -> AuditLog:
     return log
 
 
+async def waiting_for_more(log: AuditLog) -> None:
+    """Once ``log``'s writer holds entries and waits (``max_delay``) for more to join them."""
+    deadline = time.monotonic() + 10
+    while log._more is None:
+        assert time.monotonic() < deadline, "the writer never came to wait for more"
+        await asyncio.sleep(0.001)
+
+
 def indexed_through(engine: Engine) -> int:
     with engine.connect() as conn:
         return indexed_through_in(conn)
@@ -647,19 +655,37 @@ class TestCommitAll:
     async def test_a_batch_already_full_with_a_group_does_not_wait(self, installed: Engine) -> None:
         # One entry taken, and a group of three queued behind it: the batch of four is full, so
         # the writer must not wait out max_delay for more (it once counted the group as one).
-        async with AuditLog(installed, max_batch=4, max_delay=30) as log:
+        async with AuditLog(installed, max_batch=4, max_delay=10) as log:
             single = asyncio.create_task(log.commit(make_entry(0)))
             group = asyncio.create_task(log.commit_all([make_entry(i) for i in range(1, 4)]))
-            await asyncio.wait_for(asyncio.gather(single, group), timeout=10)
+            await asyncio.wait_for(asyncio.gather(single, group), timeout=3)
             assert (log.batches_written, log.records_written) == (1, 4)
 
     async def test_a_queued_stop_is_not_waited_for(self, installed: Engine) -> None:
-        log = AuditLog(installed, max_delay=30)
+        log = AuditLog(installed, max_delay=10)
         await log.start()
         entry = asyncio.create_task(log.commit(make_entry(0)))
         await asyncio.sleep(0)  # the entry is queued
-        await asyncio.wait_for(log.stop(), timeout=10)  # the stop queued behind it
+        await asyncio.wait_for(log.stop(), timeout=3)  # the stop queued behind it
         assert entry.result().seq == 1
+
+    async def test_a_stop_during_the_wait_ends_it(self, installed: Engine) -> None:
+        log = AuditLog(installed, max_delay=10)
+        await log.start()
+        entry = asyncio.create_task(log.commit(make_entry(0)))
+        await waiting_for_more(log)
+        await asyncio.wait_for(log.stop(), timeout=3)
+        assert entry.result().seq == 1
+
+    async def test_a_group_that_fills_the_batch_during_the_wait_ends_it(
+        self, installed: Engine
+    ) -> None:
+        async with AuditLog(installed, max_batch=4, max_delay=10) as log:
+            single = asyncio.create_task(log.commit(make_entry(0)))
+            await waiting_for_more(log)
+            group = log.commit_all([make_entry(i) for i in range(1, 4)])
+            await asyncio.wait_for(asyncio.gather(single, group), timeout=3)
+            assert (log.batches_written, log.records_written) == (1, 4)
 
     async def test_a_group_that_fails_in_part_writes_none_of_it(self, installed: Engine) -> None:
         with raw_sqlite(installed) as conn:
