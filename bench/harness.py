@@ -20,6 +20,7 @@ from adapters.sandbox import generate
 from adapters.sandbox.dukcapil import CALL_NIK_PATH
 from bench._world import BenchWorld, ProcessGroup, obtain_consent
 from bench.floors import FloorInputs, measure_floors
+from bench.report import WRITER_THREADS
 from broker._supervise import can_pin
 from broker.keys import load_private_jwk
 from broker.sandbox_env import KTP, PERMIT_OFFICE
@@ -121,6 +122,28 @@ def _stage_totals(directory: Path) -> tuple[int, dict[str, int]]:
     return exchanges, totals
 
 
+def _writer_threads_cpu(directory: Path) -> dict[str, float]:
+    """CPU seconds so far of the writers' own threads in every worker, by the report's label.
+
+    Each worker names its threads by system id in its stage totals (see
+    :mod:`broker.stages`); the system gives each thread's CPU. A worker gone counts nothing.
+    """
+    totals = dict.fromkeys(WRITER_THREADS.values(), 0.0)
+    for path in directory.glob("stages-*.json"):
+        data = json.loads(path.read_text())
+        names: dict[str, str] = data.get("threads", {})
+        try:
+            threads = psutil.Process(data["pid"]).threads()
+        except psutil.Error:
+            continue
+        for thread in threads:
+            name = names.get(str(thread.id), "")
+            for prefix, label in WRITER_THREADS.items():
+                if name.startswith(prefix):
+                    totals[label] += thread.user_time + thread.system_time
+    return totals
+
+
 def _drive(
     spec: dict[str, Any],
     group: ProcessGroup,
@@ -143,6 +166,7 @@ def _drive(
     generator = ProcessGroup(proc.pid)
     results: list[dict[str, Any]] = []
     cpu0, own0, stages0 = 0.0, 0.0, (0, dict.fromkeys(STAGES, 0))
+    threads0: dict[str, float] = {}
     rss: _RssPeak | None = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -150,11 +174,13 @@ def _drive(
             progress.phase(f"{label} c={event['concurrency']}{note}")
             if stages_dir is not None:
                 stages0 = _stage_totals(stages_dir)
+                threads0 = _writer_threads_cpu(stages_dir)
             cpu0, own0 = group.cpu_seconds(), generator.cpu_seconds()
             rss = _RssPeak(group).__enter__()
             continue
         cpu = group.cpu_seconds() - cpu0
         own = generator.cpu_seconds() - own0
+        threads = _writer_threads_cpu(stages_dir) if stages_dir is not None else {}
         assert rss is not None
         rss.__exit__()
         result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
@@ -166,6 +192,11 @@ def _drive(
         result["cpu_us_per_request"] = cpu / requests * 1e6 if requests else 0
         # The load generator's own CPU: it shares the machine with what it measures.
         result["loadgen_cpu_us_per_request"] = own / requests * 1e6 if requests else 0
+        if threads and requests:
+            result["thread_us"] = {
+                label: (seconds - threads0.get(label, 0.0)) / requests * 1e6
+                for label, seconds in threads.items()
+            }
         if stages_dir is not None:
             time.sleep(0.6)  # the workers write their totals four times a second
             count1, totals1 = _stage_totals(stages_dir)

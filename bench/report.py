@@ -18,6 +18,14 @@ MAX_RSS_MB = 200.0
 # when one exchange is in flight.
 AWAITING = frozenset({"signature", "adapter", "audit"})
 
+#: The threads of a worker's own that the benchmark reads apart from the event loop's, by the
+#: name their pools give them, as the report names them: their batches' commits (the audit
+#: records', the replay ids') and syncs, at every concurrency.
+WRITER_THREADS = {
+    "simpul-audit-writer": "audit writer's thread",
+    "simpul-replay": "replay cache's thread",
+}
+
 
 def _by_concurrency(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {row["concurrency"]: row for row in rows}
@@ -135,7 +143,16 @@ def render(results: dict[str, Any], out: TextIO) -> None:
             for r in shown["broker"]
         )
         out.write(f"{name:<22}{floors[name]:>8.0f}{cells}\n")
-    rest = "".join(f"{r['cpu_us_per_request'] - _clean_stages(r):>8.0f}" for r in shown["broker"])
+    for label in WRITER_THREADS.values():
+        cells = "".join(
+            f"{r['thread_us'][label]:>8.0f}" if label in r.get("thread_us", {}) else f"{'-':>8}"
+            for r in shown["broker"]
+        )
+        out.write(f"{label:<22}{'-':>8}{cells}\n")
+    rest = "".join(
+        f"{r['cpu_us_per_request'] - _clean_stages(r) - sum(r.get('thread_us', {}).values()):>8.0f}"
+        for r in shown["broker"]
+    )
     out.write(f"{'http, framework, rest':<22}{serve:>8.0f}{rest}\n")
     total = "".join(f"{r['cpu_us_per_request']:>8.0f}" for r in shown["broker"])
     out.write(f"{'total':<22}{sum(floors.values()) + serve:>8.0f}{total}\n")
@@ -143,8 +160,9 @@ def render(results: dict[str, Any], out: TextIO) -> None:
         "  floor of 'http, framework, rest': the backend's own CPU per request, the least of "
         "the direct windows (a FastAPI app on uvicorn). Stages that await (signature with its "
         "replay commit, adapter, audit) are shown at c=1 only: under concurrency their thread "
-        "CPU includes other exchanges' work, so there they count under 'rest', as does the "
-        "audit writer's thread at every concurrency.\n"
+        "CPU includes other exchanges' work, so there they count under 'rest'. The audit "
+        "writer's and the replay cache's own threads (their batches' commits and syncs) are "
+        "read from the system at every concurrency.\n"
     )
     if rounds > 1:
         out.write("  RSS and errors in the table are the shown round's; the targets count all.\n")

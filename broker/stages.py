@@ -5,7 +5,8 @@ two marks. Stages that await (the adapter hop, the audit append) also count what
 exchanges the loop ran meanwhile, so under concurrency their share is an upper bound; the
 audit writer's own thread is not counted in any stage. Totals go to
 ``<directory>/stages-<pid>.json`` four times a second from a daemon thread, so a benchmark
-can read them from every worker process between runs.
+can read them from every worker process between runs, with the process's threads by system
+id and name, so that it can read the CPU of the writers' own threads from the system.
 
 Only one exchange in :data:`SAMPLE_EVERY` is timed, and the totals count only those: reading
 a thread's CPU clock is a system call, and a dozen of them on every exchange cost the broker
@@ -79,7 +80,18 @@ class StageClock:
         if self._path is None:
             return
         # dict() copies under the GIL: the loop thread may be adding a stage meanwhile.
-        body = {"pid": os.getpid(), "exchanges": self._exchanges, "cpu_ns": dict(self._totals)}
+        body = {
+            "pid": os.getpid(),
+            "exchanges": self._exchanges,
+            "cpu_ns": dict(self._totals),
+            # Which of the process's threads is which (the system knows them all as "python"),
+            # so the benchmark can read the audit writer's and the replay cache's CPU apart.
+            "threads": {
+                str(thread.native_id): thread.name
+                for thread in threading.enumerate()
+                if thread.native_id is not None
+            },
+        }
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(body))

@@ -122,6 +122,33 @@ class TestTargets:
         line = next(t for t in out.getvalue().splitlines() if "mapped from files" in t)
         assert "(MB): c=32 66 of 120;" in line
 
+    def test_the_writers_threads_have_rows_of_their_own_when_recorded(self) -> None:
+        results = _results(rate=1200.0)
+        out = io.StringIO()
+        render(results, out)
+        lines = out.getvalue().splitlines()
+        # A file from before they were recorded: dashes, and "rest" as it was.
+        assert next(t for t in lines if t.startswith("audit writer's thread")).split() == [
+            "audit",
+            "writer's",
+            "thread",
+            "-",
+            "-",
+            "-",
+        ]
+        assert next(t for t in lines if t.startswith("http, framework, rest")).endswith("470")
+        results["broker"][1]["thread_us"] = {
+            "audit writer's thread": 61.4,
+            "replay cache's thread": 38.2,
+        }
+        out = io.StringIO()
+        render(results, out)
+        lines = out.getvalue().splitlines()
+        assert next(t for t in lines if t.startswith("audit writer's thread")).endswith("-      61")
+        assert next(t for t in lines if t.startswith("replay cache's thread")).endswith("-      38")
+        # 480 us in all, 10 of them schema (the signature awaits at 32), 100 the two threads.
+        assert next(t for t in lines if t.startswith("http, framework, rest")).endswith("370")
+
     @pytest.mark.parametrize(
         ("pinned", "header"),
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +43,26 @@ class TestStageClock:
         assert data["exchanges"] == 1
         assert data["cpu_ns"]["schema"] >= 10_000_000
         assert 5_000_000 <= data["cpu_ns"]["signing"] < data["cpu_ns"]["schema"]
+
+    def test_totals_name_the_processs_threads_by_system_id(self, tmp_path: Path) -> None:
+        started, stop = threading.Event(), threading.Event()
+
+        def waiting() -> None:
+            started.set()
+            stop.wait()
+
+        helper = threading.Thread(target=waiting, name="simpul-replay_0")
+        helper.start()
+        started.wait()
+        try:
+            clock = StageClock(tmp_path / "stages")
+            clock.flush()
+        finally:
+            stop.set()
+            helper.join()
+        data = json.loads((tmp_path / "stages" / f"stages-{os.getpid()}.json").read_text())
+        assert data["threads"][str(helper.native_id)] == "simpul-replay_0"
+        assert data["threads"][str(threading.get_native_id())] == threading.current_thread().name
 
     def test_one_exchange_in_n_is_timed_and_only_those_count(self, tmp_path: Path) -> None:
         clock = StageClock(tmp_path / "stages", sample_every=3)
