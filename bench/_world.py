@@ -60,6 +60,13 @@ class ProcessGroup:
     def _members(self) -> list[psutil.Process]:
         return [self._root, *self._root.children(recursive=True)]
 
+    def pids(self) -> set[int]:
+        """The process ids of every member now."""
+        try:
+            return {proc.pid for proc in self._members()}
+        except psutil.NoSuchProcess:
+            return set()
+
     def cpu_seconds(self) -> float:
         """User plus system CPU of every member so far."""
         total = 0.0

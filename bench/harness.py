@@ -122,26 +122,52 @@ def _stage_totals(directory: Path) -> tuple[int, dict[str, int]]:
     return exchanges, totals
 
 
-def _writer_threads_cpu(directory: Path) -> dict[str, float]:
-    """CPU seconds so far of the writers' own threads in every worker, by the report's label.
+#: A writer's thread in a worker: (process id, the system's thread id).
+_ThreadKey = tuple[int, int]
+
+
+def _writer_threads(directory: Path, pids: set[int]) -> dict[_ThreadKey, tuple[str, float]]:
+    """The writers' own threads in the workers ``pids``: the report's label and CPU seconds so
+    far of each, by process and thread id.
 
     Each worker names its threads by system id in its stage totals (see
-    :mod:`broker.stages`); the system gives each thread's CPU. A worker gone counts nothing.
+    :mod:`broker.stages`), and the system gives each thread's CPU. A stage file of a process
+    not among ``pids`` (a run before, in a ``--data-dir`` used again) is passed over. Only on
+    Linux, where psutil's thread ids are the system's: elsewhere, none.
     """
-    totals = dict.fromkeys(WRITER_THREADS.values(), 0.0)
+    found: dict[_ThreadKey, tuple[str, float]] = {}
+    if not sys.platform.startswith("linux"):
+        return found
     for path in directory.glob("stages-*.json"):
         data = json.loads(path.read_text())
-        names: dict[str, str] = data.get("threads", {})
+        pid, names = data["pid"], data.get("threads", {})
+        if pid not in pids:
+            continue
         try:
-            threads = psutil.Process(data["pid"]).threads()
+            threads = psutil.Process(pid).threads()
         except psutil.Error:
             continue
         for thread in threads:
             name = names.get(str(thread.id), "")
             for prefix, label in WRITER_THREADS.items():
                 if name.startswith(prefix):
-                    totals[label] += thread.user_time + thread.system_time
-    return totals
+                    found[pid, thread.id] = (label, thread.user_time + thread.system_time)
+    return found
+
+
+def _writer_threads_us(
+    before: dict[_ThreadKey, tuple[str, float]],
+    after: dict[_ThreadKey, tuple[str, float]],
+    requests: int,
+) -> dict[str, float]:
+    """CPU µs per request of the writers' threads between two readings, by label: each thread
+    there at the end, from zero if it was not there at the start. A label no thread had is
+    left out (the report prints a dash), not given as zero."""
+    per_label: dict[str, float] = {}
+    for key, (label, seconds) in after.items():
+        start = before.get(key, (label, 0.0))[1]
+        per_label[label] = per_label.get(label, 0.0) + seconds - start
+    return {label: seconds / requests * 1e6 for label, seconds in per_label.items()}
 
 
 def _drive(
@@ -166,7 +192,7 @@ def _drive(
     generator = ProcessGroup(proc.pid)
     results: list[dict[str, Any]] = []
     cpu0, own0, stages0 = 0.0, 0.0, (0, dict.fromkeys(STAGES, 0))
-    threads0: dict[str, float] = {}
+    threads0: dict[_ThreadKey, tuple[str, float]] = {}
     rss: _RssPeak | None = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -174,13 +200,13 @@ def _drive(
             progress.phase(f"{label} c={event['concurrency']}{note}")
             if stages_dir is not None:
                 stages0 = _stage_totals(stages_dir)
-                threads0 = _writer_threads_cpu(stages_dir)
+                threads0 = _writer_threads(stages_dir, group.pids())
             cpu0, own0 = group.cpu_seconds(), generator.cpu_seconds()
             rss = _RssPeak(group).__enter__()
             continue
         cpu = group.cpu_seconds() - cpu0
         own = generator.cpu_seconds() - own0
-        threads = _writer_threads_cpu(stages_dir) if stages_dir is not None else {}
+        threads = _writer_threads(stages_dir, group.pids()) if stages_dir is not None else {}
         assert rss is not None
         rss.__exit__()
         result = {**event, "cpu_s": cpu, "peak_rss_mb": rss.peak / 2**20}
@@ -193,10 +219,7 @@ def _drive(
         # The load generator's own CPU: it shares the machine with what it measures.
         result["loadgen_cpu_us_per_request"] = own / requests * 1e6 if requests else 0
         if threads and requests:
-            result["thread_us"] = {
-                label: (seconds - threads0.get(label, 0.0)) / requests * 1e6
-                for label, seconds in threads.items()
-            }
+            result["thread_us"] = _writer_threads_us(threads0, threads, requests)
         if stages_dir is not None:
             time.sleep(0.6)  # the workers write their totals four times a second
             count1, totals1 = _stage_totals(stages_dir)
